@@ -1,0 +1,70 @@
+//! The command line.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nsvpn",
+    version,
+    about = "Give every VPN its own network namespace, and run programs inside one",
+    long_about = "nsvpn gives every VPN profile its own Linux network namespace: its tunnel, \
+                  routes and DNS are seen only by the programs you run inside it with \
+                  `nsvpn exec` or `nsvpn shell`. Several VPNs that claim the same subnet \
+                  run side by side, and the host's routes and /etc/resolv.conf stay as they are."
+)]
+pub struct Cli {
+    /// Directory of profiles (default: $NSVPN_PROFILES, else /etc/nsvpn/profiles)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub profiles: Option<PathBuf>,
+
+    /// More output on stderr (repeat for more)
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect; return once the tunnel carries traffic
+    Up {
+        profile: String,
+        /// Seconds to wait for the VPN's handshake
+        #[arg(long, default_value_t = 20, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Disconnect and remove every trace
+    Down {
+        profile: String,
+        /// End processes still running inside
+        #[arg(long)]
+        kill: bool,
+    },
+    /// Run a command inside, as the invoking user (brings the profile up first if it is down)
+    Exec {
+        profile: String,
+        /// The command and its arguments
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        command: Vec<OsString>,
+    },
+    /// The user's login shell inside
+    Shell { profile: String },
+    /// State, tunnel health, addresses, routes, DNS, processes inside
+    Status {
+        profile: Option<String>,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Known profiles and whether each is up
+    List,
+}

@@ -1,0 +1,77 @@
+//! `nsvpn exec <profile> [--] <cmd>...` and `nsvpn shell <profile>`: run a
+//! command inside the profile's namespace as the invoking user. nsvpn
+//! replaces itself with the command; the exit status is the command's, or
+//! 125/126/127 for nsvpn's own failures.
+
+use std::ffi::{CString, OsString};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::commands::up;
+use crate::exec::{self, ExecFailure, Plan, RealSys};
+use crate::names::{self, Names};
+use crate::netns;
+use crate::profile::Profile;
+use crate::user::{self, Target};
+
+/// What to run: a command line, or the user's login shell.
+pub enum What {
+    Command(Vec<OsString>),
+    Shell,
+}
+
+/// Never returns on success; the returned value is the exit status.
+pub fn run(dir: &Path, name: &str, what: What, opts: &up::Options) -> i32 {
+    let failure = match prepare_and_exec(dir, name, what, opts) {
+        Ok(f) => f,
+        Err(e) => ExecFailure::Setup(e),
+    };
+    eprintln!("nsvpn: {failure}");
+    failure.exit_code()
+}
+
+fn argv_for(what: What, target: &Target) -> Result<Vec<CString>> {
+    match what {
+        What::Command(args) => args
+            .iter()
+            .map(|a| {
+                CString::new(a.as_bytes()).map_err(|_| anyhow!("an argument contains a NUL byte"))
+            })
+            .collect(),
+        What::Shell => {
+            let shell = if target.shell.as_os_str().is_empty() {
+                Path::new("/bin/sh")
+            } else {
+                target.shell.as_path()
+            };
+            Ok(vec![CString::new(shell.as_os_str().as_bytes())?])
+        }
+    }
+}
+
+fn prepare_and_exec(dir: &Path, name: &str, what: What, opts: &up::Options) -> Result<ExecFailure> {
+    names::validate_profile_name(name)?;
+    // 1. Resolve the user first: NSS may need the host's sockets.
+    let target = user::invoking_user()?;
+    let is_shell = matches!(what, What::Shell);
+    let argv = argv_for(what, &target)?;
+    let names = Names::for_profile(name);
+    if !up::is_up(name) {
+        let profile = Profile::load(dir, name)?;
+        eprintln!("nsvpn: profile {name} is down; bringing it up");
+        up::up(&profile, opts)?;
+    }
+    let ns = netns::open(&names.netns).with_context(|| format!("profile {name} went down"))?;
+    let plan = Plan {
+        netns: &names.netns,
+        ns: ns.as_fd(),
+        binds: exec::binds_for(&names.netns),
+        env: exec::build_env(std::env::vars(), &target, name, is_shell),
+        target,
+        argv,
+    };
+    Ok(exec::run(&mut RealSys, &plan))
+}

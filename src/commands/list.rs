@@ -1,0 +1,100 @@
+//! `nsvpn list`: known profiles and whether each is up.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::commands::up::is_up;
+use crate::profile::{self, Profile};
+
+pub struct Row {
+    pub name: String,
+    pub kind: String,
+    pub state: String,
+    pub description: String,
+}
+
+pub fn rows(dir: &Path) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    for name in profile::list_names(dir)? {
+        let row = match Profile::load(dir, &name) {
+            Ok(p) => Row {
+                state: if is_up(&name) { "up" } else { "down" }.into(),
+                kind: p.vpn.kind().into(),
+                description: p.description.unwrap_or_default(),
+                name,
+            },
+            Err(e) => Row {
+                state: if is_up(&name) { "up" } else { "invalid" }.into(),
+                kind: "-".into(),
+                description: format!("{e:#}").lines().next().unwrap_or("").to_string(),
+                name,
+            },
+        };
+        out.push(row);
+    }
+    Ok(out)
+}
+
+pub fn render(rows: &[Row]) -> String {
+    if rows.is_empty() {
+        return "no profiles\n".into();
+    }
+    let w = rows
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(0)
+        .max("PROFILE".len());
+    let mut s = format!(
+        "{:w$}  {:11}  {:7}  DESCRIPTION\n",
+        "PROFILE", "KIND", "STATE"
+    );
+    for r in rows {
+        s.push_str(
+            format!(
+                "{:w$}  {:11}  {:7}  {}",
+                r.name, r.kind, r.state, r.description
+            )
+            .trim_end(),
+        );
+        s.push('\n');
+    }
+    s
+}
+
+pub fn run(dir: &Path) -> Result<()> {
+    print!("{}", render(&rows(dir)?));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        let rows = vec![
+            Row {
+                name: "acme".into(),
+                kind: "wireguard".into(),
+                state: "up".into(),
+                description: "ACME customer network".into(),
+            },
+            Row {
+                name: "corp-eu".into(),
+                kind: "openconnect".into(),
+                state: "down".into(),
+                description: String::new(),
+            },
+            Row {
+                name: "x".into(),
+                kind: "-".into(),
+                state: "invalid".into(),
+                description: "profile \"x\": field `vpn.kind`: ...".into(),
+            },
+        ];
+        insta::assert_snapshot!(render(&rows));
+        assert_eq!(render(&[]), "no profiles\n");
+    }
+}

@@ -1,0 +1,7 @@
+//! One file per command.
+
+pub mod down;
+pub mod exec;
+pub mod list;
+pub mod status;
+pub mod up;

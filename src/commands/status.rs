@@ -1,0 +1,478 @@
+//! `nsvpn status [<profile>] [--json]`: state, tunnel health, addresses,
+//! routes, DNS and the processes inside.
+
+use std::collections::BTreeMap;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::dnsfiles;
+use crate::names::{self, Names};
+use crate::netlink::Netlink;
+use crate::netns::{self, Process};
+use crate::profile::{self, Profile};
+use crate::state::State;
+use crate::util::{self, now_unix};
+use crate::wireguard::{Backend, Implementation, PeerStatus};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub profile: String,
+    /// "up", "down", or "broken" (traces exist but the tunnel is not working).
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub kind: Option<String>,
+    pub namespace: String,
+    pub interfaces: Interfaces,
+    pub veth: Option<VethReport>,
+    pub implementation: Option<Implementation>,
+    pub pid: Option<u32>,
+    pub since: Option<u64>,
+    pub addresses: Vec<AddressReport>,
+    pub routes: Vec<RouteReport>,
+    pub dns: Option<DnsReport>,
+    pub peers: Vec<PeerStatus>,
+    pub processes: Vec<Process>,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Interfaces {
+    pub host_veth: String,
+    pub namespace_veth: String,
+    pub tunnel: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VethReport {
+    pub subnet: String,
+    pub host: String,
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AddressReport {
+    pub interface: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteReport {
+    pub destination: String,
+    pub interface: Option<String>,
+    pub gateway: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsReport {
+    pub servers: Vec<String>,
+    pub search: Vec<String>,
+}
+
+fn base_report(name: &str, profile: Option<&Profile>) -> Report {
+    let n = Names::for_profile(name);
+    Report {
+        profile: name.to_string(),
+        state: "down".into(),
+        description: profile.and_then(|p| p.description.clone()),
+        kind: profile.map(|p| p.vpn.kind().to_string()),
+        namespace: n.netns.clone(),
+        interfaces: Interfaces {
+            host_veth: n.host_veth,
+            namespace_veth: n.ns_veth,
+            tunnel: n.tunnel,
+        },
+        veth: profile.map(|p| VethReport {
+            subnet: p.veth.subnet.to_string(),
+            host: p.veth.host.to_string(),
+            namespace: p.veth.namespace.to_string(),
+        }),
+        implementation: None,
+        pid: None,
+        since: None,
+        addresses: vec![],
+        routes: vec![],
+        dns: None,
+        peers: vec![],
+        processes: vec![],
+        problems: vec![],
+    }
+}
+
+/// Gathers the report of one profile.
+pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
+    let mut r = base_report(name, profile);
+    let Some(st) = State::load(name) else {
+        if netns::path(&r.namespace).exists() {
+            r.state = "broken".into();
+            r.problems
+                .push("the namespace exists but nsvpn has no state for it (a crashed `up`?): run `nsvpn down`".into());
+        }
+        return r;
+    };
+    r.kind = Some(st.kind.clone());
+    r.veth = Some(VethReport {
+        subnet: st.veth.subnet.to_string(),
+        host: st.veth.host.to_string(),
+        namespace: st.veth.namespace.to_string(),
+    });
+    r.implementation = st.implementation;
+    r.pid = st.pid;
+    r.since = Some(st.started);
+    r.state = "up".into();
+    if !st.complete {
+        r.state = "broken".into();
+        r.problems.push(
+            "`up` did not finish (it is running now, or it crashed): run `nsvpn down` to clean up"
+                .into(),
+        );
+    }
+    if let Some(pid) = st.pid
+        && !util::alive(pid)
+    {
+        r.state = "broken".into();
+        r.problems.push(format!(
+            "wireguard-go (pid {pid}) is not running: the tunnel is gone and the namespace is sealed; \
+             run `nsvpn down {name}` then `nsvpn up {name}`"
+        ));
+    }
+    let ns = match netns::open(&r.namespace) {
+        Ok(ns) => ns,
+        Err(e) => {
+            r.state = "broken".into();
+            r.problems.push(format!("{e:#}"));
+            return r;
+        }
+    };
+    let backend = match st.implementation {
+        Some(Implementation::Kernel) => Some(Backend::Kernel),
+        Some(Implementation::Userspace) => Some(Backend::Userspace),
+        None => None,
+    };
+    let tunnel = r.interfaces.tunnel.clone();
+    let gathered = util::block_on(async {
+        let inner = Netlink::in_netns(ns.as_fd())?;
+        let links = inner.links().await?;
+        let names: BTreeMap<u32, String> =
+            links.iter().map(|l| (l.index, l.name.clone())).collect();
+        let addrs = inner.addresses().await?;
+        let routes = inner.routes().await?;
+        let tunnel_present = links.iter().any(|l| l.name == tunnel);
+        let peers = match backend {
+            Some(b) if tunnel_present => Some(b.peers(&tunnel, ns.as_fd()).await),
+            _ => None,
+        };
+        anyhow::Ok((names, addrs, routes, tunnel_present, peers))
+    });
+    match gathered {
+        Ok(Ok((names, addrs, routes, tunnel_present, peers))) => {
+            let name_of = |i: u32| names.get(&i).cloned().unwrap_or_else(|| format!("#{i}"));
+            r.addresses = addrs
+                .iter()
+                .filter(|a| name_of(a.link) != "lo" && !is_link_local_v6(a.net.addr()))
+                .map(|a| AddressReport {
+                    interface: name_of(a.link),
+                    address: a.net.to_string(),
+                })
+                .collect();
+            r.routes = routes
+                .iter()
+                .filter(|rt| !is_link_local_v6(rt.dest.addr()) || rt.dest.prefix() == 0)
+                .map(|rt| RouteReport {
+                    destination: rt.dest.to_string(),
+                    interface: rt.link.map(name_of),
+                    gateway: rt.gateway.map(|g| g.to_string()),
+                })
+                .collect();
+            if !tunnel_present && r.state == "up" {
+                r.state = "broken".into();
+                r.problems.push(format!(
+                    "the tunnel {} is gone: the namespace is sealed; run `nsvpn down {name}` then `nsvpn up {name}`",
+                    r.interfaces.tunnel
+                ));
+            }
+            match peers {
+                Some(Ok(p)) => r.peers = p,
+                Some(Err(e)) => r
+                    .problems
+                    .push(format!("cannot read the tunnel's peers: {e:#}")),
+                None => {}
+            }
+        }
+        Ok(Err(e)) | Err(e) => r
+            .problems
+            .push(format!("cannot read the namespace's network: {e:#}")),
+    }
+    if let Some((servers, search)) = dnsfiles::read_resolv_conf(&r.namespace) {
+        r.dns = Some(DnsReport { servers, search });
+    }
+    r.processes = netns::processes_in(&r.namespace);
+    r
+}
+
+fn is_link_local_v6(a: std::net::IpAddr) -> bool {
+    matches!(a, std::net::IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+}
+
+fn ago(now: u64, then: u64) -> String {
+    let s = now.saturating_sub(then);
+    match s {
+        0..=119 => format!("{s} s ago"),
+        120..=7199 => format!("{} min ago", s / 60),
+        _ => format!("{} h ago", s / 3600),
+    }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The text form of a report. `now` is seconds since the epoch.
+pub fn render(r: &Report, now: u64) -> String {
+    let mut s = String::new();
+    let desc = r
+        .description
+        .as_ref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    s.push_str(&format!("profile {}{desc}: {}\n", r.profile, r.state));
+    if r.state == "down" && r.problems.is_empty() {
+        return s;
+    }
+    let kv = |s: &mut String, k: &str, v: String| s.push_str(&format!("  {k:<15}{v}\n"));
+    if let Some(k) = &r.kind {
+        let imp = r
+            .implementation
+            .map(|i| format!(", {i}"))
+            .unwrap_or_default();
+        kv(&mut s, "vpn", format!("{k}{imp}"));
+    }
+    if let Some(pid) = r.pid {
+        kv(&mut s, "process", format!("pid {pid}"));
+    }
+    if let Some(t) = r.since {
+        kv(&mut s, "up since", ago(now, t));
+    }
+    kv(&mut s, "namespace", r.namespace.clone());
+    kv(
+        &mut s,
+        "interfaces",
+        format!(
+            "tunnel {}, veth {} (inside) / {} (host)",
+            r.interfaces.tunnel, r.interfaces.namespace_veth, r.interfaces.host_veth
+        ),
+    );
+    if let Some(v) = &r.veth {
+        kv(
+            &mut s,
+            "veth",
+            format!("{} inside, host at {} ({})", v.namespace, v.host, v.subnet),
+        );
+    }
+    if !r.addresses.is_empty() {
+        let list: Vec<String> = r
+            .addresses
+            .iter()
+            .map(|a| format!("{} {}", a.interface, a.address))
+            .collect();
+        kv(&mut s, "addresses", list.join(", "));
+    }
+    if !r.routes.is_empty() {
+        s.push_str("  routes\n");
+        for rt in &r.routes {
+            let dev = rt
+                .interface
+                .as_ref()
+                .map(|d| format!(" dev {d}"))
+                .unwrap_or_default();
+            let via = rt
+                .gateway
+                .as_ref()
+                .map(|g| format!(" via {g}"))
+                .unwrap_or_default();
+            s.push_str(&format!("    {}{via}{dev}\n", rt.destination));
+        }
+    }
+    if let Some(d) = &r.dns {
+        let servers = if d.servers.is_empty() {
+            "none".to_string()
+        } else {
+            d.servers.join(", ")
+        };
+        let search = if d.search.is_empty() {
+            String::new()
+        } else {
+            format!("; search {}", d.search.join(" "))
+        };
+        kv(&mut s, "dns", format!("{servers}{search}"));
+    }
+    for p in &r.peers {
+        s.push_str(&format!("  peer {}\n", p.public_key));
+        if let Some(e) = &p.endpoint {
+            s.push_str(&format!("    endpoint       {e}\n"));
+        }
+        let hs = p
+            .last_handshake
+            .map(|t| ago(now, t))
+            .unwrap_or_else(|| "never".into());
+        s.push_str(&format!("    handshake      {hs}\n"));
+        s.push_str(&format!(
+            "    transfer       {} received, {} sent\n",
+            bytes(p.rx_bytes),
+            bytes(p.tx_bytes)
+        ));
+        if !p.allowed_ips.is_empty() {
+            s.push_str(&format!(
+                "    allowed ips    {}\n",
+                p.allowed_ips.join(", ")
+            ));
+        }
+    }
+    if r.processes.is_empty() {
+        kv(&mut s, "processes", "none".into());
+    } else {
+        s.push_str("  processes\n");
+        for p in &r.processes {
+            s.push_str(&format!("    {:>7}  {}\n", p.pid, p.command));
+        }
+    }
+    for p in &r.problems {
+        s.push_str(&format!("  problem: {p}\n"));
+    }
+    s
+}
+
+pub fn run(dir: &Path, name: Option<&str>, json: bool) -> Result<()> {
+    let reports: Vec<Report> = match name {
+        Some(n) => {
+            names::validate_profile_name(n)?;
+            let p = Profile::load(dir, n).ok();
+            vec![gather(n, p.as_ref())]
+        }
+        None => {
+            let mut all: Vec<String> = profile::list_names(dir).unwrap_or_default();
+            for st in State::all() {
+                if !all.contains(&st.profile) {
+                    all.push(st.profile);
+                }
+            }
+            all.sort();
+            all.iter()
+                .map(|n| gather(n, Profile::load(dir, n).ok().as_ref()))
+                .collect()
+        }
+    };
+    if json {
+        let out = if name.is_some() {
+            serde_json::to_string_pretty(&reports[0])?
+        } else {
+            serde_json::to_string_pretty(&reports)?
+        };
+        println!("{out}");
+    } else if reports.is_empty() {
+        println!("no profiles in {}", dir.display());
+    } else {
+        let now = now_unix();
+        let text: Vec<String> = reports.iter().map(|r| render(r, now)).collect();
+        print!("{}", text.join("\n"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        let mut r = base_report("acme", None);
+        r.state = "up".into();
+        r.description = Some("ACME customer network".into());
+        r.kind = Some("wireguard".into());
+        r.veth = Some(VethReport {
+            subnet: "169.254.109.200/30".into(),
+            host: "169.254.109.201".into(),
+            namespace: "169.254.109.202".into(),
+        });
+        r.implementation = Some(Implementation::Userspace);
+        r.pid = Some(4242);
+        r.since = Some(1_700_000_000 - 300);
+        r.addresses = vec![
+            AddressReport {
+                interface: "nsvn-acme".into(),
+                address: "169.254.109.202/30".into(),
+            },
+            AddressReport {
+                interface: "nsvw-acme".into(),
+                address: "10.99.0.2/32".into(),
+            },
+        ];
+        r.routes = vec![
+            RouteReport {
+                destination: "10.20.0.0/16".into(),
+                interface: Some("nsvw-acme".into()),
+                gateway: None,
+            },
+            RouteReport {
+                destination: "169.254.109.200/30".into(),
+                interface: Some("nsvn-acme".into()),
+                gateway: None,
+            },
+        ];
+        r.dns = Some(DnsReport {
+            servers: vec!["10.20.0.53".into()],
+            search: vec!["acme.internal".into()],
+        });
+        r.peers = vec![PeerStatus {
+            public_key: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=".into(),
+            endpoint: Some("203.0.113.2:51820".into()),
+            last_handshake: Some(1_700_000_000 - 42),
+            rx_bytes: 123_456,
+            tx_bytes: 789,
+            allowed_ips: vec!["10.20.0.0/16".into()],
+        }];
+        r.processes = vec![Process {
+            pid: 777,
+            command: "psql -h db.internal".into(),
+        }];
+        r
+    }
+
+    #[test]
+    fn text_up() {
+        insta::assert_snapshot!(render(&sample(), 1_700_000_000));
+    }
+
+    #[test]
+    fn text_down_and_broken() {
+        let down = base_report("acme", None);
+        let mut broken = sample();
+        broken.state = "broken".into();
+        broken.peers.clear();
+        broken.processes.clear();
+        broken.problems.push("wireguard-go (pid 4242) is not running: the tunnel is gone and the namespace is sealed; run `nsvpn down acme` then `nsvpn up acme`".into());
+        insta::assert_snapshot!(format!(
+            "{}\n{}",
+            render(&down, 0),
+            render(&broken, 1_700_000_000)
+        ));
+    }
+
+    #[test]
+    fn json() {
+        insta::assert_json_snapshot!(sample());
+    }
+}

@@ -1,0 +1,426 @@
+//! Running a command inside a profile's namespace, as `ip netns exec` does,
+//! then dropping to the invoking user. The order is fixed and small:
+//!
+//! 1. the target user is resolved first (by the caller: NSS may need the
+//!    host's sockets);
+//! 2. `setns` into the network namespace;
+//! 3. `unshare(CLONE_NEWNS)` and make `/` recursively slave, so that nothing
+//!    mounted here propagates back to the host;
+//! 4. remount `/sys` so that `/sys/class/net` shows the namespace's devices;
+//! 5. bind each file of `/etc/netns/<ns>/` over its `/etc` twin;
+//! 6. drop: groups, gid, uid, every capability set but the bounding set,
+//!    then `no_new_privs` (a root target keeps root's powers);
+//! 7. `execvp`.
+//!
+//! All of it runs single-threaded, with no async runtime. The system calls go
+//! through the [`Sys`] trait so the order can be checked without root.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::unistd::{Gid, Uid};
+
+use crate::user::Target;
+
+/// Exit status for nsvpn's own failures, as `env` and `nsenter` use.
+pub const EXIT_NSVPN_ERROR: i32 = 125;
+/// The command was found but could not be run.
+pub const EXIT_CANNOT_RUN: i32 = 126;
+/// The command was not found.
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// The system calls of the exec path.
+pub trait Sys {
+    fn setns_net(&mut self, ns: BorrowedFd<'_>) -> Result<()>;
+    fn unshare_mount_ns(&mut self) -> Result<()>;
+    fn make_root_rslave(&mut self) -> Result<()>;
+    fn remount_sys(&mut self, source: &str) -> Result<()>;
+    fn bind(&mut self, src: &Path, dst: &Path) -> Result<()>;
+    fn setgroups(&mut self, groups: &[Gid]) -> Result<()>;
+    fn setresgid(&mut self, gid: Gid) -> Result<()>;
+    fn setresuid(&mut self, uid: Uid) -> Result<()>;
+    fn clear_capabilities(&mut self) -> Result<()>;
+    fn set_no_new_privs(&mut self) -> Result<()>;
+    /// Only returns on failure.
+    fn execvp(&mut self, argv: &[CString], env: &[CString]) -> Errno;
+}
+
+/// Everything `run` needs, prepared before any privileged step.
+pub struct Plan<'a> {
+    pub netns: &'a str,
+    pub ns: BorrowedFd<'a>,
+    /// (file in /etc/netns/<ns>/, its /etc twin)
+    pub binds: Vec<(PathBuf, PathBuf)>,
+    pub target: Target,
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+}
+
+/// Why exec did not happen: nsvpn's error, or the command's.
+#[derive(Debug)]
+pub enum ExecFailure {
+    Setup(anyhow::Error),
+    Command { program: String, errno: Errno },
+}
+
+impl ExecFailure {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExecFailure::Setup(_) => EXIT_NSVPN_ERROR,
+            ExecFailure::Command {
+                errno: Errno::ENOENT,
+                ..
+            } => EXIT_NOT_FOUND,
+            ExecFailure::Command { .. } => EXIT_CANNOT_RUN,
+        }
+    }
+}
+
+impl std::fmt::Display for ExecFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecFailure::Setup(e) => write!(f, "{e:#}"),
+            ExecFailure::Command {
+                program,
+                errno: Errno::ENOENT,
+            } => {
+                write!(f, "{program}: command not found")
+            }
+            ExecFailure::Command { program, errno } => {
+                write!(f, "cannot run {program}: {}", errno.desc())
+            }
+        }
+    }
+}
+
+/// The binds for a namespace: every regular file in /etc/netns/<ns>/.
+pub fn binds_for(netns: &str) -> Vec<(PathBuf, PathBuf)> {
+    let dir = crate::dnsfiles::netns_etc_dir(netns);
+    let mut out: Vec<(PathBuf, PathBuf)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .map(|e| (e.path(), Path::new("/etc").join(e.file_name())))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Runs the plan. Returns only if something failed.
+pub fn run<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> ExecFailure {
+    if let Err(e) = enter_and_drop(sys, plan) {
+        return ExecFailure::Setup(e);
+    }
+    let errno = sys.execvp(&plan.argv, &plan.env);
+    ExecFailure::Command {
+        program: plan
+            .argv
+            .first()
+            .map(|a| a.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        errno,
+    }
+}
+
+fn enter_and_drop<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<()> {
+    sys.setns_net(plan.ns)
+        .with_context(|| format!("cannot enter network namespace {}", plan.netns))?;
+    sys.unshare_mount_ns()
+        .context("cannot create a private mount namespace")?;
+    sys.make_root_rslave()
+        .context("cannot make / a slave mount")?;
+    sys.remount_sys(plan.netns)
+        .context("cannot remount /sys for the namespace")?;
+    for (src, dst) in &plan.binds {
+        sys.bind(src, dst)
+            .with_context(|| format!("cannot bind {} over {}", src.display(), dst.display()))?;
+    }
+    let t = &plan.target;
+    if !t.is_root() {
+        sys.setgroups(&t.groups)
+            .context("cannot set the supplementary groups")?;
+        sys.setresgid(t.gid)
+            .with_context(|| format!("cannot switch to gid {}", t.gid))?;
+        sys.setresuid(t.uid)
+            .with_context(|| format!("cannot switch to uid {}", t.uid))?;
+        sys.clear_capabilities()
+            .context("cannot clear capabilities")?;
+        sys.set_no_new_privs().context("cannot set no_new_privs")?;
+    }
+    Ok(())
+}
+
+/// The environment of the command: nsvpn's own, with the target user's
+/// HOME, USER and LOGNAME, and NSVPN_PROFILE.
+pub fn build_env(
+    current: impl Iterator<Item = (String, String)>,
+    target: &Target,
+    profile: &str,
+    shell: bool,
+) -> Vec<CString> {
+    let mut vars: Vec<(String, String)> = current
+        .filter(|(k, _)| {
+            !matches!(k.as_str(), "HOME" | "USER" | "LOGNAME" | "NSVPN_PROFILE")
+                && !(shell && k == "SHELL")
+        })
+        .collect();
+    vars.push(("HOME".into(), target.home.to_string_lossy().into_owned()));
+    vars.push(("USER".into(), target.name.clone()));
+    vars.push(("LOGNAME".into(), target.name.clone()));
+    vars.push(("NSVPN_PROFILE".into(), profile.into()));
+    if shell {
+        vars.push(("SHELL".into(), target.shell.to_string_lossy().into_owned()));
+    }
+    vars.into_iter()
+        .filter_map(|(k, v)| CString::new(format!("{k}={v}")).ok())
+        .collect()
+}
+
+/// The real system calls.
+pub struct RealSys;
+
+impl Sys for RealSys {
+    fn setns_net(&mut self, ns: BorrowedFd<'_>) -> Result<()> {
+        nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(Into::into)
+    }
+    fn unshare_mount_ns(&mut self) -> Result<()> {
+        nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(Into::into)
+    }
+    fn make_root_rslave(&mut self) -> Result<()> {
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(Into::into)
+    }
+    fn remount_sys(&mut self, source: &str) -> Result<()> {
+        let mut flags = MsFlags::empty();
+        if let Ok(st) = nix::sys::statvfs::statvfs("/sys")
+            && st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+        {
+            flags |= MsFlags::MS_RDONLY;
+        }
+        // Nothing mounted on /sys is fine: a fresh sysfs goes there anyway.
+        let _ = nix::mount::umount2("/sys", MntFlags::MNT_DETACH);
+        nix::mount::mount(Some(source), "/sys", Some("sysfs"), flags, None::<&str>)
+            .map_err(Into::into)
+    }
+    fn bind(&mut self, src: &Path, dst: &Path) -> Result<()> {
+        nix::mount::mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(Into::into)
+    }
+    fn setgroups(&mut self, groups: &[Gid]) -> Result<()> {
+        nix::unistd::setgroups(groups).map_err(Into::into)
+    }
+    fn setresgid(&mut self, gid: Gid) -> Result<()> {
+        nix::unistd::setresgid(gid, gid, gid).map_err(Into::into)
+    }
+    fn setresuid(&mut self, uid: Uid) -> Result<()> {
+        nix::unistd::setresuid(uid, uid, uid).map_err(Into::into)
+    }
+    fn clear_capabilities(&mut self) -> Result<()> {
+        use caps::CapSet;
+        for set in [
+            CapSet::Ambient,
+            CapSet::Inheritable,
+            CapSet::Effective,
+            CapSet::Permitted,
+        ] {
+            caps::clear(None, set).map_err(|e| anyhow!("{set:?}: {e}"))?;
+        }
+        Ok(())
+    }
+    fn set_no_new_privs(&mut self) -> Result<()> {
+        nix::sys::prctl::set_no_new_privs().map_err(Into::into)
+    }
+    fn execvp(&mut self, argv: &[CString], env: &[CString]) -> Errno {
+        match argv.first() {
+            Some(prog) => match nix::unistd::execvpe(prog, argv, env) {
+                Err(e) => e,
+                Ok(never) => match never {},
+            },
+            None => Errno::EINVAL,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder {
+        calls: Vec<String>,
+        fail_on: Option<&'static str>,
+    }
+
+    impl Recorder {
+        fn rec(&mut self, call: String) -> Result<()> {
+            let fail = self.fail_on.is_some_and(|f| call.starts_with(f));
+            self.calls.push(call);
+            if fail {
+                Err(anyhow!("injected failure"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl Sys for Recorder {
+        fn setns_net(&mut self, _: BorrowedFd<'_>) -> Result<()> {
+            self.rec("setns(net)".into())
+        }
+        fn unshare_mount_ns(&mut self) -> Result<()> {
+            self.rec("unshare(newns)".into())
+        }
+        fn make_root_rslave(&mut self) -> Result<()> {
+            self.rec("mount(/, rslave)".into())
+        }
+        fn remount_sys(&mut self, source: &str) -> Result<()> {
+            self.rec(format!("remount(/sys, {source})"))
+        }
+        fn bind(&mut self, src: &Path, dst: &Path) -> Result<()> {
+            self.rec(format!("bind({}, {})", src.display(), dst.display()))
+        }
+        fn setgroups(&mut self, g: &[Gid]) -> Result<()> {
+            self.rec(format!("setgroups({g:?})"))
+        }
+        fn setresgid(&mut self, g: Gid) -> Result<()> {
+            self.rec(format!("setresgid({g})"))
+        }
+        fn setresuid(&mut self, u: Uid) -> Result<()> {
+            self.rec(format!("setresuid({u})"))
+        }
+        fn clear_capabilities(&mut self) -> Result<()> {
+            self.rec("clear_caps".into())
+        }
+        fn set_no_new_privs(&mut self) -> Result<()> {
+            self.rec("no_new_privs".into())
+        }
+        fn execvp(&mut self, argv: &[CString], _: &[CString]) -> Errno {
+            let _ = self.rec(format!("execvp({argv:?})"));
+            Errno::ENOENT
+        }
+    }
+
+    fn target(uid: u32) -> Target {
+        Target {
+            uid: Uid::from_raw(uid),
+            gid: Gid::from_raw(uid),
+            groups: vec![Gid::from_raw(uid), Gid::from_raw(27)],
+            name: "alice".into(),
+            home: "/home/alice".into(),
+            shell: "/bin/bash".into(),
+        }
+    }
+
+    fn plan(ns: BorrowedFd<'_>, uid: u32) -> Plan<'_> {
+        Plan {
+            netns: "nsvpn-acme",
+            ns,
+            binds: vec![
+                ("/etc/netns/nsvpn-acme/hosts".into(), "/etc/hosts".into()),
+                (
+                    "/etc/netns/nsvpn-acme/resolv.conf".into(),
+                    "/etc/resolv.conf".into(),
+                ),
+            ],
+            target: target(uid),
+            argv: vec![CString::new("psql").unwrap()],
+            env: vec![],
+        }
+    }
+
+    #[test]
+    fn order_for_a_user() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let mut r = Recorder::default();
+        let failure = run(&mut r, &plan(f.as_fd(), 1000));
+        assert_eq!(failure.exit_code(), EXIT_NOT_FOUND);
+        insta::assert_snapshot!(r.calls.join("\n"));
+    }
+
+    #[test]
+    fn root_keeps_its_powers() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let mut r = Recorder::default();
+        run(&mut r, &plan(f.as_fd(), 0));
+        assert!(
+            !r.calls
+                .iter()
+                .any(|c| c.starts_with("set") && c != "setns(net)"),
+            "{:?}",
+            r.calls
+        );
+        assert!(!r.calls.contains(&"clear_caps".to_string()));
+        assert!(r.calls.last().unwrap().starts_with("execvp"));
+    }
+
+    #[test]
+    fn a_failed_step_stops_before_exec() {
+        for step in [
+            "setns",
+            "unshare",
+            "mount(/",
+            "remount",
+            "bind",
+            "setgroups",
+            "setresgid",
+            "setresuid",
+            "clear_caps",
+            "no_new_privs",
+        ] {
+            let f = std::fs::File::open("/dev/null").unwrap();
+            let mut r = Recorder {
+                fail_on: Some(step),
+                ..Default::default()
+            };
+            let failure = run(&mut r, &plan(f.as_fd(), 1000));
+            assert_eq!(failure.exit_code(), EXIT_NSVPN_ERROR, "{step}");
+            assert!(
+                r.calls.last().unwrap().starts_with(step),
+                "{step}: {:?}",
+                r.calls
+            );
+            assert!(!r.calls.iter().any(|c| c.starts_with("execvp")), "{step}");
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        let cmd = |errno| ExecFailure::Command {
+            program: "x".into(),
+            errno,
+        };
+        assert_eq!(cmd(Errno::ENOENT).exit_code(), 127);
+        assert_eq!(cmd(Errno::EACCES).exit_code(), 126);
+        assert_eq!(cmd(Errno::ENOEXEC).exit_code(), 126);
+        assert_eq!(ExecFailure::Setup(anyhow!("x")).exit_code(), 125);
+        assert_eq!(cmd(Errno::ENOENT).to_string(), "x: command not found");
+    }
+
+    #[test]
+    fn environment() {
+        let cur = vec![
+            ("PATH".to_string(), "/usr/bin".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+            ("USER".to_string(), "root".to_string()),
+            ("SHELL".to_string(), "/bin/zsh".to_string()),
+        ];
+        let env = build_env(cur.into_iter(), &target(1000), "acme", true);
+        let env: Vec<String> = env
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        insta::assert_debug_snapshot!(env);
+    }
+}

@@ -1,0 +1,17 @@
+//! nsvpn: one network namespace per VPN profile.
+
+pub mod cli;
+pub mod commands;
+pub mod dnsfiles;
+pub mod exec;
+pub mod ipnet;
+pub mod names;
+pub mod netlink;
+pub mod netns;
+pub mod profile;
+pub mod state;
+pub mod teardown;
+pub mod user;
+pub mod util;
+pub mod wgquick;
+pub mod wireguard;

@@ -1,0 +1,65 @@
+//! nsvpn's entry point: parse, dispatch, print errors.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use nsvpn::cli::{Cli, Command};
+use nsvpn::commands::{self, exec::What, up};
+use nsvpn::exec::EXIT_NSVPN_ERROR;
+use nsvpn::profile::profile_dir;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            if !e.use_stderr() {
+                return ExitCode::SUCCESS;
+            }
+            // Like env and nsenter, a usage error of exec/shell is status 125.
+            let sub = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+            let code = if matches!(sub.as_deref(), Some("exec" | "shell")) {
+                EXIT_NSVPN_ERROR
+            } else {
+                2
+            };
+            return ExitCode::from(code as u8);
+        }
+    };
+    nsvpn::util::set_verbosity(cli.verbose);
+    let dir = profile_dir(cli.profiles.as_deref());
+    let default_up = up::Options::default();
+    let result = match cli.command {
+        Command::Up { profile, timeout } => up::run(
+            &dir,
+            &profile,
+            &up::Options {
+                timeout: Duration::from_secs(timeout),
+            },
+        ),
+        Command::Down { profile, kill } => commands::down::run(&profile, kill),
+        Command::Exec { profile, command } => {
+            return ExitCode::from(commands::exec::run(
+                &dir,
+                &profile,
+                What::Command(command),
+                &default_up,
+            ) as u8);
+        }
+        Command::Shell { profile } => {
+            return ExitCode::from(
+                commands::exec::run(&dir, &profile, What::Shell, &default_up) as u8,
+            );
+        }
+        Command::Status { profile, json } => commands::status::run(&dir, profile.as_deref(), json),
+        Command::List => commands::list::run(&dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nsvpn: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! Typed link, address and route values, mapped to rtnetlink in this one
+//! place. A `Netlink` is bound to the namespace its socket was created in.
+
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use anyhow::{Context, Result, anyhow};
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope,
+};
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkWireguard, RouteMessageBuilder};
+
+use crate::ipnet::IpNet;
+
+/// A link as nsvpn needs to see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub kind: Option<String>,
+    pub up: bool,
+    pub mtu: Option<u32>,
+}
+
+/// An address on a link.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Address {
+    pub link: u32,
+    pub net: IpNet,
+}
+
+/// A route of the main table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Route {
+    pub dest: IpNet,
+    pub link: Option<u32>,
+    pub gateway: Option<IpAddr>,
+    /// Link scope (a directly connected network) rather than universe.
+    pub link_scope: bool,
+}
+
+impl Route {
+    /// A route to `dest` straight out of `link` (no gateway), as for a tunnel.
+    pub fn via_link(dest: IpNet, link: u32) -> Route {
+        Route {
+            dest: dest.trunc(),
+            link: Some(link),
+            gateway: None,
+            link_scope: true,
+        }
+    }
+}
+
+/// The errno of a netlink failure, if the kernel sent one.
+pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+pub struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    /// A connection in the calling thread's namespace. Needs a tokio runtime.
+    pub fn here() -> Result<Netlink> {
+        let (conn, handle, _) =
+            rtnetlink::new_connection().context("cannot open a netlink socket")?;
+        tokio::spawn(conn);
+        Ok(Netlink { handle })
+    }
+
+    /// A connection inside namespace `ns`: the socket is opened on a thread
+    /// that has entered it, then driven by the caller's runtime.
+    pub fn in_netns(ns: BorrowedFd<'_>) -> Result<Netlink> {
+        let rt = tokio::runtime::Handle::current();
+        let (conn, handle, _) = crate::netns::run_in(ns, move || {
+            let _guard = rt.enter();
+            rtnetlink::new_connection().context("cannot open a netlink socket in the namespace")
+        })?;
+        tokio::spawn(conn);
+        Ok(Netlink { handle })
+    }
+
+    pub async fn links(&self) -> Result<Vec<Link>> {
+        let msgs: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .context("cannot list links")?;
+        Ok(msgs.iter().map(link_from_message).collect())
+    }
+
+    pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
+        Ok(self.links().await?.into_iter().find(|l| l.name == name))
+    }
+
+    /// Creates a veth pair: `host` here, `peer` created directly in `peer_ns`.
+    pub async fn create_veth(&self, host: &str, peer: &str, peer_ns: BorrowedFd<'_>) -> Result<()> {
+        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .setns_by_fd(peer_ns.as_raw_fd())
+            .build();
+        let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
+            .name(host.to_string())
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+            .build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .with_context(|| format!("cannot create the veth pair {host} / {peer}"))
+    }
+
+    /// Creates a kernel WireGuard link. The error is returned raw so that the
+    /// caller can tell "no WireGuard in this kernel" from other failures.
+    pub async fn create_wireguard(&self, name: &str) -> std::result::Result<(), rtnetlink::Error> {
+        self.handle
+            .link()
+            .add(LinkWireguard::new(name).build())
+            .execute()
+            .await
+    }
+
+    /// Moves a link into namespace `ns` (which drops its addresses and routes).
+    pub async fn move_to_netns(&self, index: u32, ns: BorrowedFd<'_>) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index)
+            .setns_by_fd(ns.as_raw_fd())
+            .build();
+        self.handle
+            .link()
+            .change(msg)
+            .execute()
+            .await
+            .with_context(|| format!("cannot move link {index} into the profile's namespace"))
+    }
+
+    pub async fn set_up(&self, index: u32, mtu: Option<u32>) -> Result<()> {
+        let mut b = LinkUnspec::new_with_index(index).up();
+        if let Some(m) = mtu {
+            b = b.mtu(m);
+        }
+        self.handle
+            .link()
+            .change(b.build())
+            .execute()
+            .await
+            .with_context(|| format!("cannot bring link {index} up"))
+    }
+
+    pub async fn delete_link(&self, index: u32) -> Result<()> {
+        self.handle
+            .link()
+            .del(index)
+            .execute()
+            .await
+            .with_context(|| format!("cannot delete link {index}"))
+    }
+
+    /// Deletes the link called `name` if it exists; true if it did.
+    pub async fn delete_link_named(&self, name: &str) -> Result<bool> {
+        match self.link_by_name(name).await? {
+            Some(l) => match self.handle.link().del(l.index).execute().await {
+                Ok(()) => Ok(true),
+                Err(e) if errno(&e) == Some(libc_enodev()) => Ok(false),
+                Err(e) => Err(anyhow!(e).context(format!("cannot delete link {name}"))),
+            },
+            None => Ok(false),
+        }
+    }
+
+    pub async fn add_address(&self, index: u32, net: IpNet) -> Result<()> {
+        self.handle
+            .address()
+            .add(index, net.addr(), net.prefix())
+            .execute()
+            .await
+            .with_context(|| format!("cannot add address {net} to link {index}"))
+    }
+
+    pub async fn addresses(&self) -> Result<Vec<Address>> {
+        let msgs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .context("cannot list addresses")?;
+        Ok(msgs.iter().filter_map(address_from_message).collect())
+    }
+
+    pub async fn add_route(&self, route: &Route) -> Result<()> {
+        let mut b = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(route.dest.network(), route.dest.prefix())
+            .map_err(|e| anyhow!("{e}"))?;
+        if let Some(l) = route.link {
+            b = b.output_interface(l);
+        }
+        if let Some(g) = route.gateway {
+            b = b.gateway(g).map_err(|e| anyhow!("{e}"))?;
+        }
+        if route.link_scope && route.gateway.is_none() {
+            b = b.scope(RouteScope::Link);
+        }
+        self.handle
+            .route()
+            .add(b.build())
+            .execute()
+            .await
+            .with_context(|| format!("cannot add the route to {}", route.dest))
+    }
+
+    /// Routes of the main table, IPv4 and IPv6, without the kernel's local
+    /// and multicast entries.
+    pub async fn routes(&self) -> Result<Vec<Route>> {
+        let mut out = Vec::new();
+        for proto in [RouteMessageBuilder::<IpAddr>::new().build(), {
+            let mut m = RouteMessageBuilder::<IpAddr>::new().build();
+            m.header.address_family = rtnetlink::packet_route::AddressFamily::Inet6;
+            m
+        }] {
+            let mut m = proto;
+            if m.header.address_family != rtnetlink::packet_route::AddressFamily::Inet6 {
+                m.header.address_family = rtnetlink::packet_route::AddressFamily::Inet;
+            }
+            let msgs: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(m)
+                .execute()
+                .try_collect()
+                .await
+                .context("cannot list routes")?;
+            out.extend(msgs.iter().filter_map(route_from_message));
+        }
+        Ok(out)
+    }
+}
+
+fn libc_enodev() -> i32 {
+    nix::errno::Errno::ENODEV as i32
+}
+
+fn link_from_message(m: &LinkMessage) -> Link {
+    let mut l = Link {
+        index: m.header.index,
+        name: String::new(),
+        kind: None,
+        up: m.header.flags.contains(LinkFlags::Up),
+        mtu: None,
+    };
+    for a in &m.attributes {
+        match a {
+            LinkAttribute::IfName(n) => l.name = n.clone(),
+            LinkAttribute::Mtu(v) => l.mtu = Some(*v),
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    if let LinkInfo::Kind(k) = i {
+                        l.kind = Some(k.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    l
+}
+
+fn address_from_message(m: &AddressMessage) -> Option<Address> {
+    let addr = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(ip) => Some(*ip),
+        _ => None,
+    });
+    let addr = addr.or_else(|| {
+        m.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        })
+    })?;
+    Some(Address {
+        link: m.header.index,
+        net: IpNet::new(addr, m.header.prefix_len).ok()?,
+    })
+}
+
+fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+fn route_from_message(m: &RouteMessage) -> Option<Route> {
+    use rtnetlink::packet_route::route::RouteType;
+    let table = m
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(m.header.table));
+    if table != u32::from(RouteHeader::RT_TABLE_MAIN) || m.header.kind != RouteType::Unicast {
+        return None;
+    }
+    let v6 = m.header.address_family == rtnetlink::packet_route::AddressFamily::Inet6;
+    let mut dest = None;
+    let mut link = None;
+    let mut gateway = None;
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dest = route_addr(d),
+            RouteAttribute::Oif(i) => link = Some(*i),
+            RouteAttribute::Gateway(g) => gateway = route_addr(g),
+            _ => {}
+        }
+    }
+    let dest = dest.unwrap_or(if v6 {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    });
+    Some(Route {
+        dest: IpNet::new(dest, m.header.destination_prefix_length).ok()?,
+        link,
+        gateway,
+        link_scope: m.header.scope == RouteScope::Link,
+    })
+}

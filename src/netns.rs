@@ -1,0 +1,194 @@
+//! Network namespaces, compatible with `ip netns`: a namespace is kept alive
+//! by a bind mount of its nsfs inode on a file in /run/netns.
+//!
+//! Creating a namespace never forks: a short-lived thread unshares its own
+//! network namespace and binds `/proc/thread-self/ns/net` (its own, not the
+//! main thread's) onto the file. Work that must happen inside a namespace
+//! (opening a netlink socket, writing a sysctl) runs on a thread of its own
+//! that has entered it; the thread ends with the work, so no pooled or main
+//! thread ever changes namespace.
+
+use std::fs;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, setns, unshare};
+
+pub const NETNS_DIR: &str = "/run/netns";
+
+pub fn path(name: &str) -> PathBuf {
+    Path::new(NETNS_DIR).join(name)
+}
+
+/// Whether the namespace file exists and holds a namespace (not merely an
+/// empty file left by a crash between create and bind).
+pub fn exists(name: &str) -> bool {
+    open(name).is_ok()
+}
+
+/// Opens the namespace, checking that the file really is a bound nsfs inode.
+pub fn open(name: &str) -> Result<OwnedFd> {
+    let p = path(name);
+    let f = fs::File::open(&p).with_context(|| format!("cannot open namespace {}", p.display()))?;
+    let st =
+        nix::sys::statfs::fstatfs(&f).with_context(|| format!("cannot stat {}", p.display()))?;
+    if st.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
+        bail!(
+            "{} is not a network namespace (nothing is bound on it)",
+            p.display()
+        );
+    }
+    Ok(f.into())
+}
+
+/// Makes /run/netns a shared mount point, as iproute2 does, so that
+/// namespaces created here are seen from every mount namespace that shares it.
+fn ensure_netns_dir() -> Result<()> {
+    fs::create_dir_all(NETNS_DIR).with_context(|| format!("cannot create {NETNS_DIR}"))?;
+    let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
+    match mount(None::<&str>, NETNS_DIR, None::<&str>, shared, None::<&str>) {
+        Ok(()) => Ok(()),
+        Err(Errno::EINVAL) => {
+            // Not a mount point yet: bind it onto itself, then share it.
+            mount(
+                Some(NETNS_DIR),
+                NETNS_DIR,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .with_context(|| format!("cannot bind {NETNS_DIR} onto itself"))?;
+            mount(None::<&str>, NETNS_DIR, None::<&str>, shared, None::<&str>)
+                .with_context(|| format!("cannot make {NETNS_DIR} a shared mount"))
+        }
+        Err(e) => Err(anyhow!(e).context(format!("cannot make {NETNS_DIR} a shared mount"))),
+    }
+}
+
+/// Creates the namespace `name`. Fails if it exists already.
+pub fn create(name: &str) -> Result<()> {
+    ensure_netns_dir()?;
+    let p = path(name);
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&p)
+        .with_context(|| format!("cannot create {}", p.display()))?;
+    let target = p.clone();
+    let bound = std::thread::spawn(move || -> Result<()> {
+        unshare(CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .with_context(|| format!("cannot bind the new namespace onto {}", target.display()))
+    })
+    .join()
+    .map_err(|_| anyhow!("the namespace thread panicked"))?;
+    if let Err(e) = bound {
+        let _ = fs::remove_file(&p);
+        return Err(e.context(format!("cannot create network namespace {name}")));
+    }
+    Ok(())
+}
+
+/// Removes the namespace `name`: unmounts and deletes its file. A namespace
+/// that is absent, or a file that was never bound, is fine.
+pub fn delete(name: &str) -> Result<()> {
+    let p = path(name);
+    match umount2(&p, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
+        Err(e) => return Err(anyhow!(e).context(format!("cannot unmount {}", p.display()))),
+    }
+    match fs::remove_file(&p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow!(e).context(format!("cannot remove {}", p.display()))),
+    }
+}
+
+/// Runs `f` on a fresh thread that has entered the network namespace `ns`.
+pub fn run_in<T, F>(ns: BorrowedFd<'_>, f: F) -> Result<T>
+where
+    T: Send,
+    F: FnOnce() -> Result<T> + Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
+                .context("setns into the profile's namespace")?;
+            f()
+        })
+        .join()
+        .map_err(|_| anyhow!("a namespace thread panicked"))?
+    })
+}
+
+/// Writes a sysctl of the namespace `ns` (path below /proc/sys/net).
+pub fn set_net_sysctl(ns: BorrowedFd<'_>, key: &str, value: &str) -> Result<()> {
+    let p = Path::new("/proc/sys/net").join(key);
+    run_in(ns, || {
+        fs::write(&p, value).with_context(|| format!("cannot write {}", p.display()))
+    })
+}
+
+/// A process whose network namespace is the given one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Process {
+    pub pid: u32,
+    pub command: String,
+}
+
+/// The processes living in namespace `name` (this process excluded).
+pub fn processes_in(name: &str) -> Vec<Process> {
+    let Ok(meta) = fs::metadata(path(name)) else {
+        return Vec::new();
+    };
+    let (dev, ino) = (meta.dev(), meta.ino());
+    let me = std::process::id();
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(m) = fs::metadata(e.path().join("ns/net")) else {
+            continue;
+        };
+        if m.dev() == dev && m.ino() == ino {
+            out.push(Process {
+                pid,
+                command: process_command(pid),
+            });
+        }
+    }
+    out.sort_by_key(|p| p.pid);
+    out
+}
+
+/// The command line of `pid`, arguments separated by spaces.
+pub fn process_command(pid: u32) -> String {
+    match fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(raw) if !raw.is_empty() => raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| format!("[{}]", c.trim()))
+            .unwrap_or_default(),
+    }
+}

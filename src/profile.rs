@@ -1,0 +1,563 @@
+//! Profiles: one TOML file per VPN, named after the file's stem.
+//!
+//! Every field is checked when the profile is loaded, and every error names
+//! the profile, the file and the field, so that bad input is refused before
+//! anything on the machine is touched.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+
+use crate::ipnet::{IpNet, Ipv4Net};
+use crate::names::{self, VethAddrs};
+
+pub const DEFAULT_DIR: &str = "/etc/nsvpn/profiles";
+pub const ENV_DIR: &str = "NSVPN_PROFILES";
+
+/// Where profiles are looked up: `--profiles DIR`, else `$NSVPN_PROFILES`,
+/// else /etc/nsvpn/profiles.
+pub fn profile_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(d) = flag {
+        return d.to_path_buf();
+    }
+    match std::env::var_os(ENV_DIR) {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(DEFAULT_DIR),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    description: Option<String>,
+    vpn: RawVpn,
+    routes: Option<RawRoutes>,
+    dns: Option<RawDns>,
+    hosts: Option<BTreeMap<String, String>>,
+    access: Option<RawAccess>,
+    veth: Option<RawVeth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVpn {
+    kind: String,
+    config: Option<String>,
+    userspace: Option<bool>,
+    server: Option<String>,
+    protocol: Option<String>,
+    user: Option<String>,
+    password_file: Option<String>,
+    args: Option<Vec<String>>,
+    auth_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoutes {
+    include: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    servers: Option<Vec<String>>,
+    search: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVeth {
+    subnet: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vpn {
+    WireGuard {
+        config: PathBuf,
+        userspace: bool,
+    },
+    OpenVpn {
+        config: PathBuf,
+        auth_file: Option<PathBuf>,
+    },
+    OpenConnect {
+        server: String,
+        protocol: Option<String>,
+        user: Option<String>,
+        password_file: Option<PathBuf>,
+        args: Vec<String>,
+    },
+}
+
+impl Vpn {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Vpn::WireGuard { .. } => "wireguard",
+            Vpn::OpenVpn { .. } => "openvpn",
+            Vpn::OpenConnect { .. } => "openconnect",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Access {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    pub path: PathBuf,
+    pub description: Option<String>,
+    pub vpn: Vpn,
+    /// `[routes] include`: replaces what the VPN provides.
+    pub routes: Option<Vec<IpNet>>,
+    /// `[dns] servers`: replaces what the VPN provides.
+    pub dns_servers: Option<Vec<IpAddr>>,
+    /// `[dns] search`: replaces what the VPN provides.
+    pub dns_search: Option<Vec<String>>,
+    pub hosts: Vec<(String, IpAddr)>,
+    pub access: Access,
+    pub veth: VethAddrs,
+}
+
+/// A host name as /etc/hosts and resolv.conf accept it.
+pub fn is_hostname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+fn is_account_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && !s.starts_with('-')
+}
+
+/// Names of the profiles in `dir` (files `*.toml`), sorted.
+pub fn list_names(dir: &Path) -> Result<Vec<String>> {
+    let rd = std::fs::read_dir(dir).with_context(|| {
+        format!(
+            "cannot read the profile directory {}: create it, or point --profiles or ${ENV_DIR} at yours",
+            dir.display()
+        )
+    })?;
+    let mut out = Vec::new();
+    for e in rd {
+        let e =
+            e.with_context(|| format!("cannot read the profile directory {}", dir.display()))?;
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) == Some("toml")
+            && let Some(stem) = p.file_stem().and_then(|s| s.to_str())
+        {
+            out.push(stem.to_string());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Profile {
+    /// Loads and checks the profile `name` from `dir`.
+    pub fn load(dir: &Path, name: &str) -> Result<Profile> {
+        names::validate_profile_name(name)?;
+        let path = dir.join(format!("{name}.toml"));
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let known = list_names(dir).unwrap_or_default();
+                let hint = if known.is_empty() {
+                    format!("there are no profiles in {}", dir.display())
+                } else {
+                    format!("known profiles: {}", known.join(", "))
+                };
+                bail!(
+                    "no profile {name:?}: {} does not exist ({hint}; profiles are looked up in \
+                     --profiles DIR, else ${ENV_DIR}, else {DEFAULT_DIR})",
+                    path.display()
+                );
+            }
+            Err(e) => {
+                return Err(
+                    anyhow!(e).context(format!("profile {name:?}: cannot read {}", path.display()))
+                );
+            }
+        };
+        Self::parse(name, &path, &text, true)
+    }
+
+    /// Parses a profile's text. `check_files` also checks that the files it
+    /// names exist (off in unit tests of the format).
+    pub fn parse(name: &str, path: &Path, text: &str, check_files: bool) -> Result<Profile> {
+        let at = || format!("profile {name:?} ({})", path.display());
+        let raw: RawProfile = toml::from_str(text).map_err(|e| {
+            anyhow!(
+                "{}: {}",
+                at(),
+                e.to_string()
+                    .trim_end()
+                    .replace("TOML parse error at", "error at")
+            )
+        })?;
+        let field = |f: &str, msg: String| anyhow!("{}: field `{f}`: {msg}", at());
+        let base = path.parent().unwrap_or(Path::new("/"));
+        let file = |f: &str, v: &str| -> Result<PathBuf> {
+            if v.is_empty() {
+                return Err(field(f, "is empty".into()));
+            }
+            let p = base.join(v);
+            if check_files {
+                match std::fs::metadata(&p) {
+                    Ok(m) if m.is_file() => {}
+                    Ok(_) => {
+                        return Err(field(f, format!("{} is not a regular file", p.display())));
+                    }
+                    Err(e) => return Err(field(f, format!("{}: {e}", p.display()))),
+                }
+            }
+            Ok(p)
+        };
+
+        let v = raw.vpn;
+        let only = |f: &str, present: bool, kind: &str| -> Result<()> {
+            if present {
+                Err(field(f, format!("is only for kind = \"{kind}\"")))
+            } else {
+                Ok(())
+            }
+        };
+        let vpn = match v.kind.as_str() {
+            "wireguard" => {
+                only("vpn.server", v.server.is_some(), "openconnect")?;
+                only("vpn.protocol", v.protocol.is_some(), "openconnect")?;
+                only("vpn.user", v.user.is_some(), "openconnect")?;
+                only(
+                    "vpn.password_file",
+                    v.password_file.is_some(),
+                    "openconnect",
+                )?;
+                only("vpn.args", v.args.is_some(), "openconnect")?;
+                only("vpn.auth_file", v.auth_file.is_some(), "openvpn")?;
+                let config = v.config.ok_or_else(|| {
+                    field("vpn.config", "is missing: name the wg-quick file".into())
+                })?;
+                Vpn::WireGuard {
+                    config: file("vpn.config", &config)?,
+                    userspace: v.userspace.unwrap_or(false),
+                }
+            }
+            "openvpn" => {
+                only("vpn.userspace", v.userspace.is_some(), "wireguard")?;
+                only("vpn.server", v.server.is_some(), "openconnect")?;
+                only("vpn.protocol", v.protocol.is_some(), "openconnect")?;
+                only("vpn.user", v.user.is_some(), "openconnect")?;
+                only(
+                    "vpn.password_file",
+                    v.password_file.is_some(),
+                    "openconnect",
+                )?;
+                only("vpn.args", v.args.is_some(), "openconnect")?;
+                let config = v
+                    .config
+                    .ok_or_else(|| field("vpn.config", "is missing: name the .ovpn file".into()))?;
+                Vpn::OpenVpn {
+                    config: file("vpn.config", &config)?,
+                    auth_file: v.auth_file.map(|a| file("vpn.auth_file", &a)).transpose()?,
+                }
+            }
+            "openconnect" => {
+                only("vpn.userspace", v.userspace.is_some(), "wireguard")?;
+                only("vpn.config", v.config.is_some(), "wireguard\" or \"openvpn")?;
+                only("vpn.auth_file", v.auth_file.is_some(), "openvpn")?;
+                let server = v.server.ok_or_else(|| {
+                    field("vpn.server", "is missing: name the VPN gateway".into())
+                })?;
+                if server.is_empty() || server.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(field(
+                        "vpn.server",
+                        format!("{server:?} is not a host name or URL"),
+                    ));
+                }
+                Vpn::OpenConnect {
+                    server,
+                    protocol: v.protocol,
+                    user: v.user,
+                    password_file: v
+                        .password_file
+                        .map(|p| file("vpn.password_file", &p))
+                        .transpose()?,
+                    args: v.args.unwrap_or_default(),
+                }
+            }
+            other => {
+                return Err(field(
+                    "vpn.kind",
+                    format!(
+                        "{other:?} is not a VPN kind: use \"wireguard\", \"openvpn\" or \"openconnect\""
+                    ),
+                ));
+            }
+        };
+
+        let routes = match raw.routes {
+            None => None,
+            Some(r) => {
+                let mut out = Vec::new();
+                for (i, s) in r.include.iter().enumerate() {
+                    let n: IpNet = s.parse().map_err(|e| {
+                        field(&format!("routes.include[{i}]"), format!("{s:?}: {e}"))
+                    })?;
+                    out.push(n.trunc());
+                }
+                Some(out)
+            }
+        };
+
+        let (dns_servers, dns_search) = match raw.dns {
+            None => (None, None),
+            Some(d) => {
+                let servers = d
+                    .servers
+                    .map(|ss| {
+                        ss.iter()
+                            .enumerate()
+                            .map(|(i, s)| {
+                                s.parse::<IpAddr>().map_err(|_| {
+                                    field(
+                                        &format!("dns.servers[{i}]"),
+                                        format!("{s:?} is not an IP address"),
+                                    )
+                                })
+                            })
+                            .collect::<Result<Vec<_>>>()
+                    })
+                    .transpose()?;
+                let search = d
+                    .search
+                    .map(|ss| {
+                        for (i, s) in ss.iter().enumerate() {
+                            if !is_hostname(s) {
+                                return Err(field(
+                                    &format!("dns.search[{i}]"),
+                                    format!("{s:?} is not a domain name"),
+                                ));
+                            }
+                        }
+                        Ok(ss)
+                    })
+                    .transpose()?;
+                (servers, search)
+            }
+        };
+
+        let mut hosts = Vec::new();
+        for (h, a) in raw.hosts.unwrap_or_default() {
+            if !is_hostname(&h) {
+                return Err(field(&format!("hosts.{h:?}"), "is not a host name".into()));
+            }
+            let ip = a.parse::<IpAddr>().map_err(|_| {
+                field(
+                    &format!("hosts.{h:?}"),
+                    format!("{a:?} is not an IP address"),
+                )
+            })?;
+            hosts.push((h, ip));
+        }
+
+        let access = match raw.access {
+            None => Access::default(),
+            Some(a) => {
+                for (i, u) in a.users.iter().enumerate() {
+                    if !is_account_name(u) {
+                        return Err(field(
+                            &format!("access.users[{i}]"),
+                            format!("{u:?} is not a user name"),
+                        ));
+                    }
+                }
+                for (i, g) in a.groups.iter().enumerate() {
+                    if !is_account_name(g) {
+                        return Err(field(
+                            &format!("access.groups[{i}]"),
+                            format!("{g:?} is not a group name"),
+                        ));
+                    }
+                }
+                Access {
+                    users: a.users,
+                    groups: a.groups,
+                }
+            }
+        };
+
+        let veth = match raw.veth {
+            None => VethAddrs::for_profile(name),
+            Some(v) => {
+                let subnet: Ipv4Net = v
+                    .subnet
+                    .parse()
+                    .map_err(|e| field("veth.subnet", format!("{:?}: {e}", v.subnet)))?;
+                VethAddrs::from_subnet(subnet).map_err(|e| field("veth.subnet", e.to_string()))?
+            }
+        };
+
+        if let Some(d) = &raw.description
+            && d.chars().any(|c| c.is_control())
+        {
+            return Err(field("description", "has control characters".into()));
+        }
+
+        Ok(Profile {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            description: raw.description,
+            vpn,
+            routes,
+            dns_servers,
+            dns_search,
+            hosts,
+            access,
+            veth,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Profile> {
+        Profile::parse(
+            "acme",
+            Path::new("/etc/nsvpn/profiles/acme.toml"),
+            text,
+            false,
+        )
+    }
+
+    #[test]
+    fn full_wireguard_profile() {
+        let p = parse(
+            r#"
+description = "ACME customer network"
+[vpn]
+kind = "wireguard"
+config = "/etc/wireguard/acme.conf"
+userspace = true
+[routes]
+include = ["10.20.0.0/16", "10.30.5.1/24"]
+[dns]
+servers = ["10.20.0.53"]
+search = ["acme.internal"]
+[hosts]
+"db.acme.internal" = "10.20.1.5"
+[access]
+users = ["alice"]
+groups = ["consultants"]
+"#,
+        )
+        .unwrap();
+        insta::assert_debug_snapshot!(p);
+    }
+
+    #[test]
+    fn other_kinds_and_relative_paths() {
+        let ovpn = parse("[vpn]\nkind = \"openvpn\"\nconfig = \"corp.ovpn\"\nauth_file = \"../secrets/corp\"\n[veth]\nsubnet = \"10.250.0.0/30\"\n").unwrap();
+        let oc = parse("[vpn]\nkind = \"openconnect\"\nserver = \"vpn.example\"\nprotocol = \"gp\"\nuser = \"alice\"\nargs = [\"--servercert\", \"pin-sha256:x\"]\n").unwrap();
+        insta::assert_debug_snapshot!((ovpn.vpn, ovpn.veth, oc.vpn));
+    }
+
+    #[test]
+    fn bad_profiles_name_the_field() {
+        let cases = [
+            (
+                "unknown top-level key",
+                "colour = 1\n[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n",
+            ),
+            (
+                "typo in a section",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[dns]\nserver = [\"1.1.1.1\"]\n",
+            ),
+            ("bad kind", "[vpn]\nkind = \"ipsec\"\n"),
+            ("missing config", "[vpn]\nkind = \"wireguard\"\n"),
+            (
+                "wrong kind's field",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\nserver = \"x\"\n",
+            ),
+            (
+                "bad cidr",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[routes]\ninclude = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n",
+            ),
+            (
+                "bad dns server",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[dns]\nservers = [\"ns1\"]\n",
+            ),
+            (
+                "bad search",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[dns]\nsearch = [\"a b\"]\n",
+            ),
+            (
+                "bad host",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[hosts]\n\"db\" = \"10.0.0.300\"\n",
+            ),
+            (
+                "bad veth",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[veth]\nsubnet = \"10.0.0.0/31\"\n",
+            ),
+            (
+                "bad user",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[access]\nusers = [\"../root\"]\n",
+            ),
+            ("not toml", "[vpn\n"),
+        ];
+        let out: Vec<String> = cases
+            .iter()
+            .map(|(what, text)| format!("{what}:\n{}\n", parse(text).unwrap_err()))
+            .collect();
+        insta::assert_snapshot!(out.join("\n"));
+    }
+
+    #[test]
+    fn missing_files_are_reported() {
+        let dir = std::env::temp_dir().join(format!("nsvpn-profile-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("x.toml"),
+            "[vpn]\nkind = \"wireguard\"\nconfig = \"nope.conf\"\n",
+        )
+        .unwrap();
+        let err = Profile::load(&dir, "x").unwrap_err().to_string();
+        let missing = Profile::load(&dir, "y").unwrap_err().to_string();
+        let bad_name = Profile::load(&dir, "../x").unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            err.contains("field `vpn.config`") && err.contains("nope.conf"),
+            "{err}"
+        );
+        assert!(missing.contains("known profiles: x"), "{missing}");
+        assert!(bad_name.contains("not allowed"), "{bad_name}");
+    }
+}

@@ -1,0 +1,155 @@
+//! Runtime state in /run/nsvpn (root-owned): what `up` created, the pid of
+//! the tunnel process, and per-profile locks.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::names::{Names, VethAddrs};
+use crate::wireguard::Implementation;
+
+pub const RUN_DIR: &str = "/run/nsvpn";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub profile: String,
+    pub kind: String,
+    pub names: Names,
+    pub veth: VethAddrs,
+    pub implementation: Option<Implementation>,
+    /// The tunnel process nsvpn started (wireguard-go), if any.
+    pub pid: Option<u32>,
+    /// Seconds since the epoch when `up` began.
+    pub started: u64,
+    /// False while `up` runs: a state left incomplete means it crashed.
+    pub complete: bool,
+}
+
+pub fn profile_dir(profile: &str) -> PathBuf {
+    Path::new(RUN_DIR).join(profile)
+}
+
+fn state_path(profile: &str) -> PathBuf {
+    profile_dir(profile).join("state.json")
+}
+
+pub fn log_path(profile: &str, what: &str) -> PathBuf {
+    profile_dir(profile).join(format!("{what}.log"))
+}
+
+fn ensure_run_dir() -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(RUN_DIR)
+        .with_context(|| format!("cannot create {RUN_DIR}"))
+}
+
+impl State {
+    pub fn save(&self) -> Result<()> {
+        let dir = profile_dir(&self.profile);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = state_path(&self.profile);
+        let tmp = path.with_extension("tmp");
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.write_all(serde_json::to_string_pretty(self)?.as_bytes())?;
+        f.sync_all().ok();
+        fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    pub fn load(profile: &str) -> Option<State> {
+        let text = fs::read_to_string(state_path(profile)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Every profile that has state (up, or left by a crashed `up`).
+    pub fn all() -> Vec<State> {
+        let mut out: Vec<State> = fs::read_dir(RUN_DIR)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(State::load))
+            .collect();
+        out.sort_by(|a, b| a.profile.cmp(&b.profile));
+        out
+    }
+}
+
+/// Removes the profile's runtime directory. Missing is fine.
+pub fn remove(profile: &str) -> Result<()> {
+    match fs::remove_dir_all(profile_dir(profile)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot remove {}", profile_dir(profile).display()))
+        }
+    }
+}
+
+/// An exclusive per-profile lock: `/run/nsvpn/<profile>.lock`, held with
+/// flock. The file is removed when the lock is released; a locker that finds
+/// it locked a file that has meanwhile been removed tries again, so removal
+/// never lets two holders in.
+pub struct Lock {
+    path: PathBuf,
+    _flock: Flock<fs::File>,
+}
+
+impl Lock {
+    pub fn acquire(profile: &str) -> Result<Lock> {
+        ensure_run_dir()?;
+        let path = Path::new(RUN_DIR).join(format!("{profile}.lock"));
+        loop {
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot open the lock {}", path.display()))?;
+            let locked = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => l,
+                Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
+                    eprintln!("nsvpn: waiting for another nsvpn working on profile {profile} ...");
+                    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| {
+                        anyhow!(e).context(format!("cannot lock {}", path.display()))
+                    })?
+                }
+                Err((_, e)) => {
+                    return Err(anyhow!(e).context(format!("cannot lock {}", path.display())));
+                }
+            };
+            let held = locked.metadata()?;
+            match fs::metadata(&path) {
+                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
+                    return Ok(Lock {
+                        path,
+                        _flock: locked,
+                    });
+                }
+                _ => continue,
+            }
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,455 @@
+//! The wg-quick configuration format, read as is.
+//!
+//! Acted on: `[Interface]` PrivateKey, Address, DNS, MTU, ListenPort;
+//! `[Peer]` PublicKey, PresharedKey, Endpoint, AllowedIPs, PersistentKeepalive.
+//!
+//! Never acted on:
+//! - PreUp, PostUp, PreDown, PostDown run shell commands on the host: a file
+//!   that has them is refused.
+//! - Table, FwMark and SaveConfig steer or rewrite the host (its routing
+//!   tables, its policy routing, the file itself): they are ignored with a
+//!   warning, since the routes inside the namespace come from AllowedIPs or
+//!   the profile's `[routes]`.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use crate::ipnet::IpNet;
+
+/// A 32-byte WireGuard key. Its Debug form never shows the bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Key(pub [u8; 32]);
+
+impl Key {
+    pub fn from_base64(s: &str) -> Result<Key, String> {
+        let bytes = B64.decode(s.trim()).map_err(|_| {
+            "is not valid base64 (a key is 44 characters ending in '=')".to_string()
+        })?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|v: Vec<u8>| format!("decodes to {} bytes; a key has 32", v.len()))?;
+        Ok(Key(arr))
+    }
+    pub fn to_base64(self) -> String {
+        B64.encode(self.0)
+    }
+    pub fn to_hex(self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+    pub fn from_hex(s: &str) -> Option<Key> {
+        if s.len() != 64 || !s.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Key(out))
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+/// `host:port`, `[v6]:port`. A name is resolved at `up`, in the host namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub public_key: Key,
+    pub preshared_key: Option<Key>,
+    pub endpoint: Option<Endpoint>,
+    pub allowed_ips: Vec<IpNet>,
+    pub persistent_keepalive: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WgQuick {
+    pub private_key: Key,
+    pub addresses: Vec<IpNet>,
+    pub dns_servers: Vec<IpAddr>,
+    pub dns_search: Vec<String>,
+    pub mtu: Option<u32>,
+    pub listen_port: Option<u16>,
+    pub peers: Vec<Peer>,
+    /// Keys that were present but are never acted on.
+    pub warnings: Vec<String>,
+}
+
+/// A parse error: the line (1-based, 0 for the whole file) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "line {}: {}", self.line, self.message)
+        }
+    }
+}
+
+#[derive(Default)]
+struct PeerDraft {
+    line: usize,
+    public_key: Option<Key>,
+    preshared_key: Option<Key>,
+    endpoint: Option<Endpoint>,
+    allowed_ips: Vec<IpNet>,
+    persistent_keepalive: Option<u16>,
+}
+
+enum Section {
+    None,
+    Interface,
+    Peer,
+}
+
+fn parse_endpoint(v: &str) -> Result<Endpoint, String> {
+    let (host, port) = if let Some(rest) = v.strip_prefix('[') {
+        let (h, p) = rest
+            .split_once("]:")
+            .ok_or_else(|| format!("{v:?} is not [address]:port"))?;
+        (h.to_string(), p)
+    } else {
+        let (h, p) = v
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{v:?} has no port (write host:port)"))?;
+        if h.contains(':') {
+            return Err(format!("{v:?}: write an IPv6 endpoint as [address]:port"));
+        }
+        (h.to_string(), p)
+    };
+    if host.is_empty() {
+        return Err(format!("{v:?} has no host"));
+    }
+    if !host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".-:_".contains(c))
+    {
+        return Err(format!("{host:?} is not a host name or address"));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port number"))?;
+    if port == 0 {
+        return Err("port 0 is not a valid endpoint port".into());
+    }
+    Ok(Endpoint { host, port })
+}
+
+fn is_domain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Parses the text of a wg-quick file.
+pub fn parse(text: &str) -> Result<WgQuick, ParseError> {
+    let mut section = Section::None;
+    let mut private_key = None;
+    let mut addresses = Vec::new();
+    let mut dns_servers = Vec::new();
+    let mut dns_search = Vec::new();
+    let mut mtu = None;
+    let mut listen_port = None;
+    let mut peers: Vec<PeerDraft> = Vec::new();
+    let mut warnings = Vec::new();
+    let mut seen_interface = false;
+
+    for (i, raw) in text.lines().enumerate() {
+        let lineno = i + 1;
+        let err = |message: String| ParseError {
+            line: lineno,
+            message,
+        };
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with('[') {
+            match line.to_ascii_lowercase().as_str() {
+                "[interface]" => {
+                    if seen_interface {
+                        return Err(err("a second [Interface] section".into()));
+                    }
+                    seen_interface = true;
+                    section = Section::Interface;
+                }
+                "[peer]" => {
+                    section = Section::Peer;
+                    peers.push(PeerDraft {
+                        line: lineno,
+                        ..Default::default()
+                    });
+                }
+                _ => return Err(err(format!("unknown section {line}"))),
+            }
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| err(format!("{line:?} is not of the form Key = Value")))?;
+        let key = key.trim();
+        let value = value.trim();
+        let lkey = key.to_ascii_lowercase();
+        let bad = |what: String| err(format!("{key}: {what}"));
+        match section {
+            Section::None => {
+                return Err(err(format!(
+                    "{key} comes before any [Interface] or [Peer] section"
+                )));
+            }
+            Section::Interface => match lkey.as_str() {
+                "privatekey" => {
+                    private_key =
+                        Some(Key::from_base64(value).map_err(|e| bad(format!("the key {e}")))?)
+                }
+                "address" => {
+                    for a in list(value) {
+                        addresses.push(a.parse::<IpNet>().map_err(&bad)?);
+                    }
+                }
+                "dns" => {
+                    for d in list(value) {
+                        if let Ok(ip) = d.parse::<IpAddr>() {
+                            dns_servers.push(ip);
+                        } else if is_domain(d) {
+                            dns_search.push(d.to_string());
+                        } else {
+                            return Err(bad(format!(
+                                "{d:?} is neither an address nor a search domain"
+                            )));
+                        }
+                    }
+                }
+                "mtu" => {
+                    let m: u32 = value
+                        .parse()
+                        .map_err(|_| bad(format!("{value:?} is not a number")))?;
+                    if !(576..=65535).contains(&m) {
+                        return Err(bad(format!("{m} is outside 576..65535")));
+                    }
+                    mtu = Some(m);
+                }
+                "listenport" => {
+                    listen_port = Some(
+                        value
+                            .parse()
+                            .map_err(|_| bad(format!("{value:?} is not a port number")))?,
+                    );
+                }
+                "preup" | "postup" | "predown" | "postdown" => {
+                    return Err(bad(
+                        "nsvpn never runs wg-quick hook commands, which would act on the host; \
+                         remove this line (or keep a copy of the file without it for nsvpn)"
+                            .into(),
+                    ));
+                }
+                "table" | "fwmark" | "saveconfig" => {
+                    warnings.push(format!(
+                        "line {lineno}: {key} is ignored: it steers the host, and routes inside \
+                         the namespace come from AllowedIPs or the profile's [routes]"
+                    ));
+                }
+                _ => return Err(err(format!("unknown key {key} in [Interface]"))),
+            },
+            Section::Peer => {
+                let p = peers.last_mut().expect("a [Peer] section was opened");
+                match lkey.as_str() {
+                    "publickey" => {
+                        p.public_key =
+                            Some(Key::from_base64(value).map_err(|e| bad(format!("the key {e}")))?)
+                    }
+                    "presharedkey" => {
+                        p.preshared_key =
+                            Some(Key::from_base64(value).map_err(|e| bad(format!("the key {e}")))?)
+                    }
+                    "endpoint" => p.endpoint = Some(parse_endpoint(value).map_err(&bad)?),
+                    "allowedips" => {
+                        for a in list(value) {
+                            p.allowed_ips
+                                .push(a.parse::<IpNet>().map_err(&bad)?.trunc());
+                        }
+                    }
+                    "persistentkeepalive" => {
+                        p.persistent_keepalive = if value.eq_ignore_ascii_case("off") {
+                            None
+                        } else {
+                            let k: u16 = value.parse().map_err(|_| {
+                                bad(format!("{value:?} is not a number of seconds or \"off\""))
+                            })?;
+                            (k > 0).then_some(k)
+                        };
+                    }
+                    _ => return Err(err(format!("unknown key {key} in [Peer]"))),
+                }
+            }
+        }
+    }
+
+    let whole = |message: &str| ParseError {
+        line: 0,
+        message: message.to_string(),
+    };
+    if !seen_interface {
+        return Err(whole("there is no [Interface] section"));
+    }
+    let private_key = private_key.ok_or_else(|| whole("[Interface] has no PrivateKey"))?;
+    if addresses.is_empty() {
+        return Err(whole("[Interface] has no Address"));
+    }
+    if peers.is_empty() {
+        return Err(whole("there is no [Peer] section"));
+    }
+    let mut out = Vec::new();
+    for d in peers {
+        let public_key = d.public_key.ok_or_else(|| ParseError {
+            line: d.line,
+            message: "this [Peer] has no PublicKey".into(),
+        })?;
+        if out.iter().any(|p: &Peer| p.public_key == public_key) {
+            return Err(ParseError {
+                line: d.line,
+                message: "two [Peer] sections have the same PublicKey".into(),
+            });
+        }
+        out.push(Peer {
+            public_key,
+            preshared_key: d.preshared_key,
+            endpoint: d.endpoint,
+            allowed_ips: d.allowed_ips,
+            persistent_keepalive: d.persistent_keepalive,
+        });
+    }
+    Ok(WgQuick {
+        private_key,
+        addresses,
+        dns_servers,
+        dns_search,
+        mtu,
+        listen_port,
+        peers: out,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K1: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+    const K2: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+    const K3: &str = "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=";
+
+    #[test]
+    fn full_file() {
+        let text = format!(
+            "# corp\n[Interface]\nPrivateKey = {K1}\nAddress = 10.99.0.2/32, fd99::2/128\n\
+             Address = 10.98.0.2/24\nDNS = 10.20.0.53, fd20::53, corp.internal\nMTU = 1380\n\
+             ListenPort = 51000\nTable = off\n\n[Peer]\nPublicKey = {K2}\nPresharedKey = {K3}\n\
+             Endpoint = vpn.example.com:51820\nAllowedIPs = 10.20.0.0/16, 10.30.1.7/16\n\
+             PersistentKeepalive = 25\n\n[peer]\npublickey = {K3}\nendpoint = [2001:db8::1]:51820\n\
+             allowedips = ::/0\npersistentkeepalive = off\n"
+        );
+        let wg = parse(&text).unwrap();
+        insta::assert_debug_snapshot!(wg);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_key() {
+        let cases = [
+            ("no_interface", format!("[Peer]\nPublicKey = {K2}\n")),
+            (
+                "postup",
+                format!("[Interface]\nPrivateKey = {K1}\nPostUp = iptables -F\n"),
+            ),
+            ("bad_key", "[Interface]\nPrivateKey = abc\n".to_string()),
+            (
+                "bad_cidr",
+                format!("[Interface]\nPrivateKey = {K1}\nAddress = 10.0.0.1/40\n"),
+            ),
+            (
+                "unknown",
+                format!("[Interface]\nPrivateKey = {K1}\nColour = blue\n"),
+            ),
+            (
+                "no_port",
+                format!(
+                    "[Interface]\nPrivateKey = {K1}\nAddress = 10.0.0.1/32\n[Peer]\nPublicKey = {K2}\nEndpoint = host\n"
+                ),
+            ),
+            (
+                "peerless",
+                format!("[Interface]\nPrivateKey = {K1}\nAddress = 10.0.0.1/32\n"),
+            ),
+            (
+                "no_pubkey",
+                format!(
+                    "[Interface]\nPrivateKey = {K1}\nAddress = 10.0.0.1/32\n[Peer]\nAllowedIPs = 0.0.0.0/0\n"
+                ),
+            ),
+            (
+                "dup_peer",
+                format!(
+                    "[Interface]\nPrivateKey = {K1}\nAddress = 10.0.0.1/32\n[Peer]\nPublicKey = {K2}\n[Peer]\nPublicKey = {K2}\n"
+                ),
+            ),
+            (
+                "bad_dns",
+                format!("[Interface]\nPrivateKey = {K1}\nDNS = not a domain\n"),
+            ),
+            (
+                "outside",
+                format!("Address = 10.0.0.1/32\n[Interface]\nPrivateKey = {K1}\n"),
+            ),
+        ];
+        let rendered: Vec<String> = cases
+            .iter()
+            .map(|(name, text)| format!("{name}: {}", parse(text).unwrap_err()))
+            .collect();
+        insta::assert_snapshot!(rendered.join("\n"));
+    }
+
+    #[test]
+    fn keys_round_trip_and_hide() {
+        let k = Key::from_base64(K1).unwrap();
+        assert_eq!(k.to_base64(), K1);
+        assert_eq!(Key::from_hex(&k.to_hex()), Some(k));
+        assert_eq!(format!("{k:?}"), "Key(..)");
+        assert_eq!(Key::from_hex("zz"), None);
+    }
+}

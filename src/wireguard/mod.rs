@@ -1,0 +1,155 @@
+//! WireGuard: the device configuration nsvpn applies, and the two back-ends
+//! that apply it (kernel over generic netlink, `wireguard-go` over UAPI).
+
+pub mod kernel;
+pub mod userspace;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use anyhow::{Result, anyhow};
+
+use crate::ipnet::IpNet;
+use crate::wgquick::{Key, WgQuick};
+
+/// Keepalive interval used for a moment after `up` to make the first
+/// handshake happen now, for peers whose file sets none.
+pub const TRIGGER_KEEPALIVE: u16 = 25;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Implementation {
+    Kernel,
+    Userspace,
+}
+
+impl std::fmt::Display for Implementation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Implementation::Kernel => "kernel",
+            Implementation::Userspace => "userspace (wireguard-go)",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    pub public_key: Key,
+    pub preshared_key: Option<Key>,
+    pub endpoint: Option<SocketAddr>,
+    /// The endpoint as the file wrote it (a name, before resolution).
+    pub endpoint_text: Option<String>,
+    pub allowed_ips: Vec<IpNet>,
+    pub keepalive: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceConfig {
+    pub private_key: Key,
+    pub listen_port: Option<u16>,
+    pub peers: Vec<PeerConfig>,
+}
+
+/// What a device reports about one peer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PeerStatus {
+    pub public_key: String,
+    pub endpoint: Option<String>,
+    /// Seconds since the epoch of the last completed handshake.
+    pub last_handshake: Option<u64>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub allowed_ips: Vec<String>,
+}
+
+impl DeviceConfig {
+    /// Resolves endpoint names (in the calling thread's namespace, the host's)
+    /// and turns a parsed wg-quick file into the device configuration.
+    pub fn from_wgquick(wg: &WgQuick) -> Result<DeviceConfig> {
+        let mut peers = Vec::new();
+        for p in &wg.peers {
+            let endpoint = match &p.endpoint {
+                None => None,
+                Some(ep) => {
+                    let text = ep.to_string();
+                    let addr = (ep.host.as_str(), ep.port)
+                        .to_socket_addrs()
+                        .map_err(|e| anyhow!("cannot resolve the endpoint {text}: {e}"))?
+                        .next()
+                        .ok_or_else(|| anyhow!("the endpoint {text} resolves to no address"))?;
+                    Some(addr)
+                }
+            };
+            peers.push(PeerConfig {
+                public_key: p.public_key,
+                preshared_key: p.preshared_key,
+                endpoint,
+                endpoint_text: p.endpoint.as_ref().map(|e| e.to_string()),
+                allowed_ips: p.allowed_ips.clone(),
+                keepalive: p.persistent_keepalive,
+            });
+        }
+        Ok(DeviceConfig {
+            private_key: wg.private_key,
+            listen_port: wg.listen_port,
+            peers,
+        })
+    }
+}
+
+/// Either back-end, behind one interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Kernel,
+    Userspace,
+}
+
+impl Backend {
+    pub fn implementation(self) -> Implementation {
+        match self {
+            Backend::Kernel => Implementation::Kernel,
+            Backend::Userspace => Implementation::Userspace,
+        }
+    }
+
+    /// Applies the whole configuration (keys, port, peers) to device `ifname`
+    /// in the calling thread's namespace (kernel) or over its UAPI socket.
+    /// Keepalives start off: they are set once the device is up.
+    pub async fn configure(self, ifname: &str, cfg: &DeviceConfig) -> Result<()> {
+        match self {
+            Backend::Kernel => kernel::configure(ifname, cfg).await,
+            Backend::Userspace => {
+                userspace::request(ifname, &userspace::render_set(cfg)).map(|_| ())
+            }
+        }
+    }
+
+    /// Sets the persistent keepalive of each peer (by public key). Turning a
+    /// keepalive on while the device is up sends one at once, which starts a
+    /// handshake. `ns` is the namespace the device is in.
+    pub async fn set_keepalives(
+        self,
+        ifname: &str,
+        ns: std::os::fd::BorrowedFd<'_>,
+        peers: &[(Key, u16)],
+    ) -> Result<()> {
+        match self {
+            Backend::Kernel => kernel::set_keepalives(ifname, ns, peers).await,
+            Backend::Userspace => {
+                userspace::request(ifname, &userspace::render_keepalives(peers)).map(|_| ())
+            }
+        }
+    }
+
+    /// The peers' state as the device reports it. `ns` is the namespace the
+    /// device is in.
+    pub async fn peers(
+        self,
+        ifname: &str,
+        ns: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<Vec<PeerStatus>> {
+        match self {
+            Backend::Kernel => kernel::peers(ifname, ns).await,
+            Backend::Userspace => userspace::parse_get(&userspace::request(ifname, "get=1\n\n")?),
+        }
+    }
+}

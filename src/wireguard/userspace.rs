@@ -1,0 +1,359 @@
+//! Userspace WireGuard: `wireguard-go`, started in the host namespace and
+//! configured over its UAPI unix socket (keys in hex there).
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::sys::wait::waitpid;
+use nix::unistd::{
+    ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, execv, fork, pipe, setsid,
+};
+
+use super::{DeviceConfig, PeerStatus};
+use crate::wgquick::Key;
+
+pub const SOCKET_DIR: &str = "/var/run/wireguard";
+pub const PROGRAM: &str = "wireguard-go";
+
+pub fn socket_path(ifname: &str) -> PathBuf {
+    Path::new(SOCKET_DIR).join(format!("{ifname}.sock"))
+}
+
+/// The UAPI request that sets the whole device.
+pub fn render_set(cfg: &DeviceConfig) -> String {
+    let mut s = String::from("set=1\n");
+    s.push_str(&format!("private_key={}\n", cfg.private_key.to_hex()));
+    if let Some(p) = cfg.listen_port {
+        s.push_str(&format!("listen_port={p}\n"));
+    }
+    s.push_str("replace_peers=true\n");
+    for p in &cfg.peers {
+        s.push_str(&format!("public_key={}\n", p.public_key.to_hex()));
+        if let Some(k) = p.preshared_key {
+            s.push_str(&format!("preshared_key={}\n", k.to_hex()));
+        }
+        if let Some(e) = p.endpoint {
+            s.push_str(&format!("endpoint={e}\n"));
+        }
+        s.push_str("persistent_keepalive_interval=0\n");
+        s.push_str("replace_allowed_ips=true\n");
+        for a in &p.allowed_ips {
+            s.push_str(&format!("allowed_ip={a}\n"));
+        }
+    }
+    s.push('\n');
+    s
+}
+
+/// The UAPI request that sets the peers' keepalives.
+pub fn render_keepalives(peers: &[(Key, u16)]) -> String {
+    let mut s = String::from("set=1\n");
+    for (k, secs) in peers {
+        s.push_str(&format!(
+            "public_key={}\nupdate_only=true\npersistent_keepalive_interval={secs}\n",
+            k.to_hex()
+        ));
+    }
+    s.push('\n');
+    s
+}
+
+/// Parses the reply to `get=1`: the peers, in order. Private and preshared
+/// keys in the reply are skipped, never kept.
+pub fn parse_get(reply: &str) -> Result<Vec<PeerStatus>> {
+    let mut peers: Vec<PeerStatus> = Vec::new();
+    let mut errno = None;
+    let mut hs_sec: Option<u64> = None;
+    let flush = |peers: &mut Vec<PeerStatus>, hs: &mut Option<u64>| {
+        if let Some(p) = peers.last_mut() {
+            p.last_handshake = hs.take().filter(|s| *s > 0);
+        }
+    };
+    for line in reply.lines() {
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| anyhow!("wireguard-go sent a line that is not key=value: {line:?}"))?;
+        let num = || {
+            v.parse::<u64>()
+                .map_err(|_| anyhow!("wireguard-go sent {k}={v:?}, not a number"))
+        };
+        match k {
+            "public_key" => {
+                flush(&mut peers, &mut hs_sec);
+                let key = Key::from_hex(v)
+                    .ok_or_else(|| anyhow!("wireguard-go sent a malformed public key"))?;
+                peers.push(PeerStatus {
+                    public_key: key.to_base64(),
+                    endpoint: None,
+                    last_handshake: None,
+                    rx_bytes: 0,
+                    tx_bytes: 0,
+                    allowed_ips: Vec::new(),
+                });
+            }
+            "errno" => errno = Some(num()?),
+            _ => {
+                let Some(p) = peers.last_mut() else { continue };
+                match k {
+                    "endpoint" => p.endpoint = Some(v.to_string()),
+                    "last_handshake_time_sec" => hs_sec = Some(num()?),
+                    "rx_bytes" => p.rx_bytes = num()?,
+                    "tx_bytes" => p.tx_bytes = num()?,
+                    "allowed_ip" => p.allowed_ips.push(v.to_string()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    flush(&mut peers, &mut hs_sec);
+    match errno {
+        Some(0) => Ok(peers),
+        Some(e) => bail!("wireguard-go refused the request (errno {e})"),
+        None => bail!("wireguard-go's reply ended without an errno line"),
+    }
+}
+
+/// Sends one UAPI request to the device's socket and returns the reply.
+pub fn request(ifname: &str, req: &str) -> Result<String> {
+    let path = socket_path(ifname);
+    let mut s = UnixStream::connect(&path)
+        .with_context(|| format!("cannot reach wireguard-go at {}", path.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(req.as_bytes())
+        .with_context(|| format!("cannot send to {}", path.display()))?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The reply ends with an empty line; read until then.
+    loop {
+        let n = s
+            .read(&mut buf)
+            .with_context(|| format!("cannot read from {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&buf[..n]);
+        if reply.ends_with(b"\n\n") {
+            break;
+        }
+    }
+    let text = String::from_utf8(reply)
+        .map_err(|_| anyhow!("wireguard-go sent a reply that is not text"))?;
+    if req.starts_with("set=") {
+        let errno = text.lines().find_map(|l| l.strip_prefix("errno="));
+        match errno {
+            Some("0") => {}
+            Some(e) => bail!("wireguard-go refused the configuration of {ifname} (errno {e})"),
+            None => bail!("wireguard-go closed the connection without an answer"),
+        }
+    }
+    Ok(text)
+}
+
+/// Finds `wireguard-go` on PATH.
+pub fn find_program() -> Result<PathBuf> {
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    for dir in std::env::split_paths(&path) {
+        let p = dir.join(PROGRAM);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    bail!(
+        "this kernel has no WireGuard module and {PROGRAM} is not installed: install it \
+         (Debian/Ubuntu: apt-get install wireguard-go) or load the module (modprobe wireguard)"
+    )
+}
+
+/// Starts `wireguard-go -f <ifname>` in a session of its own, detached from
+/// nsvpn (it is re-parented to init, so that nothing nsvpn execs later ever
+/// inherits it as a child), with its output in `log`. Returns its pid.
+pub fn spawn(ifname: &str, log: &Path) -> Result<u32> {
+    let program = find_program()?;
+    let prog_c = CString::new(program.as_os_str().as_encoded_bytes())?;
+    let args = [prog_c.clone(), CString::new("-f")?, CString::new(ifname)?];
+    let log_file: OwnedFd = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open {}", log.display()))?
+        .into();
+    let null: OwnedFd = std::fs::File::open("/dev/null")?.into();
+    let (rd, wr) = pipe().context("pipe")?;
+    std::fs::create_dir_all(SOCKET_DIR).with_context(|| format!("cannot create {SOCKET_DIR}"))?;
+
+    // SAFETY: between fork and exec the children only call async-signal-safe
+    // functions (setsid, fork, dup2, execv, write, _exit) on data prepared above.
+    match unsafe { fork() }.context("fork")? {
+        ForkResult::Child => {
+            let _ = setsid();
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => {
+                    let _ = dup2_stdin(&null);
+                    let _ = dup2_stdout(&log_file);
+                    let _ = dup2_stderr(&log_file);
+                    let _ = execv(&prog_c, &args);
+                    unsafe { nix::libc::_exit(127) }
+                }
+                Ok(ForkResult::Parent { child }) => {
+                    let bytes = child.as_raw().to_ne_bytes();
+                    unsafe {
+                        nix::libc::write(wr.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+                        nix::libc::_exit(0)
+                    }
+                }
+                Err(_) => unsafe { nix::libc::_exit(1) },
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(wr);
+            let _ = waitpid(child, None);
+            let mut buf = [0u8; 4];
+            let mut f = std::fs::File::from(rd);
+            f.read_exact(&mut buf)
+                .context("wireguard-go could not be started")?;
+            Ok(i32::from_ne_bytes(buf) as u32)
+        }
+    }
+}
+
+/// Whether `pid` is a running wireguard-go serving `ifname`.
+pub fn is_ours(pid: u32, ifname: &str) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+    let prog_ok = args
+        .first()
+        .map(|a| {
+            Path::new(std::ffi::OsStr::from_bytes(a)).file_name()
+                == Some(std::ffi::OsStr::new(PROGRAM))
+        })
+        .unwrap_or(false);
+    prog_ok && args.iter().any(|a| *a == ifname.as_bytes())
+}
+
+use std::os::unix::ffi::OsStrExt;
+
+/// Every wireguard-go process serving `ifname` (found by command line).
+pub fn find_processes(ifname: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
+                && is_ours(pid, ifname)
+            {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Waits until wireguard-go has opened its UAPI socket. Fails if the process
+/// exits first or nothing happens within `timeout`.
+pub fn wait_for_socket(ifname: &str, pid: u32, log: &Path, timeout: Duration) -> Result<()> {
+    let path = socket_path(ifname);
+    let start = Instant::now();
+    loop {
+        if UnixStream::connect(&path).is_ok() {
+            return Ok(());
+        }
+        if !crate::util::alive(pid) {
+            bail!(
+                "wireguard-go exited before it was ready; its log ({}):\n{}",
+                log.display(),
+                crate::util::tail(log, 10)
+            );
+        }
+        if start.elapsed() > timeout {
+            bail!(
+                "wireguard-go (pid {pid}) did not open {} within {timeout:?}",
+                path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Stops wireguard-go `pid`: SIGTERM, then SIGKILL after `grace`.
+pub fn stop(pid: u32, grace: Duration) {
+    crate::util::terminate(Pid::from_raw(pid as i32), grace);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wireguard::PeerConfig;
+
+    fn key(b: u8) -> Key {
+        Key([b; 32])
+    }
+
+    #[test]
+    fn set_request() {
+        let cfg = DeviceConfig {
+            private_key: key(1),
+            listen_port: Some(51000),
+            peers: vec![
+                PeerConfig {
+                    public_key: key(2),
+                    preshared_key: Some(key(3)),
+                    endpoint: Some("203.0.113.2:51820".parse().unwrap()),
+                    endpoint_text: Some("vpn.example:51820".into()),
+                    allowed_ips: vec![
+                        "10.20.0.0/16".parse().unwrap(),
+                        "fd20::/64".parse().unwrap(),
+                    ],
+                    keepalive: Some(25),
+                },
+                PeerConfig {
+                    public_key: key(4),
+                    preshared_key: None,
+                    endpoint: Some("[2001:db8::1]:51820".parse().unwrap()),
+                    endpoint_text: None,
+                    allowed_ips: vec![],
+                    keepalive: None,
+                },
+            ],
+        };
+        insta::assert_snapshot!(render_set(&cfg));
+        insta::assert_snapshot!(
+            "keepalives",
+            render_keepalives(&[(key(2), 25), (key(4), 0)])
+        );
+    }
+
+    #[test]
+    fn get_reply() {
+        let reply = format!(
+            "private_key={}\nlisten_port=40000\npublic_key={}\npreshared_key={}\nprotocol_version=1\n\
+             endpoint=203.0.113.2:51820\nlast_handshake_time_sec=1700000000\nlast_handshake_time_nsec=5\n\
+             tx_bytes=1234\nrx_bytes=5678\npersistent_keepalive_interval=0\nallowed_ip=10.20.0.0/16\n\
+             public_key={}\nlast_handshake_time_sec=0\nlast_handshake_time_nsec=0\ntx_bytes=0\nrx_bytes=0\n\
+             errno=0\n\n",
+            key(1).to_hex(),
+            key(2).to_hex(),
+            key(3).to_hex(),
+            key(4).to_hex()
+        );
+        let peers = parse_get(&reply).unwrap();
+        insta::assert_debug_snapshot!(peers);
+        assert!(
+            !format!("{peers:?}").contains(&key(1).to_base64()),
+            "private key leaked"
+        );
+        assert!(parse_get("errno=22\n\n").is_err());
+        assert!(parse_get("garbage\n\n").is_err());
+        assert!(parse_get("public_key=zz\nerrno=0\n\n").is_err());
+        assert!(parse_get("").is_err());
+    }
+}
