@@ -61,7 +61,7 @@ pub fn run(dir: &Path, name: &str, opts: &Options) -> Result<()> {
             handshake,
             backend,
         } => println!(
-            "nsvpn: profile {name} is up ({} WireGuard; nsvpn's own work {} ms, handshake {} ms). Run: nsvpn exec {name} -- <command>",
+            "nsvpn: profile {name} is up (WireGuard, {}; nsvpn's own work {} ms, handshake {} ms). Run: nsvpn exec {name} -- <command>",
             backend.implementation(),
             plumbing.as_millis(),
             handshake.as_millis()
