@@ -243,19 +243,68 @@ impl Sys for RealSys {
         nix::sys::prctl::set_no_new_privs().map_err(Into::into)
     }
     fn execvp(&mut self, argv: &[CString], env: &[CString]) -> Errno {
-        match argv.first() {
-            Some(prog) => match nix::unistd::execvpe(prog, argv, env) {
+        let Some(prog) = argv.first() else {
+            return Errno::EINVAL;
+        };
+        let path =
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        let mut last = Errno::ENOENT;
+        for candidate in search_path(prog, &path) {
+            let errno = match nix::unistd::execve(&candidate, argv, env) {
                 Err(e) => e,
                 Ok(never) => match never {},
-            },
-            None => Errno::EINVAL,
+            };
+            match errno {
+                // Not here (or a directory on PATH the user may not search):
+                // try the next directory, as a shell would.
+                Errno::ENOENT | Errno::ENOTDIR => {}
+                Errno::EACCES => {
+                    if nix::unistd::access(candidate.as_c_str(), nix::unistd::AccessFlags::F_OK)
+                        .is_ok()
+                    {
+                        last = Errno::EACCES;
+                    }
+                }
+                other => return other,
+            }
         }
+        last
     }
+}
+
+/// The paths `execvp` would try for `prog`: itself if it has a '/', else
+/// each directory of `path` (an empty entry is the current directory).
+pub fn search_path(prog: &CString, path: &std::ffi::OsStr) -> Vec<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = prog.as_bytes();
+    if bytes.contains(&b'/') {
+        return vec![prog.clone()];
+    }
+    path.as_bytes()
+        .split(|b| *b == b':')
+        .filter_map(|dir| {
+            let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+            let mut full = dir.to_vec();
+            full.push(b'/');
+            full.extend_from_slice(bytes);
+            CString::new(full).ok()
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_search() {
+        let c = |s: &str| CString::new(s).unwrap();
+        assert_eq!(
+            search_path(&c("psql"), "/usr/local/bin::/bin".as_ref()),
+            vec![c("/usr/local/bin/psql"), c("./psql"), c("/bin/psql")]
+        );
+        assert_eq!(search_path(&c("./x"), "/bin".as_ref()), vec![c("./x")]);
+    }
 
     #[derive(Default)]
     struct Recorder {

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The integration suite: the real nsvpn binary, as root, against the lab's
+# real wireguard-go gateways, dnsmasq and PostgreSQL. Runs inside
+# sandbox.sh. Prints one line per check and "N passed, M failed" at the end.
+# Usage: suite.sh NSVPN_BINARY
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+NSVPN=$1
+export PATH=$(dirname "$NSVPN"):$PATH
+# shellcheck source=lab.sh
+source "$here/lab.sh"
+
+passed=0 failed=0
+ok()   { passed=$((passed + 1)); echo "ok   - $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL - $*"; }
+# check DESCRIPTION COMMAND...: passes when the command succeeds.
+check() { local d=$1; shift; if out=$("$@" 2>&1); then ok "$d"; else fail "$d"; echo "$out" | sed 's/^/       /' | tail -n 15; fi; }
+# expect DESCRIPTION WANTED COMMAND...: passes when the output equals WANTED.
+expect() {
+  local d=$1 want=$2; shift 2
+  local got; got=$("$@" 2>&1)
+  if [ "$got" = "$want" ]; then ok "$d"; else fail "$d"; echo "       wanted: $want"; echo "$got" | sed 's/^/       got:    /' | tail -n 15; fi
+}
+# status_of DESCRIPTION CODE COMMAND...: passes when the command exits CODE.
+status_is() { local d=$1 want=$2; shift 2; "$@" > /tmp/out 2>&1; local rc=$?; if [ "$rc" = "$want" ]; then ok "$d"; else fail "$d (exit $rc, wanted $want)"; tail -n 10 /tmp/out | sed 's/^/       /'; fi; }
+
+as_user() { SUDO_UID=65534 SUDO_GID=65534 SUDO_USER=nobody "$@"; }
+psql_side() { as_user nsvpn exec "$1" -- psql -h db.internal -U lab -d lab -Atc "select name from side"; }
+# IPv6 link-local entries come and go as links finish DAD: leave them out.
+host_routes() { { ip -4 route show table all; ip -6 route show table all; } | grep -v -e ' dev nsvh-' -e 'fe80' | sort; }
+leftovers() {
+  local out=""
+  out+=$(ip netns list | grep -o '^nsvpn-[^ ]*' | sed 's/^/netns /')
+  out+=$(ip -br link | awk '{print $1}' | grep -E '^nsv[hnw]-' | sed 's/^/link /')
+  out+=$(pgrep -a wireguard-go | grep ' nsvw-' | sed 's/^/process /')
+  out+=$(ls /etc/netns 2>/dev/null | sed 's/^/etc-netns /')
+  out+=$(ls -A /run/nsvpn 2>/dev/null | sed 's/^/run-nsvpn /')
+  out+=$(ls /run/wireguard 2>/dev/null | grep nsvw- | sed 's/^/socket /')
+  out+=$(awk '$5 ~ "^/run/netns/nsvpn-" || $5 ~ "^/etc/(resolv.conf|hosts|nsswitch.conf)$" {print "mount " $5}' /proc/self/mountinfo)
+  echo -n "$out"
+}
+
+trap 'lab_down' EXIT
+echo "# setting up the lab"
+if ! lab_up > /run/lab-setup.log 2>&1; then
+  echo "FAIL - the lab did not start:"; tail -n 30 /run/lab-setup.log; echo "0 passed, 1 failed"; exit 1
+fi
+routes_before=$(host_routes)
+resolv_before=$(sha256sum /etc/resolv.conf /etc/hosts /etc/nsswitch.conf)
+
+echo "# two profiles that claim the same subnet, up at once"
+check "up alpha (kernel WireGuard if present, else wireguard-go)" nsvpn up alpha
+check "up bravo (userspace = true)" nsvpn up bravo
+expect "list shows both up" "alpha up bravo up" bash -c "nsvpn list | awk 'NR>1{printf \"%s%s %s\", sep, \$1, \$3; sep=\" \"}'"
+check "up of a profile that is up is a no-op" nsvpn up alpha
+
+echo "# each exec reaches its own database, by name, through its own DNS"
+expect "alpha's psql reaches alpha's database" alpha psql_side alpha
+expect "bravo's psql reaches bravo's database" bravo psql_side bravo
+expect "getent inside alpha resolves db.internal via alpha's DNS" "10.20.1.5 db.internal" bash -c "nsvpn exec alpha -- getent hosts db.internal | tr -s ' '"
+expect "only alpha's dnsmasq knows only-alpha.internal" "10.20.9.0" bash -c "nsvpn exec alpha -- getent hosts only-alpha.internal | awk '{print \$1}'"
+status_is "bravo cannot resolve alpha's names" 2 nsvpn exec bravo -- getent hosts only-alpha.internal
+expect "a [hosts] entry lands in bravo's /etc/hosts" "10.20.0.1 gateway.bravo" bash -c "nsvpn exec bravo -- getent hosts gateway.bravo | tr -s ' '"
+expect "resolv.conf inside alpha is the profile's" "nameserver 10.20.0.53" bash -c "nsvpn exec alpha -- grep ^nameserver /etc/resolv.conf"
+expect "nsswitch.conf inside keeps lookups in the namespace" "hosts:          files dns" bash -c "nsvpn exec alpha -- grep ^hosts: /etc/nsswitch.conf"
+expect "/sys/class/net inside shows the namespace's devices" "lo nsvn-alpha nsvw-alpha" bash -c "nsvpn exec alpha -- ls /sys/class/net | sort | tr '\n' ' ' | sed 's/ \$//'"
+
+echo "# the host is untouched"
+expect "the host's routes are unchanged (but for the veth links)" "$routes_before" host_routes
+expect "the host's resolv.conf, hosts, nsswitch.conf are unchanged" "$resolv_before" sha256sum /etc/resolv.conf /etc/hosts /etc/nsswitch.conf
+status_is "the host has no route to 10.20.1.5" 2 bash -c "ip route get 10.20.1.5 >/dev/null 2>&1 || exit 2"
+expect "the host side of the veth only carries its /30" "2" bash -c "ip -4 route | grep -c ' dev nsvh-'"
+status_is "the host cannot resolve db.internal" 2 getent hosts db.internal
+
+echo "# ip netns exec sees the same network"
+expect "ip netns exec nsvpn-alpha reaches alpha's database" alpha ip netns exec nsvpn-alpha psql -h 10.20.1.5 -U lab -d lab -Atc "select name from side"
+expect "ip netns exec nsvpn-bravo uses bravo's resolv.conf" "nameserver 10.20.0.53" bash -c "ip netns exec nsvpn-bravo grep ^nameserver /etc/resolv.conf"
+
+echo "# the command runs as the invoking user, with no capabilities"
+expect "uid, gid and groups are the sudo user's" "65534 65534 65534" as_user nsvpn exec alpha -- sh -c 'echo $(id -u) $(id -g) $(id -G)'
+expect "no capability in any set but the bounding set; no_new_privs" "CapInh:0000000000000000 CapPrm:0000000000000000 CapEff:0000000000000000 CapAmb:0000000000000000 NoNewPrivs:1" \
+  as_user nsvpn exec alpha -- sh -c "grep -E '^(CapInh|CapPrm|CapEff|CapAmb|NoNewPrivs)' /proc/self/status | tr -d '\t' | tr '\n' ' ' | sed 's/ \$//'"
+expect "HOME, USER, LOGNAME and NSVPN_PROFILE are set" "/nonexistent nobody nobody alpha" as_user nsvpn exec alpha -- sh -c 'echo $HOME $USER $LOGNAME $NSVPN_PROFILE'
+expect "root's own command keeps root's powers (as ip netns exec)" "0 $(grep ^CapEff /proc/self/status | cut -f2)" bash -c "env -u SUDO_UID -u SUDO_GID -u SUDO_USER nsvpn exec alpha -- sh -c 'echo \$(id -u) \$(grep ^CapEff /proc/self/status | cut -f2)'"
+check "an unprivileged user can ping through the tunnel (ping_group_range)" as_user nsvpn exec alpha -- ping -c1 -W2 10.20.1.5
+expect "the mount namespace is private: no bind shows on the host" "" bash -c "grep -c '/etc/resolv.conf' /proc/self/mountinfo | grep -v '^0\$'"
+
+echo "# exit status"
+status_is "the command's exit status comes back" 42 as_user nsvpn exec alpha -- sh -c 'exit 42'
+status_is "command not found is 127" 127 as_user nsvpn exec alpha -- no-such-command-xyz
+printf 'not executable\n' > /run/not-exec; chmod 644 /run/not-exec
+status_is "command not executable is 126" 126 as_user nsvpn exec alpha -- /run/not-exec
+status_is "an nsvpn error (unknown profile) is 125" 125 nsvpn exec nosuchprofile -- true
+status_is "an nsvpn error (bad name) is 125" 125 nsvpn exec ../etc -- true
+
+echo "# status"
+expect "status --json reports the implementation and a handshake" "userspace true" bash -c "nsvpn status bravo --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[\"implementation\"], json.dumps(r[\"peers\"][0][\"last_handshake\"] is not None))'"
+check "status shows the processes inside" bash -c "as_user() { SUDO_UID=65534 SUDO_GID=65534 SUDO_USER=nobody \"\$@\"; }; as_user nsvpn exec alpha -- sleep 30 & sleep 0.5; nsvpn status alpha | grep -q 'sleep 30'; rc=\$?; kill %1; wait; exit \$rc"
+
+echo "# down refuses while processes are inside, --kill ends them"
+as_user nsvpn exec alpha -- sleep 60 & sleeper=$!
+sleep 0.5
+status_is "down refuses and lists the process" 1 nsvpn down alpha
+grep -q "sleep 60" /tmp/out && ok "the refusal names the process" || fail "the refusal names the process"
+check "down --kill ends it and removes the profile" nsvpn down alpha --kill
+wait $sleeper 2>/dev/null
+check "exec of a profile that is down brings it up first" as_user nsvpn exec alpha -- true
+expect "... and it is up afterwards" "up" bash -c "nsvpn status alpha --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'"
+
+echo "# kill switch: with wireguard-go dead, nothing from inside reaches anything"
+pid=$(nsvpn status alpha --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+kill "$pid"; for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+unreachable() { local d=$1; shift; if out=$("$@" 2>&1); then fail "$d (it answered)"; elif echo "$out" | grep -q "Network is unreachable"; then ok "$d"; else fail "$d"; echo "$out" | sed 's/^/       /'; fi; }
+unreachable "the database is unreachable" as_user nsvpn exec alpha -- ping -c1 -W1 10.20.1.5
+unreachable "the gateway's public address is unreachable" as_user nsvpn exec alpha -- ping -c1 -W1 203.0.113.2
+unreachable "the other VPN's gateway is unreachable" as_user nsvpn exec alpha -- ping -c1 -W1 203.0.113.6
+unreachable "a TCP connection to the database fails" as_user nsvpn exec alpha -- psql -h 10.20.1.5 -U lab -d lab -c "select 1"
+unreachable "an address beyond the host is unreachable (IPv6 too)" as_user nsvpn exec alpha -- ping -6 -c1 -W1 2001:db8::1
+expect "no route inside but the veth's own /30" "1" bash -c "ip -n nsvpn-alpha -4 route | wc -l"
+check "the host's veth end is still reachable" as_user nsvpn exec alpha -- ping -c1 -W1 "$(nsvpn status alpha --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["veth"]["host"])')"
+expect "status says broken" "broken" bash -c "nsvpn status alpha --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'"
+expect "bravo is unaffected" bravo psql_side bravo
+check "down cleans up after the dead tunnel" nsvpn down alpha
+check "and up works again" nsvpn up alpha
+expect "alpha reaches its database again" alpha psql_side alpha
+
+echo "# a failed up leaves nothing"
+sed 's/^Endpoint = .*/Endpoint = 203.0.113.2:51999/' "$LAB_DIR/profiles/alpha.conf" > "$LAB_DIR/profiles/dead.conf"
+printf '[vpn]\nkind = "wireguard"\nconfig = "dead.conf"\n' > "$LAB_DIR/profiles/dead.toml"
+status_is "up with an endpoint that never answers fails" 1 nsvpn up dead --timeout 2
+grep -q "no WireGuard handshake after 2.0 s with peer .* at 203.0.113.2:51999" /tmp/out && ok "the error names the endpoint and the wait" || { fail "the error names the endpoint and the wait"; cat /tmp/out; }
+expect "nothing of dead is left" "" bash -c "ls /run/netns | grep nsvpn-dead; ip -br link | grep -- '-dead'; ls /etc/netns | grep dead; ls /run/nsvpn | grep dead; pgrep -af 'wireguard-go -f nsvw-dead'"
+printf '[vpn]\nkind = "wireguard"\nconfig = "alpha.conf"\ncolour = "blue"\n' > "$LAB_DIR/profiles/typo.toml"
+status_is "a profile with an unknown key is refused" 1 nsvpn up typo
+grep -q 'field `vpn.colour`\|unknown field `colour`' /tmp/out && grep -q "typo.toml" /tmp/out && ok "the error names the file and the field" || { fail "the error names the file and the field"; cat /tmp/out; }
+printf '[Interface]\nPrivateKey = %s\nAddress = 10.99.0.2/32\nPostUp = touch /run/pwned\n[Peer]\nPublicKey = %s\n' "$(cat "$LAB_DIR/alpha/client.key")" "$(cat "$LAB_DIR/alpha/server.pub")" > "$LAB_DIR/profiles/hook.conf"
+printf '[vpn]\nkind = "wireguard"\nconfig = "hook.conf"\n' > "$LAB_DIR/profiles/hook.toml"
+status_is "a wg-quick file with PostUp is refused" 1 nsvpn up hook
+grep -q "hook.conf.*line 4: PostUp" /tmp/out && [ ! -e /run/pwned ] && ok "the error names the line; the hook did not run" || { fail "the error names the line; the hook did not run"; cat /tmp/out; }
+expect "nothing of typo or hook is left" "" bash -c "ls /run/netns /etc/netns /run/nsvpn 2>/dev/null | grep -E 'typo|hook'"
+rm -f "$LAB_DIR"/profiles/{dead,typo,hook}.*
+
+echo "# a crashed up is cleaned by the next down"
+nsvpn up bravo >/dev/null 2>&1   # already up
+python3 - <<'PY'
+import json
+p='/run/nsvpn/bravo/state.json'; s=json.load(open(p)); s['complete']=False; json.dump(s, open(p,'w'))
+PY
+expect "status reports the unfinished up" "broken" bash -c "nsvpn status bravo --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'"
+check "up after a crash removes the traces and comes up" nsvpn up bravo
+expect "bravo works after the recovery" bravo psql_side bravo
+
+echo "# down removes every trace"
+check "down alpha" nsvpn down alpha
+check "down bravo" nsvpn down bravo
+check "down is idempotent" nsvpn down bravo
+expect "no namespace, link, process, socket, file or mount is left" "" leftovers
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
