@@ -12,8 +12,11 @@ if [ "$(id -u)" != 0 ]; then
   echo "sandbox.sh: needs root (try: sudo $0 $*)" >&2
   exit 1
 fi
-made_etc_netns=0
-if [ ! -d /etc/netns ]; then mkdir /etc/netns; made_etc_netns=1; fi
+# /etc/netns must exist to be mounted over. Every sandbox holds a shared lock
+# while it runs; the last one out removes the directory if a sandbox made it.
+exec 9>/run/lock/nsvpn-sandbox.lock
+flock -s 9
+if mkdir /etc/netns 2>/dev/null; then touch /run/lock/nsvpn-sandbox.made-etc-netns; fi
 set +e
 unshare --net --mount --pid --fork --kill-child --mount-proc --propagation private \
   bash -c 'set -e
@@ -21,8 +24,11 @@ unshare --net --mount --pid --fork --kill-child --mount-proc --propagation priva
     mkdir -p /run/lock /run/user
     mount -t tmpfs -o mode=0755 nsvpn-sandbox-netns /etc/netns
     ip link set lo up
-    exec "$@"' sandbox "$@"
+    "$@"; exit $?' sandbox "$@"
 rc=$?
 set -e
-if [ "$made_etc_netns" = 1 ]; then rmdir /etc/netns 2>/dev/null || true; fi
+if flock -xn 9 && [ -e /run/lock/nsvpn-sandbox.made-etc-netns ]; then
+  rmdir /etc/netns 2>/dev/null || true
+  rm -f /run/lock/nsvpn-sandbox.made-etc-netns
+fi
 exit $rc
