@@ -166,8 +166,9 @@ pub fn build_env(
 ) -> Vec<CString> {
     let mut vars: Vec<(String, String)> = current
         .filter(|(k, _)| {
-            !matches!(k.as_str(), "HOME" | "USER" | "LOGNAME" | "NSVPN_PROFILE")
-                && !(shell && k == "SHELL")
+            let replaced = matches!(k.as_str(), "HOME" | "USER" | "LOGNAME" | "NSVPN_PROFILE")
+                || (shell && k == "SHELL");
+            !replaced
         })
         .collect();
     vars.push(("HOME".into(), target.home.to_string_lossy().into_owned()));

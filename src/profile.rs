@@ -561,3 +561,21 @@ groups = ["consultants"]
         assert!(bad_name.contains("not allowed"), "{bad_name}");
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The examples in the repository's profiles/ must stay valid.
+    #[test]
+    fn repository_examples_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        let names = list_names(&dir).unwrap();
+        assert!(!names.is_empty());
+        for n in names {
+            let text = std::fs::read_to_string(dir.join(format!("{n}.toml"))).unwrap();
+            Profile::parse(&n, &dir.join(format!("{n}.toml")), &text, false)
+                .unwrap_or_else(|e| panic!("profiles/{n}.toml: {e:#}"));
+        }
+    }
+}

@@ -238,7 +238,7 @@ pub fn is_ours(pid: u32, ifname: &str) -> bool {
                 == Some(std::ffi::OsStr::new(PROGRAM))
         })
         .unwrap_or(false);
-    prog_ok && args.iter().any(|a| *a == ifname.as_bytes())
+    prog_ok && args.contains(&ifname.as_bytes())
 }
 
 use std::os::unix::ffi::OsStrExt;

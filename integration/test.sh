@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, unit and snapshot tests, root tests (each in
+# its own sandbox), and the integration suite against the real lab. Needs
+# root; installs the Debian packages it needs.
+# Usage: sudo integration/test.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+cd "$root"
+[ "$(id -u)" = 0 ] || { echo "test: run as root (sudo $0): the root and integration tests create namespaces" >&2; exit 1; }
+
+echo "== packages"
+"$here/deps.sh"
+echo "== format and lint"
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+echo "== build"
+cargo build --locked --release
+echo "== unit and snapshot tests (root tests show as ignored here)"
+cargo test --locked
+echo "== root tests, each in its own sandbox"
+cargo test --locked --test root -- --ignored
+echo "== integration suite, in a sandbox"
+"$here/sandbox.sh" "$here/suite.sh" "$root/target/release/nsvpn"
