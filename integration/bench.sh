@@ -18,11 +18,11 @@ trap lab_down EXIT
 lab_up > /run/lab-setup.log 2>&1
 nsvpn up alpha > /dev/null
 
-echo "## exec: nsvpn exec alpha -- true  vs  ip netns exec nsvpn-alpha true"
+echo "## exec: nsvpn exec against ip netns exec (absolute path: no PATH search)"
 hyperfine -N --warmup 20 --runs 300 \
-  "nsvpn exec alpha -- true" \
-  "ip netns exec nsvpn-alpha true" \
-  "env SUDO_UID=65534 SUDO_GID=65534 SUDO_USER=nobody nsvpn exec alpha -- true"
+  "nsvpn exec alpha -- /bin/true" \
+  "ip netns exec nsvpn-alpha /bin/true" \
+  "env SUDO_UID=65534 SUDO_GID=65534 SUDO_USER=nobody nsvpn exec alpha -- /bin/true"
 nsvpn down alpha > /dev/null
 
 echo "## up + down of a WireGuard profile (wireguard-go), 20 rounds"
