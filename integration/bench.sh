@@ -6,12 +6,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-if [ "${1:-}" != "--inside" ]; then
-  [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }
-  "$here/deps.sh"
-  (cd "$root" && cargo build --release --locked)
-  exec "$here/sandbox.sh" "$here/bench.sh" --inside
-fi
+# shellcheck source=outside.sh
+source "$here/outside.sh" "$here/bench.sh" "$@"
 export PATH=$root/target/release:$PATH
 source "$here/lab.sh"
 trap lab_down EXIT

@@ -7,12 +7,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
-if [ "${1:-}" != "--inside" ]; then
-  [ "$(id -u)" = 0 ] || { echo "demo: run as root (sudo $0)" >&2; exit 1; }
-  "$here/deps.sh"
-  (cd "$root" && cargo build --release --locked)
-  exec "$here/sandbox.sh" "$here/demo.sh" --inside
-fi
+# shellcheck source=outside.sh
+source "$here/outside.sh" "$here/demo.sh" "$@"
 
 export PATH=$root/target/release:$PATH
 # shellcheck source=lab.sh
