@@ -85,6 +85,9 @@ expect "root's own command keeps root's powers (as ip netns exec)" "0 $(grep ^Ca
 check "an unprivileged user can ping through the tunnel (ping_group_range)" as_user nsvpn exec alpha -- ping -c1 -W2 10.20.1.5
 expect "the mount namespace is private: no bind shows on the host" "" bash -c "grep -c '/etc/resolv.conf' /proc/self/mountinfo | grep -v '^0\$'"
 
+expect "shell runs the user's login shell inside, with NSVPN_PROFILE" "alpha $(getent passwd root | cut -d: -f7) 10.20.1.5" \
+  bash -c "echo 'echo \$NSVPN_PROFILE \$SHELL \$(getent hosts db.internal | cut -d\" \" -f1)' | env -u SUDO_UID -u SUDO_GID -u SUDO_USER nsvpn shell alpha"
+
 echo "# exit status"
 status_is "the command's exit status comes back" 42 as_user nsvpn exec alpha -- sh -c 'exit 42'
 status_is "command not found is 127" 127 as_user nsvpn exec alpha -- no-such-command-xyz
