@@ -68,3 +68,42 @@ pub enum Command {
     /// Known profiles and whether each is up
     List,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help() {
+        let mut cmd = Cli::command().term_width(100);
+        let mut out = cmd.render_long_help().to_string();
+        for sub in ["up", "down", "exec", "shell", "status", "list"] {
+            let mut s = Cli::command().term_width(100);
+            let s = s.find_subcommand_mut(sub).unwrap();
+            out.push_str(&format!("\n===== nsvpn {sub} --help\n{}", s.render_help()));
+        }
+        insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn exec_takes_the_rest_of_the_line() {
+        let cli =
+            Cli::try_parse_from(["nsvpn", "exec", "acme", "psql", "-h", "db", "--", "-x"]).unwrap();
+        match cli.command {
+            Command::Exec { profile, command } => {
+                assert_eq!(profile, "acme");
+                assert_eq!(command, ["psql", "-h", "db", "--", "-x"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["nsvpn", "-vv", "exec", "acme", "--", "ls", "-l"]).unwrap();
+        assert_eq!(cli.verbose, 2);
+        assert!(matches!(cli.command, Command::Exec { command, .. } if command == ["ls", "-l"]));
+    }
+}
