@@ -59,12 +59,17 @@ fn prepare_and_exec(dir: &Path, name: &str, what: What, opts: &up::Options) -> R
     let is_shell = matches!(what, What::Shell);
     let argv = argv_for(what, &target)?;
     let names = Names::for_profile(name);
-    if !up::is_up(name) {
-        let profile = Profile::load(dir, name)?;
-        eprintln!("nsvpn: profile {name} is down; bringing it up");
-        up::up(&profile, opts)?;
-    }
-    let ns = netns::open(&names.netns).with_context(|| format!("profile {name} went down"))?;
+    // Open the namespace once: it both tells that the profile is up and is
+    // what setns needs.
+    let ns = match up::open_if_up(name) {
+        Some(ns) => ns,
+        None => {
+            let profile = Profile::load(dir, name)?;
+            eprintln!("nsvpn: profile {name} is down; bringing it up");
+            up::up(&profile, opts)?;
+            netns::open(&names.netns).with_context(|| format!("profile {name} went down"))?
+        }
+    };
     let plan = Plan {
         netns: &names.netns,
         ns: ns.as_fd(),

@@ -48,8 +48,15 @@ pub enum Outcome {
 
 /// Whether the profile is up: complete state and a live namespace.
 pub fn is_up(profile: &str) -> bool {
-    State::load(profile).is_some_and(|s| s.complete)
-        && netns::exists(&Names::for_profile(profile).netns)
+    open_if_up(profile).is_some()
+}
+
+/// The profile's namespace, opened, if the profile is up.
+pub fn open_if_up(profile: &str) -> Option<std::os::fd::OwnedFd> {
+    if !State::load(profile).is_some_and(|s| s.complete) {
+        return None;
+    }
+    netns::open(&Names::for_profile(profile).netns).ok()
 }
 
 pub fn run(dir: &Path, name: &str, opts: &Options) -> Result<()> {
