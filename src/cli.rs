@@ -67,6 +67,15 @@ pub enum Command {
     },
     /// Known profiles and whether each is up
     List,
+    /// Run by openvpn/openconnect as their script; not for use by hand
+    #[command(hide = true)]
+    Hook {
+        kind: String,
+        profile: String,
+        /// What openvpn appends to its script's command line (ignored)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
 }
 
 #[cfg(test)]

@@ -80,6 +80,14 @@ impl IpNet {
     }
 }
 
+/// The prefix length of a dotted netmask such as 255.255.0.0, if its ones
+/// are contiguous.
+pub fn netmask_prefix(mask: Ipv4Addr) -> Option<u8> {
+    let m = u32::from(mask);
+    let ones = m.leading_ones();
+    (m.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
+}
+
 impl FromStr for IpNet {
     type Err = String;
     fn from_str(s: &str) -> Result<IpNet, String> {

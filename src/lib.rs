@@ -1,6 +1,7 @@
 //! nsvpn: one network namespace per VPN profile.
 
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod dnsfiles;
 pub mod exec;
@@ -8,9 +9,12 @@ pub mod ipnet;
 pub mod names;
 pub mod netlink;
 pub mod netns;
+pub mod openconnect;
+pub mod openvpn;
 pub mod profile;
 pub mod state;
 pub mod teardown;
+pub mod tunnel;
 pub mod user;
 pub mod util;
 pub mod wgquick;

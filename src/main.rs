@@ -54,6 +54,9 @@ fn main() -> ExitCode {
         }
         Command::Status { profile, json } => commands::status::run(&dir, profile.as_deref(), json),
         Command::List => commands::list::run(&dir),
+        Command::Hook { kind, profile, .. } => {
+            return ExitCode::from(commands::hook::run(&kind, &profile) as u8);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

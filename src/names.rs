@@ -92,7 +92,7 @@ impl Names {
             netns: format!("nsvpn-{profile}"),
             host_veth: format!("nsvh-{tag}"),
             ns_veth: format!("nsvn-{tag}"),
-            tunnel: format!("nsvw-{tag}"),
+            tunnel: format!("nsvt-{tag}"),
         }
     }
 }
@@ -180,8 +180,8 @@ mod tests {
             }
             assert_eq!(n.netns, format!("nsvpn-{p}"));
         }
-        assert_eq!(Names::for_profile("acme").tunnel, "nsvw-acme");
-        assert_eq!(Names::for_profile("abcdefghijk").tunnel, "nsvw-abcd.82adb");
+        assert_eq!(Names::for_profile("acme").tunnel, "nsvt-acme");
+        assert_eq!(Names::for_profile("abcdefghijk").tunnel, "nsvt-abcd.82adb");
     }
 
     #[test]

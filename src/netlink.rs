@@ -25,6 +25,9 @@ pub struct Link {
     pub kind: Option<String>,
     pub up: bool,
     pub mtu: Option<u32>,
+    /// Bytes received and sent, from the kernel's counters.
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
 }
 
 /// An address on a link.
@@ -189,6 +192,27 @@ impl Netlink {
             .with_context(|| format!("cannot add address {net} to link {index}"))
     }
 
+    /// Sets `local` on a link, with `peer` as the far end of a point-to-point
+    /// link when given. Setting an address the link already has is not an error.
+    pub async fn set_address(&self, index: u32, local: IpNet, peer: Option<IpAddr>) -> Result<()> {
+        let mut req = self
+            .handle
+            .address()
+            .add(index, local.addr(), local.prefix())
+            .replace();
+        if let Some(p) = peer {
+            for a in req.message_mut().attributes.iter_mut() {
+                if let AddressAttribute::Address(x) = a {
+                    *x = p;
+                }
+            }
+        }
+        req.execute().await.with_context(|| match peer {
+            Some(p) => format!("cannot add address {local} peer {p} to link {index}"),
+            None => format!("cannot add address {local} to link {index}"),
+        })
+    }
+
     pub async fn addresses(&self) -> Result<Vec<Address>> {
         let msgs: Vec<AddressMessage> = self
             .handle
@@ -260,11 +284,17 @@ fn link_from_message(m: &LinkMessage) -> Link {
         kind: None,
         up: m.header.flags.contains(LinkFlags::Up),
         mtu: None,
+        rx_bytes: 0,
+        tx_bytes: 0,
     };
     for a in &m.attributes {
         match a {
             LinkAttribute::IfName(n) => l.name = n.clone(),
             LinkAttribute::Mtu(v) => l.mtu = Some(*v),
+            LinkAttribute::Stats64(st) => {
+                l.rx_bytes = st.rx_bytes;
+                l.tx_bytes = st.tx_bytes;
+            }
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::Kind(k) = i {

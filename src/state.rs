@@ -11,6 +11,8 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::names::{Names, VethAddrs};
+use crate::openvpn::OvpnConfig;
+use crate::tunnel::Overrides;
 use crate::wireguard::Implementation;
 
 pub const RUN_DIR: &str = "/run/nsvpn";
@@ -28,6 +30,12 @@ pub struct State {
     pub started: u64,
     /// False while `up` runs: a state left incomplete means it crashed.
     pub complete: bool,
+    /// The profile's `[routes]`, `[dns]` and `[hosts]`, for the hook.
+    #[serde(default)]
+    pub overrides: Overrides,
+    /// What the hook needs of an OpenVPN profile's `.ovpn` file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openvpn: Option<OvpnConfig>,
 }
 
 pub fn profile_dir(profile: &str) -> PathBuf {

@@ -9,6 +9,7 @@ use anyhow::{Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::client;
 use crate::names::Names;
 use crate::netlink::Netlink;
 use crate::netns::{self, Process};
@@ -21,7 +22,7 @@ pub fn any_trace(names: &Names) -> bool {
     State::load(&names.profile).is_some()
         || netns::path(&names.netns).exists()
         || dnsfiles::netns_etc_dir(&names.netns).exists()
-        || !userspace::find_processes(&names.tunnel).is_empty()
+        || !client::find_processes(&names.tunnel).is_empty()
         || host_link_exists(&names.host_veth)
         || host_link_exists(&names.tunnel)
 }
@@ -66,6 +67,25 @@ pub fn teardown(names: &Names, kill_inside: bool) -> Result<()> {
         end_processes(&inside, Duration::from_secs(3));
     }
 
+    // The VPN client goes first, while its tunnel still works, so that it
+    // can tell the server it is leaving (openvpn's exit notification,
+    // openconnect's logout).
+    let mut pids: Vec<u32> = st
+        .as_ref()
+        .and_then(|s| s.pid)
+        .filter(|pid| client::is_ours(*pid, &names.tunnel))
+        .into_iter()
+        .collect();
+    for pid in client::find_processes(&names.tunnel) {
+        if !pids.contains(&pid) {
+            pids.push(pid);
+        }
+    }
+    for pid in pids {
+        vlog!("stopping {} (pid {pid})", netns::process_command(pid));
+        client::stop(pid, Duration::from_secs(5));
+    }
+
     let mut problems = Vec::new();
     let links = util::block_on(async {
         let mut problems = Vec::new();
@@ -96,21 +116,6 @@ pub fn teardown(names: &Names, kill_inside: bool) -> Result<()> {
         Err(e) => problems.push(format!("{e:#}")),
     }
 
-    let mut pids: Vec<u32> = st
-        .as_ref()
-        .and_then(|s| s.pid)
-        .filter(|pid| userspace::is_ours(*pid, &names.tunnel))
-        .into_iter()
-        .collect();
-    for pid in userspace::find_processes(&names.tunnel) {
-        if !pids.contains(&pid) {
-            pids.push(pid);
-        }
-    }
-    for pid in pids {
-        vlog!("stopping wireguard-go (pid {pid})");
-        userspace::stop(pid, Duration::from_secs(3));
-    }
     let sock = userspace::socket_path(&names.tunnel);
     if sock.exists()
         && let Err(e) = std::fs::remove_file(&sock)

@@ -96,3 +96,31 @@ pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
         .map_err(|e| anyhow::anyhow!("cannot start the netlink runtime: {e}"))?;
     Ok(rt.block_on(f))
 }
+
+/// Whether standard input is a terminal (someone can answer a prompt).
+pub fn stdin_is_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdin())
+}
+
+/// Asks for a password on the controlling terminal, without echo.
+pub fn read_password(prompt: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    use std::io::{BufRead, Write};
+    let mut tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .context("cannot open the terminal to ask for the password")?;
+    tty.write_all(prompt.as_bytes())?;
+    let old = tcgetattr(&tty).context("cannot read the terminal's settings")?;
+    let mut quiet = old.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    quiet.local_flags.insert(LocalFlags::ECHONL);
+    tcsetattr(&tty, SetArg::TCSANOW, &quiet).context("cannot turn the terminal's echo off")?;
+    let mut line = String::new();
+    let read = std::io::BufReader::new(&tty).read_line(&mut line);
+    let _ = tcsetattr(&tty, SetArg::TCSANOW, &old);
+    read.context("cannot read the password")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}

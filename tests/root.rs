@@ -236,6 +236,8 @@ fn exec_enters_the_namespace_and_drops_to_the_user() {
         pid: None,
         started: 0,
         complete: true,
+        overrides: Default::default(),
+        openvpn: None,
     }
     .save()
     .unwrap();

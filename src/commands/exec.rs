@@ -61,13 +61,19 @@ fn prepare_and_exec(dir: &Path, name: &str, what: What, opts: &up::Options) -> R
     let names = Names::for_profile(name);
     // Open the namespace once: it both tells that the profile is up and is
     // what setns needs.
-    let ns = match up::open_if_up(name) {
-        Some(ns) => ns,
-        None => {
+    let ns = match up::health(name) {
+        up::Health::Up(ns) => ns,
+        up::Health::Down => {
             let profile = Profile::load(dir, name)?;
             eprintln!("nsvpn: profile {name} is down; bringing it up");
             up::up(&profile, opts)?;
             netns::open(&names.netns).with_context(|| format!("profile {name} went down"))?
+        }
+        up::Health::Broken(why) => {
+            return Err(anyhow!(
+                "profile {name} is broken: {why}. Nothing inside can reach the network; \
+                 run `nsvpn down {name}` and `nsvpn up {name}` (`nsvpn status {name}` tells more)"
+            ));
         }
     };
     let plan = Plan {

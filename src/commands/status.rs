@@ -8,12 +8,14 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::commands::up::client_program;
 use crate::dnsfiles;
 use crate::names::{self, Names};
 use crate::netlink::Netlink;
 use crate::netns::{self, Process};
 use crate::profile::{self, Profile};
 use crate::state::State;
+use crate::tunnel::TunnelRecord;
 use crate::util::{self, now_unix};
 use crate::wireguard::{Backend, Implementation, PeerStatus};
 
@@ -29,8 +31,14 @@ pub struct Report {
     pub interfaces: Interfaces,
     pub veth: Option<VethReport>,
     pub implementation: Option<Implementation>,
+    /// The tunnel's process (wireguard-go, openvpn, openconnect), if any.
+    pub client: Option<String>,
     pub pid: Option<u32>,
     pub since: Option<u64>,
+    /// For openvpn/openconnect: what the client last reported.
+    pub tunnel: Option<TunnelReport>,
+    /// The tunnel device's counters.
+    pub traffic: Option<Traffic>,
     pub addresses: Vec<AddressReport>,
     pub routes: Vec<RouteReport>,
     pub dns: Option<DnsReport>,
@@ -67,6 +75,21 @@ pub struct RouteReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct TunnelReport {
+    pub connected: bool,
+    /// connect, restart, reconnect, attempt-reconnect, disconnect
+    pub last_event: String,
+    pub last_event_at: u64,
+    pub connects: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Traffic {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct DnsReport {
     pub servers: Vec<String>,
     pub search: Vec<String>,
@@ -91,8 +114,11 @@ fn base_report(name: &str, profile: Option<&Profile>) -> Report {
             namespace: p.veth.namespace.to_string(),
         }),
         implementation: None,
+        client: None,
         pid: None,
         since: None,
+        tunnel: None,
+        traffic: None,
         addresses: vec![],
         routes: vec![],
         dns: None,
@@ -120,7 +146,14 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
         namespace: st.veth.namespace.to_string(),
     });
     r.implementation = st.implementation;
+    r.client = st.pid.map(|_| client_program(&st).to_string());
     r.pid = st.pid;
+    r.tunnel = TunnelRecord::load(name).map(|t| TunnelReport {
+        connected: t.connected,
+        last_event: t.event,
+        last_event_at: t.at,
+        connects: t.connects,
+    });
     r.since = Some(st.started);
     r.state = "up".into();
     if !st.complete {
@@ -135,9 +168,13 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
     {
         r.state = "broken".into();
         r.problems.push(format!(
-            "wireguard-go (pid {pid}) is not running: the tunnel is gone and the namespace is sealed; \
-             run `nsvpn down {name}` then `nsvpn up {name}`"
+            "{} (pid {pid}) is not running: the tunnel is gone and the namespace is sealed; \
+             run `nsvpn down {name}` then `nsvpn up {name}`",
+            client_program(&st)
         ));
+        if let Some(t) = &mut r.tunnel {
+            t.connected = false;
+        }
     }
     let ns = match netns::open(&r.namespace) {
         Ok(ns) => ns,
@@ -160,15 +197,21 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
             links.iter().map(|l| (l.index, l.name.clone())).collect();
         let addrs = inner.addresses().await?;
         let routes = inner.routes().await?;
-        let tunnel_present = links.iter().any(|l| l.name == tunnel);
+        let tunnel_link = links.iter().find(|l| l.name == tunnel).cloned();
+        let tunnel_present = tunnel_link.is_some();
         let peers = match backend {
             Some(b) if tunnel_present => Some(b.peers(&tunnel, ns.as_fd()).await),
             _ => None,
         };
-        anyhow::Ok((names, addrs, routes, tunnel_present, peers))
+        anyhow::Ok((names, addrs, routes, tunnel_link, peers))
     });
     match gathered {
-        Ok(Ok((names, addrs, routes, tunnel_present, peers))) => {
+        Ok(Ok((names, addrs, routes, tunnel_link, peers))) => {
+            let tunnel_present = tunnel_link.is_some();
+            r.traffic = tunnel_link.map(|l| Traffic {
+                rx_bytes: l.rx_bytes,
+                tx_bytes: l.tx_bytes,
+            });
             let name_of = |i: u32| names.get(&i).cloned().unwrap_or_else(|| format!("#{i}"));
             r.addresses = addrs
                 .iter()
@@ -187,7 +230,21 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
                     gateway: rt.gateway.map(|g| g.to_string()),
                 })
                 .collect();
-            if !tunnel_present && r.state == "up" {
+            if let Some(t) = &mut r.tunnel
+                && !tunnel_present
+            {
+                t.connected = false;
+            }
+            let reconnecting = r
+                .tunnel
+                .as_ref()
+                .is_some_and(|t| matches!(t.last_event.as_str(), "attempt-reconnect" | "restart"));
+            if !tunnel_present && r.state == "up" && reconnecting {
+                r.problems.push(format!(
+                    "the tunnel {} is down while the VPN client reconnects; the namespace stays sealed meanwhile",
+                    r.interfaces.tunnel
+                ));
+            } else if !tunnel_present && r.state == "up" {
                 r.state = "broken".into();
                 r.problems.push(format!(
                     "the tunnel {} is gone: the namespace is sealed; run `nsvpn down {name}` then `nsvpn up {name}`",
@@ -262,10 +319,36 @@ pub fn render(r: &Report, now: u64) -> String {
         kv(&mut s, "vpn", format!("{k}{imp}"));
     }
     if let Some(pid) = r.pid {
-        kv(&mut s, "process", format!("pid {pid}"));
+        let prog = r.client.as_deref().unwrap_or("client");
+        kv(&mut s, "process", format!("{prog}, pid {pid}"));
     }
     if let Some(t) = r.since {
         kv(&mut s, "up since", ago(now, t));
+    }
+    if let Some(t) = &r.tunnel {
+        let state = if t.connected {
+            "connected"
+        } else {
+            "not connected"
+        };
+        kv(
+            &mut s,
+            "tunnel",
+            format!(
+                "{state} (last event: {} {}; connected {} time{})",
+                t.last_event,
+                ago(now, t.last_event_at),
+                t.connects,
+                if t.connects == 1 { "" } else { "s" }
+            ),
+        );
+    }
+    if let Some(t) = r.traffic {
+        kv(
+            &mut s,
+            "transfer",
+            format!("{} received, {} sent", bytes(t.rx_bytes), bytes(t.tx_bytes)),
+        );
     }
     kv(&mut s, "namespace", r.namespace.clone());
     kv(
@@ -408,6 +491,7 @@ mod tests {
             namespace: "169.254.109.202".into(),
         });
         r.implementation = Some(Implementation::Userspace);
+        r.client = Some("wireguard-go".into());
         r.pid = Some(4242);
         r.since = Some(1_700_000_000 - 300);
         r.addresses = vec![
@@ -416,14 +500,14 @@ mod tests {
                 address: "169.254.109.202/30".into(),
             },
             AddressReport {
-                interface: "nsvw-acme".into(),
+                interface: "nsvt-acme".into(),
                 address: "10.99.0.2/32".into(),
             },
         ];
         r.routes = vec![
             RouteReport {
                 destination: "10.20.0.0/16".into(),
-                interface: Some("nsvw-acme".into()),
+                interface: Some("nsvt-acme".into()),
                 gateway: None,
             },
             RouteReport {
@@ -469,6 +553,27 @@ mod tests {
             render(&down, 0),
             render(&broken, 1_700_000_000)
         ));
+    }
+
+    #[test]
+    fn text_openvpn() {
+        let mut r = sample();
+        r.kind = Some("openvpn".into());
+        r.implementation = None;
+        r.client = Some("openvpn".into());
+        r.peers.clear();
+        r.addresses[1].address = "10.8.0.2/24".into();
+        r.tunnel = Some(TunnelReport {
+            connected: true,
+            last_event: "restart".into(),
+            last_event_at: 1_700_000_000 - 30,
+            connects: 2,
+        });
+        r.traffic = Some(Traffic {
+            rx_bytes: 5_000_000,
+            tx_bytes: 42_000,
+        });
+        insta::assert_snapshot!(render(&r, 1_700_000_000));
     }
 
     #[test]

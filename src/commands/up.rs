@@ -1,31 +1,34 @@
-//! `nsvpn up <profile>`: create the namespace, the veth pair and the tunnel,
-//! and return once the tunnel carries traffic. All or nothing: any failure
-//! removes what this `up` created.
+//! `nsvpn up <profile>`: create the namespace and the veth pair, bring the
+//! tunnel up with the profile's back-end, and return once it carries
+//! traffic. All or nothing: any failure removes what this `up` created.
 
-use std::os::fd::AsFd;
-use std::path::Path;
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::dnsfiles::{self, DnsConfig};
+use crate::client::{self, Waited};
 use crate::ipnet::IpNet;
 use crate::names::Names;
-use crate::netlink::{Netlink, Route, errno};
+use crate::netlink::Netlink;
 use crate::netns;
+use crate::openconnect;
+use crate::openvpn::{self, OvpnConfig};
 use crate::profile::{Profile, Vpn};
 use crate::state::{self, Lock, State};
 use crate::teardown;
+use crate::tunnel::{HookListener, HookMessage, Overrides};
 use crate::util::{self, now_unix};
 use crate::vlog;
 use crate::wgquick::{self, WgQuick};
-use crate::wireguard::{Backend, DeviceConfig, TRIGGER_KEEPALIVE, userspace};
-
-pub const DEFAULT_MTU: u32 = 1420;
+use crate::wireguard::connect::link_index;
+use crate::wireguard::{self, DeviceConfig, userspace};
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// How long to wait for the first handshake.
+    /// How long to wait for the VPN to connect.
     pub timeout: Duration,
 }
 
@@ -39,92 +42,266 @@ impl Default for Options {
 
 pub enum Outcome {
     Up {
-        plumbing: Duration,
-        handshake: Duration,
-        backend: Backend,
+        /// "WireGuard, wireguard-go", "OpenVPN, tunnel 10.8.0.2/24 ...".
+        what: String,
+        /// nsvpn's own work.
+        own: Duration,
+        /// Waiting for the VPN (handshake, login).
+        waited: Duration,
     },
     AlreadyUp,
 }
 
-/// Whether the profile is up: complete state and a live namespace.
-pub fn is_up(profile: &str) -> bool {
-    open_if_up(profile).is_some()
+/// Where a profile stands.
+pub enum Health {
+    Down,
+    /// Up and working; the namespace, opened.
+    Up(OwnedFd),
+    /// Traces exist but the tunnel cannot work; the reason says what to do.
+    Broken(String),
 }
 
-/// The profile's namespace, opened, if the profile is up.
-pub fn open_if_up(profile: &str) -> Option<std::os::fd::OwnedFd> {
-    if !State::load(profile).is_some_and(|s| s.complete) {
-        return None;
+/// The program behind a profile's tunnel, for messages.
+pub fn client_program(st: &State) -> &'static str {
+    match st.kind.as_str() {
+        "openvpn" => openvpn::PROGRAM,
+        "openconnect" => openconnect::PROGRAM,
+        _ => userspace::PROGRAM,
     }
-    netns::open(&Names::for_profile(profile).netns).ok()
+}
+
+pub fn health(profile: &str) -> Health {
+    let Some(st) = State::load(profile) else {
+        return Health::Down;
+    };
+    if !st.complete {
+        return Health::Broken("its `up` did not finish (it is running now, or it crashed)".into());
+    }
+    if let Some(pid) = st.pid
+        && !util::alive(pid)
+    {
+        return Health::Broken(format!(
+            "its VPN client ({} pid {pid}) has exited; the namespace stays sealed until `nsvpn down {profile}`",
+            client_program(&st)
+        ));
+    }
+    match netns::open(&Names::for_profile(profile).netns) {
+        Ok(ns) => Health::Up(ns),
+        Err(e) => Health::Broken(format!("{e:#}")),
+    }
+}
+
+/// Whether the profile is up and its tunnel process alive.
+pub fn is_up(profile: &str) -> bool {
+    matches!(health(profile), Health::Up(_))
 }
 
 pub fn run(dir: &Path, name: &str, opts: &Options) -> Result<()> {
     let profile = Profile::load(dir, name)?;
     match up(&profile, opts)? {
         Outcome::AlreadyUp => println!("nsvpn: profile {name} is already up"),
-        Outcome::Up {
-            plumbing,
-            handshake,
-            backend,
-        } => println!(
-            "nsvpn: profile {name} is up (WireGuard, {}; nsvpn's own work {} ms, handshake {} ms). Run: nsvpn exec {name} -- <command>",
-            backend.implementation(),
-            plumbing.as_millis(),
-            handshake.as_millis()
+        Outcome::Up { what, own, waited } => println!(
+            "nsvpn: profile {name} is up ({what}; nsvpn's own work {} ms, waiting for the VPN {} ms). Run: nsvpn exec {name} -- <command>",
+            own.as_millis(),
+            waited.as_millis()
         ),
     }
     Ok(())
 }
 
-/// Reads and checks everything the profile needs before the machine is touched.
-fn prepare_wireguard(profile: &Profile, config: &Path) -> Result<(WgQuick, DeviceConfig)> {
-    let at = || {
-        format!(
-            "profile {:?} ({}): field `vpn.config` ({})",
-            profile.name,
-            profile.path.display(),
-            config.display()
-        )
-    };
-    let text = std::fs::read_to_string(config).with_context(at)?;
-    let wg = wgquick::parse(&text).map_err(|e| anyhow!("{}: {e}", at()))?;
-    for w in &wg.warnings {
-        eprintln!("nsvpn: warning: {}: {w}", config.display());
+/// "profile "x" (path): field `f`" for error messages.
+fn at(profile: &Profile, field: &str) -> String {
+    format!(
+        "profile {:?} ({}): field `{field}`",
+        profile.name,
+        profile.path.display()
+    )
+}
+
+/// Everything read and checked before the machine is touched.
+enum Prepared {
+    WireGuard {
+        wg: WgQuick,
+        device: DeviceConfig,
+        force_userspace: bool,
+    },
+    /// openvpn or openconnect: a client that calls nsvpn's hook.
+    Client {
+        program: &'static str,
+        path: PathBuf,
+        args: Vec<OsString>,
+        stdin: Option<Vec<u8>>,
+        label: &'static str,
+        openvpn: Option<OvpnConfig>,
+    },
+}
+
+fn read_config(profile: &Profile, field: &str, path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("{} ({})", at(profile, field), path.display()))
+}
+
+fn find_client(program: &'static str) -> Result<PathBuf> {
+    client::find_program(program).ok_or_else(|| {
+        anyhow!("{program} is not installed: install it (Debian/Ubuntu: apt-get install {program})")
+    })
+}
+
+fn hook_exe() -> Result<PathBuf> {
+    std::env::current_exe()
+        .context("cannot tell where the nsvpn binary is (for the VPN client's hook)")
+}
+
+fn prepare(profile: &Profile) -> Result<Prepared> {
+    match &profile.vpn {
+        Vpn::WireGuard {
+            config,
+            userspace: force_userspace,
+        } => {
+            let text = read_config(profile, "vpn.config", config)?;
+            let where_ = || format!("{} ({})", at(profile, "vpn.config"), config.display());
+            let wg = wgquick::parse(&text).map_err(|e| anyhow!("{}: {e}", where_()))?;
+            for w in &wg.warnings {
+                eprintln!("nsvpn: warning: {}: {w}", config.display());
+            }
+            let device = DeviceConfig::from_wgquick(&wg).with_context(where_)?;
+            if *force_userspace {
+                userspace::find_program()?;
+            }
+            Ok(Prepared::WireGuard {
+                wg,
+                device,
+                force_userspace: *force_userspace,
+            })
+        }
+        Vpn::OpenVpn { config, auth_file } => {
+            let text = read_config(profile, "vpn.config", config)?;
+            let cfg = openvpn::check(&text).map_err(|errs| {
+                anyhow!(
+                    "{} ({}): this .ovpn file could act on the host or take the tunnel out of nsvpn's hands:\n  {}",
+                    at(profile, "vpn.config"),
+                    config.display(),
+                    errs.join("\n  ")
+                )
+            })?;
+            if cfg.prompts_for_password && auth_file.is_none() {
+                bail!(
+                    "{}: {} asks for a user name and password (`auth-user-pass` with no file), and nsvpn runs openvpn \
+                     without a terminal: put the user name and the password on two lines of a root-only file and \
+                     name it in the profile",
+                    at(profile, "vpn.auth_file"),
+                    config.display()
+                );
+            }
+            if let Some(a) = auth_file {
+                std::fs::File::open(a).with_context(|| {
+                    format!("{} ({})", at(profile, "vpn.auth_file"), a.display())
+                })?;
+            }
+            if cfg.drops_privileges && !cfg.persist_tun {
+                eprintln!(
+                    "nsvpn: warning: {}: `user`/`group` without `persist-tun`: after a reconnect openvpn cannot \
+                     re-create the tunnel as an unprivileged user; add `persist-tun`",
+                    config.display()
+                );
+            }
+            let path = find_client(openvpn::PROGRAM)?;
+            let names = Names::for_profile(&profile.name);
+            let args = openvpn::client_args(
+                config,
+                &cfg,
+                &names.tunnel,
+                &profile.name,
+                &hook_exe()?,
+                auth_file.as_deref(),
+            )
+            .map_err(|e| anyhow!(e))?;
+            Ok(Prepared::Client {
+                program: openvpn::PROGRAM,
+                path,
+                args,
+                stdin: None,
+                label: "OpenVPN",
+                openvpn: Some(cfg),
+            })
+        }
+        Vpn::OpenConnect {
+            server,
+            protocol,
+            user,
+            password_file,
+            args,
+        } => {
+            openconnect::check_args(args)
+                .map_err(|errs| anyhow!("{}:\n  {}", at(profile, "vpn.args"), errs.join("\n  ")))?;
+            let password = match password_file {
+                Some(f) => {
+                    let text = std::fs::read_to_string(f).with_context(|| {
+                        format!("{} ({})", at(profile, "vpn.password_file"), f.display())
+                    })?;
+                    let pw = text.lines().next().unwrap_or("").to_string();
+                    if pw.is_empty() {
+                        bail!(
+                            "{} ({}): the file is empty",
+                            at(profile, "vpn.password_file"),
+                            f.display()
+                        );
+                    }
+                    Some(pw)
+                }
+                None if user.is_some() && util::stdin_is_terminal() => {
+                    Some(util::read_password(&format!(
+                        "Password for {} at {server}: ",
+                        user.as_deref().unwrap_or("")
+                    ))?)
+                }
+                None => None,
+            };
+            let path = find_client(openconnect::PROGRAM)?;
+            let names = Names::for_profile(&profile.name);
+            let settings = openconnect::Settings {
+                server,
+                protocol: protocol.as_deref(),
+                user: user.as_deref(),
+                with_password: password.is_some(),
+                args,
+            };
+            let args =
+                openconnect::client_args(&settings, &names.tunnel, &profile.name, &hook_exe()?)
+                    .map_err(|e| anyhow!(e))?;
+            Ok(Prepared::Client {
+                program: openconnect::PROGRAM,
+                path,
+                args,
+                stdin: password.map(|p| format!("{p}\n").into_bytes()),
+                label: "OpenConnect",
+                openvpn: None,
+            })
+        }
     }
-    let device = DeviceConfig::from_wgquick(&wg).with_context(at)?;
-    Ok((wg, device))
 }
 
 pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
-    let Vpn::WireGuard {
-        config,
-        userspace: force_userspace,
-    } = &profile.vpn
-    else {
-        bail!(
-            "profile {:?} ({}): kind = {:?} is not supported by this build of nsvpn yet; \
-             only \"wireguard\" profiles can be brought up",
-            profile.name,
-            profile.path.display(),
-            profile.vpn.kind()
-        );
-    };
-    let (wg, device) = prepare_wireguard(profile, config)?;
-    if *force_userspace {
-        userspace::find_program()?;
-    }
+    let prepared = prepare(profile)?;
     let names = Names::for_profile(&profile.name);
     let _lock = Lock::acquire(&profile.name)?;
-    if is_up(&profile.name) {
-        return Ok(Outcome::AlreadyUp);
-    }
-    if teardown::any_trace(&names) {
-        eprintln!(
-            "nsvpn: profile {} has traces of an earlier `up` that did not finish; removing them first",
-            profile.name
-        );
-        teardown::teardown(&names, false)?;
+    match health(&profile.name) {
+        Health::Up(_) => return Ok(Outcome::AlreadyUp),
+        Health::Broken(why) => {
+            eprintln!(
+                "nsvpn: profile {}: {why}; removing what is left first",
+                profile.name
+            );
+            teardown::teardown(&names, false)?;
+        }
+        Health::Down if teardown::any_trace(&names) => {
+            eprintln!(
+                "nsvpn: profile {} has traces of an earlier `up` that did not finish; removing them first",
+                profile.name
+            );
+            teardown::teardown(&names, false)?;
+        }
+        Health::Down => {}
     }
     util::block_on(preflight(profile, &names))??;
 
@@ -137,18 +314,14 @@ pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
         pid: None,
         started: now_unix(),
         complete: false,
+        overrides: Overrides::from_profile(profile),
+        openvpn: match &prepared {
+            Prepared::Client { openvpn, .. } => openvpn.clone(),
+            Prepared::WireGuard { .. } => None,
+        },
     };
     st.save()?;
-    let result = util::block_on(bring_up(
-        profile,
-        &names,
-        &wg,
-        &device,
-        *force_userspace,
-        opts,
-        &mut st,
-    ))
-    .and_then(|r| r);
+    let result = bring_up(profile, &names, &prepared, opts, &mut st);
     match result {
         Ok(o) => {
             st.complete = true;
@@ -225,70 +398,9 @@ async fn preflight(profile: &Profile, names: &Names) -> Result<()> {
     Ok(())
 }
 
-async fn link_index(nl: &Netlink, name: &str) -> Result<u32> {
-    nl.link_by_name(name)
-        .await?
-        .map(|l| l.index)
-        .ok_or_else(|| anyhow!("the link {name} vanished"))
-}
-
-async fn add_route_once(nl: &Netlink, route: &Route) -> Result<()> {
-    match nl.add_route(route).await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let exists = e
-                .chain()
-                .filter_map(|c| c.downcast_ref::<rtnetlink::Error>())
-                .any(|r| errno(r) == Some(nix::errno::Errno::EEXIST as i32));
-            if exists { Ok(()) } else { Err(e) }
-        }
-    }
-}
-
-/// The routes inside the namespace: `[routes] include`, else every peer's
-/// AllowedIPs.
-pub fn tunnel_routes(profile: &Profile, wg: &WgQuick) -> Vec<IpNet> {
-    let mut out: Vec<IpNet> = Vec::new();
-    let wanted: Vec<IpNet> = match &profile.routes {
-        Some(r) => r.clone(),
-        None => wg
-            .peers
-            .iter()
-            .flat_map(|p| p.allowed_ips.iter().copied())
-            .collect(),
-    };
-    for r in wanted {
-        let r = r.trunc();
-        if !out.contains(&r) {
-            out.push(r);
-        }
-    }
-    out
-}
-
-pub fn dns_config(profile: &Profile, wg: &WgQuick) -> DnsConfig {
-    DnsConfig {
-        servers: profile
-            .dns_servers
-            .clone()
-            .unwrap_or_else(|| wg.dns_servers.clone()),
-        search: profile
-            .dns_search
-            .clone()
-            .unwrap_or_else(|| wg.dns_search.clone()),
-        hosts: profile.hosts.clone(),
-    }
-}
-
-async fn bring_up(
-    profile: &Profile,
-    names: &Names,
-    wg: &WgQuick,
-    device: &DeviceConfig,
-    force_userspace: bool,
-    opts: &Options,
-    st: &mut State,
-) -> Result<Outcome> {
+/// The namespace (with lo up and ping allowed for every group) and the veth
+/// pair, addressed. Returns the namespace, opened.
+async fn plumbing(profile: &Profile, names: &Names) -> Result<OwnedFd> {
     let t0 = Instant::now();
     netns::create(&names.netns)?;
     let ns = netns::open(&names.netns)?;
@@ -324,139 +436,110 @@ async fn bring_up(
         names.ns_veth,
         t0.elapsed()
     );
-
-    let backend = if force_userspace {
-        Backend::Userspace
-    } else {
-        match host.create_wireguard(&names.tunnel).await {
-            Ok(()) => Backend::Kernel,
-            Err(e) if matches!(errno(&e), Some(c) if c == nix::errno::Errno::EOPNOTSUPP as i32 || c == nix::errno::Errno::EINVAL as i32) =>
-            {
-                vlog!("no WireGuard in this kernel ({e}); using wireguard-go");
-                Backend::Userspace
-            }
-            Err(e) => {
-                return Err(anyhow!(e)
-                    .context(format!("cannot create the WireGuard link {}", names.tunnel)));
-            }
-        }
-    };
-    st.implementation = Some(backend.implementation());
-    if backend == Backend::Userspace {
-        let log = state::log_path(&profile.name, "wireguard-go");
-        let pid = userspace::spawn(&names.tunnel, &log)?;
-        st.pid = Some(pid);
-        st.save()?;
-        userspace::wait_for_socket(&names.tunnel, pid, &log, Duration::from_secs(10))?;
-    } else {
-        st.save()?;
-    }
-    backend.configure(&names.tunnel, device).await?;
-    let tun = link_index(&host, &names.tunnel).await?;
-    host.move_to_netns(tun, ns.as_fd()).await?;
-    let tun = link_index(&inner, &names.tunnel).await?;
-    for a in &wg.addresses {
-        inner.add_address(tun, *a).await?;
-    }
-    inner
-        .set_up(tun, Some(wg.mtu.unwrap_or(DEFAULT_MTU)))
-        .await?;
-    for r in tunnel_routes(profile, wg) {
-        add_route_once(&inner, &Route::via_link(r, tun)).await?;
-    }
-    dnsfiles::write(&names.netns, &profile.name, &dns_config(profile, wg))?;
-    let plumbing = t0.elapsed();
-    vlog!(
-        "tunnel {} configured ({:?}); waiting for the handshake",
-        names.tunnel,
-        plumbing
-    );
-
-    let t1 = Instant::now();
-    handshake(backend, names, device, ns.as_fd(), st.pid, opts.timeout).await?;
-    Ok(Outcome::Up {
-        plumbing,
-        handshake: t1.elapsed(),
-        backend,
-    })
+    Ok(ns)
 }
 
-/// Turns keepalives on (which sends one at once and so starts a handshake),
-/// waits until every peer with an endpoint has completed a handshake, then
-/// sets each keepalive back to what the file says.
-async fn handshake(
-    backend: Backend,
+fn bring_up(
+    profile: &Profile,
     names: &Names,
-    device: &DeviceConfig,
-    ns: std::os::fd::BorrowedFd<'_>,
-    pid: Option<u32>,
-    timeout: Duration,
-) -> Result<()> {
-    let with_endpoint: Vec<_> = device
-        .peers
-        .iter()
-        .filter(|p| p.endpoint.is_some())
-        .collect();
-    if with_endpoint.is_empty() {
-        return Ok(());
-    }
-    let trigger: Vec<_> = with_endpoint
-        .iter()
-        .map(|p| (p.public_key, p.keepalive.unwrap_or(TRIGGER_KEEPALIVE)))
-        .collect();
-    backend.set_keepalives(&names.tunnel, ns, &trigger).await?;
-    let start = Instant::now();
-    loop {
-        let peers = backend.peers(&names.tunnel, ns).await?;
-        let waiting: Vec<_> = with_endpoint
-            .iter()
-            .filter(|p| {
-                let key = p.public_key.to_base64();
-                !peers
-                    .iter()
-                    .any(|s| s.public_key == key && s.last_handshake.is_some())
+    prepared: &Prepared,
+    opts: &Options,
+    st: &mut State,
+) -> Result<Outcome> {
+    let t0 = Instant::now();
+    let ns = util::block_on(plumbing(profile, names))??;
+    let plumbing = t0.elapsed();
+    match prepared {
+        Prepared::WireGuard {
+            wg,
+            device,
+            force_userspace,
+        } => {
+            let c = util::block_on(wireguard::connect::connect(
+                profile,
+                names,
+                wg,
+                device,
+                *force_userspace,
+                ns.as_fd(),
+                opts.timeout,
+                st,
+            ))??;
+            Ok(Outcome::Up {
+                what: format!("WireGuard, {}", c.backend.implementation()),
+                own: plumbing + c.plumbing,
+                waited: c.handshake,
             })
-            .collect();
-        if waiting.is_empty() {
-            break;
         }
-        if let Some(pid) = pid
-            && !util::alive(pid)
-        {
-            bail!("wireguard-go (pid {pid}) exited while waiting for the handshake");
+        Prepared::Client {
+            program,
+            path,
+            args,
+            stdin,
+            label,
+            ..
+        } => {
+            let (summary, hook_ms, waited) =
+                connect_client(profile, program, path, args, stdin.as_deref(), opts, st)?;
+            let hook = Duration::from_millis(hook_ms);
+            Ok(Outcome::Up {
+                what: format!("{label}, {summary}"),
+                own: plumbing + hook,
+                waited: waited.saturating_sub(hook),
+            })
         }
-        if start.elapsed() >= timeout {
-            let list: Vec<String> = waiting
-                .iter()
-                .map(|p| {
-                    format!(
-                        "peer {} at {}{}",
-                        p.public_key.to_base64(),
-                        p.endpoint.map(|e| e.to_string()).unwrap_or_default(),
-                        p.endpoint_text
-                            .as_ref()
-                            .map(|t| format!(" ({t})"))
-                            .unwrap_or_default()
-                    )
-                })
-                .collect();
-            bail!(
-                "no WireGuard handshake after {:.1} s with {}: check that the endpoint is reachable \
-                 from this machine, that the server knows this profile's public key, and that the \
-                 peer's PublicKey is right (nsvpn up --timeout SECS waits longer)",
-                timeout.as_secs_f64(),
-                list.join(", ")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let restore: Vec<_> = with_endpoint
-        .iter()
-        .filter(|p| p.keepalive.is_none())
-        .map(|p| (p.public_key, 0))
-        .collect();
-    if !restore.is_empty() {
-        backend.set_keepalives(&names.tunnel, ns, &restore).await?;
+}
+
+/// Starts the VPN client and sleeps until its hook reports the tunnel
+/// applied, the client exits, or the timeout passes. Returns the hook's
+/// summary, its own time in ms, and the whole wait.
+fn connect_client(
+    profile: &Profile,
+    program: &'static str,
+    path: &Path,
+    args: &[OsString],
+    stdin: Option<&[u8]>,
+    opts: &Options,
+    st: &mut State,
+) -> Result<(String, u64, Duration)> {
+    let listener = HookListener::bind(&profile.name)?;
+    let log = state::log_path(&profile.name, program);
+    let t0 = Instant::now();
+    let pid = client::spawn(path, args, stdin, &log)?;
+    st.pid = Some(pid);
+    st.save()?;
+    vlog!("{program} started (pid {pid}), log in {}", log.display());
+    let failed = |what: String| {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let reason = match program {
+            "openvpn" => openvpn::failure_reason(&text),
+            _ => openconnect::failure_reason(&text),
+        }
+        .unwrap_or_else(|| "its log does not say why".into());
+        anyhow!(
+            "{program} did not connect: {what}: {reason}\nthe end of its log ({}, removed with the rest):\n{}",
+            log.display(),
+            util::tail(&log, 12)
+        )
+    };
+    match client::wait_ready(listener.fd(), pid, opts.timeout)? {
+        Waited::Ready => match listener.recv() {
+            Some(HookMessage::Connected { own_ms, summary }) => Ok((summary, own_ms, t0.elapsed())),
+            Some(HookMessage::Failed { error }) => Err(anyhow!(
+                "nsvpn could not set up the tunnel {program} opened: {error}\nthe end of {program}'s log ({}):\n{}",
+                log.display(),
+                util::tail(&log, 12)
+            )),
+            None => bail!("nsvpn's hook sent a message nsvpn could not read"),
+        },
+        Waited::Exited => Err(failed(format!(
+            "it exited after {:.1} s",
+            t0.elapsed().as_secs_f64()
+        ))),
+        Waited::TimedOut => Err(failed(format!(
+            "no connection after {:.1} s (nsvpn up --timeout SECS waits longer)",
+            opts.timeout.as_secs_f64()
+        ))),
     }
-    Ok(())
 }

@@ -255,13 +255,13 @@ mod tests {
                 keepalive: Some(25),
             }],
         };
-        let msg = set_device_message("nsvw-acme", &cfg);
+        let msg = set_device_message("nsvt-acme", &cfg);
         let mut buf = vec![0u8; msg.buffer_len()];
         msg.emit(&mut buf);
         // The encoded attributes, as the kernel would receive them.
         insta::assert_debug_snapshot!(msg);
         assert!(buf.len() > 100);
-        assert!(buf.windows(9).any(|w| w == b"nsvw-acme"));
+        assert!(buf.windows(9).any(|w| w == b"nsvt-acme"));
     }
 
     #[test]

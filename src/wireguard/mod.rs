@@ -1,6 +1,7 @@
 //! WireGuard: the device configuration nsvpn applies, and the two back-ends
 //! that apply it (kernel over generic netlink, `wireguard-go` over UAPI).
 
+pub mod connect;
 pub mod kernel;
 pub mod userspace;
 

@@ -1,18 +1,12 @@
 //! Userspace WireGuard: `wireguard-go`, started in the host namespace and
 //! configured over its UAPI unix socket (keys in hex there).
 
-use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use nix::sys::wait::waitpid;
-use nix::unistd::{
-    ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, execv, fork, pipe, setsid,
-};
 
 use super::{DeviceConfig, PeerStatus};
 use crate::wgquick::Key;
@@ -159,103 +153,20 @@ pub fn request(ifname: &str, req: &str) -> Result<String> {
 
 /// Finds `wireguard-go` on PATH.
 pub fn find_program() -> Result<PathBuf> {
-    let path = std::env::var_os("PATH")
-        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    for dir in std::env::split_paths(&path) {
-        let p = dir.join(PROGRAM);
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    bail!(
-        "this kernel has no WireGuard module and {PROGRAM} is not installed: install it \
-         (Debian/Ubuntu: apt-get install wireguard-go) or load the module (modprobe wireguard)"
-    )
+    crate::client::find_program(PROGRAM).ok_or_else(|| {
+        anyhow!(
+            "this kernel has no WireGuard module and {PROGRAM} is not installed: install it \
+             (Debian/Ubuntu: apt-get install wireguard-go) or load the module (modprobe wireguard)"
+        )
+    })
 }
 
-/// Starts `wireguard-go -f <ifname>` in a session of its own, detached from
-/// nsvpn (it is re-parented to init, so that nothing nsvpn execs later ever
-/// inherits it as a child), with its output in `log`. Returns its pid.
+/// Starts `wireguard-go -f <ifname>` detached, with its output in `log`.
+/// Returns its pid.
 pub fn spawn(ifname: &str, log: &Path) -> Result<u32> {
     let program = find_program()?;
-    let prog_c = CString::new(program.as_os_str().as_encoded_bytes())?;
-    let args = [prog_c.clone(), CString::new("-f")?, CString::new(ifname)?];
-    let log_file: OwnedFd = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .with_context(|| format!("cannot open {}", log.display()))?
-        .into();
-    let null: OwnedFd = std::fs::File::open("/dev/null")?.into();
-    let (rd, wr) = pipe().context("pipe")?;
     std::fs::create_dir_all(SOCKET_DIR).with_context(|| format!("cannot create {SOCKET_DIR}"))?;
-
-    // SAFETY: between fork and exec the children only call async-signal-safe
-    // functions (setsid, fork, dup2, execv, write, _exit) on data prepared above.
-    match unsafe { fork() }.context("fork")? {
-        ForkResult::Child => {
-            let _ = setsid();
-            match unsafe { fork() } {
-                Ok(ForkResult::Child) => {
-                    let _ = dup2_stdin(&null);
-                    let _ = dup2_stdout(&log_file);
-                    let _ = dup2_stderr(&log_file);
-                    let _ = execv(&prog_c, &args);
-                    unsafe { nix::libc::_exit(127) }
-                }
-                Ok(ForkResult::Parent { child }) => {
-                    let bytes = child.as_raw().to_ne_bytes();
-                    unsafe {
-                        nix::libc::write(wr.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
-                        nix::libc::_exit(0)
-                    }
-                }
-                Err(_) => unsafe { nix::libc::_exit(1) },
-            }
-        }
-        ForkResult::Parent { child } => {
-            drop(wr);
-            let _ = waitpid(child, None);
-            let mut buf = [0u8; 4];
-            let mut f = std::fs::File::from(rd);
-            f.read_exact(&mut buf)
-                .context("wireguard-go could not be started")?;
-            Ok(i32::from_ne_bytes(buf) as u32)
-        }
-    }
-}
-
-/// Whether `pid` is a running wireguard-go serving `ifname`.
-pub fn is_ours(pid: u32, ifname: &str) -> bool {
-    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
-    let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
-    let prog_ok = args
-        .first()
-        .map(|a| {
-            Path::new(std::ffi::OsStr::from_bytes(a)).file_name()
-                == Some(std::ffi::OsStr::new(PROGRAM))
-        })
-        .unwrap_or(false);
-    prog_ok && args.contains(&ifname.as_bytes())
-}
-
-use std::os::unix::ffi::OsStrExt;
-
-/// Every wireguard-go process serving `ifname` (found by command line).
-pub fn find_processes(ifname: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
-                && is_ours(pid, ifname)
-            {
-                out.push(pid);
-            }
-        }
-    }
-    out
+    crate::client::spawn(&program, &["-f".into(), ifname.into()], None, log)
 }
 
 /// Waits until wireguard-go has opened its UAPI socket. Fails if the process
@@ -282,11 +193,6 @@ pub fn wait_for_socket(ifname: &str, pid: u32, log: &Path, timeout: Duration) ->
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-/// Stops wireguard-go `pid`: SIGTERM, then SIGKILL after `grace`.
-pub fn stop(pid: u32, grace: Duration) {
-    crate::util::terminate(Pid::from_raw(pid as i32), grace);
 }
 
 #[cfg(test)]

@@ -1,0 +1,205 @@
+//! The VPN client processes nsvpn starts in the host namespace
+//! (`wireguard-go`, `openvpn`, `openconnect`): started detached, found again
+//! by their command line, waited for without busy waiting, and stopped.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::wait::waitpid;
+use nix::unistd::{
+    ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, execv, fork, pipe, setsid,
+};
+
+/// The programs nsvpn runs as tunnel clients. A process counts as a
+/// profile's client when it is one of these and its arguments name the
+/// profile's tunnel device.
+pub const PROGRAMS: [&str; 3] = ["wireguard-go", "openvpn", "openconnect"];
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Finds `program` on PATH (or the standard system directories).
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+    std::env::split_paths(&path)
+        .chain(std::env::split_paths(OsStr::new(DEFAULT_PATH)))
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Starts `program args...` in a session of its own, detached from nsvpn
+/// (re-parented to init, so that nothing nsvpn execs later ever inherits it
+/// as a child), with stdout and stderr appended to `log` and `stdin_data`
+/// (if any) on its standard input. Returns its pid.
+pub fn spawn(
+    program: &Path,
+    args: &[OsString],
+    stdin_data: Option<&[u8]>,
+    log: &Path,
+) -> Result<u32> {
+    let prog_c = CString::new(program.as_os_str().as_bytes())?;
+    let mut argv = vec![prog_c.clone()];
+    for a in args {
+        argv.push(
+            CString::new(a.as_bytes()).map_err(|_| anyhow!("an argument contains a NUL byte"))?,
+        );
+    }
+    let log_file: OwnedFd = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open {}", log.display()))?
+        .into();
+    let stdin: OwnedFd = match stdin_data {
+        None => std::fs::File::open("/dev/null")?.into(),
+        Some(data) => {
+            // A pipe holds 64 KiB: a password fits, and the client reads it
+            // when it is ready. The write end is closed before the fork.
+            let (rd, wr) = pipe().context("pipe")?;
+            let mut w = std::fs::File::from(wr);
+            w.write_all(data).context("cannot pass the password")?;
+            rd
+        }
+    };
+    let (rd, wr) = pipe().context("pipe")?;
+
+    // SAFETY: between fork and exec the children only call async-signal-safe
+    // functions (setsid, fork, dup2, execv, write, _exit) on data prepared above.
+    match unsafe { fork() }.context("fork")? {
+        ForkResult::Child => {
+            let _ = setsid();
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => {
+                    let _ = dup2_stdin(&stdin);
+                    let _ = dup2_stdout(&log_file);
+                    let _ = dup2_stderr(&log_file);
+                    let _ = execv(&prog_c, &argv);
+                    unsafe { nix::libc::_exit(127) }
+                }
+                Ok(ForkResult::Parent { child }) => {
+                    let bytes = child.as_raw().to_ne_bytes();
+                    unsafe {
+                        nix::libc::write(wr.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+                        nix::libc::_exit(0)
+                    }
+                }
+                Err(_) => unsafe { nix::libc::_exit(1) },
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(wr);
+            let _ = waitpid(child, None);
+            let mut buf = [0u8; 4];
+            let mut f = std::fs::File::from(rd);
+            f.read_exact(&mut buf)
+                .with_context(|| format!("{} could not be started", program.display()))?;
+            Ok(i32::from_ne_bytes(buf) as u32)
+        }
+    }
+}
+
+fn cmdline(pid: u32) -> Option<Vec<Vec<u8>>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect(),
+    )
+}
+
+/// Whether `pid` is a running client (one of [`PROGRAMS`]) serving `ifname`.
+pub fn is_ours(pid: u32, ifname: &str) -> bool {
+    let Some(args) = cmdline(pid) else {
+        return false;
+    };
+    let prog_ok = args.first().is_some_and(|a| {
+        Path::new(OsStr::from_bytes(a))
+            .file_name()
+            .and_then(OsStr::to_str)
+            .is_some_and(|n| PROGRAMS.contains(&n))
+    });
+    prog_ok && args.iter().skip(1).any(|a| a == ifname.as_bytes())
+}
+
+/// Every client process serving `ifname` (found by command line).
+pub fn find_processes(ifname: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
+                && crate::util::alive(pid)
+                && is_ours(pid, ifname)
+            {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// A file descriptor that becomes readable when process `pid` exits
+/// (pidfd_open, Linux 5.3). Works for any process, not only children.
+pub fn pidfd(pid: u32) -> Result<OwnedFd> {
+    // SAFETY: a plain syscall; the returned descriptor is owned from here on.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid as nix::libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context(format!("pidfd_open({pid})"));
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// What waiting for a client ended with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Waited {
+    /// `ready` became readable.
+    Ready,
+    /// The process exited first.
+    Exited,
+    TimedOut,
+}
+
+/// Sleeps in poll(2) until `ready` is readable, process `pid` exits, or
+/// `timeout` passes: no busy waiting, no hang when the client dies early.
+pub fn wait_ready(ready: impl AsFd, pid: u32, timeout: Duration) -> Result<Waited> {
+    let pfd = pidfd(pid);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Waited::TimedOut);
+        }
+        let mut fds = vec![PollFd::new(ready.as_fd(), PollFlags::POLLIN)];
+        if let Ok(p) = &pfd {
+            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+        }
+        // Without pidfds (old kernels), look at the process every 100 ms.
+        let slice = if pfd.is_ok() {
+            left
+        } else {
+            left.min(Duration::from_millis(100))
+        };
+        let ms = u16::try_from(slice.as_millis().max(1)).unwrap_or(u16::MAX);
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => bail!("poll: {e}"),
+        }
+        let readable = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+        if readable(&fds[0]) {
+            return Ok(Waited::Ready);
+        }
+        if fds.get(1).is_some_and(readable) || !crate::util::alive(pid) {
+            return Ok(Waited::Exited);
+        }
+    }
+}
+
+/// Stops `pid`: SIGTERM, then SIGKILL after `grace`.
+pub fn stop(pid: u32, grace: Duration) {
+    crate::util::terminate(Pid::from_raw(pid as i32), grace);
+}

@@ -1,0 +1,219 @@
+//! Bringing up a WireGuard profile's tunnel, once nsvpn has made the
+//! namespace and the veth pair: create (kernel) or start (wireguard-go) the
+//! device in the host namespace, configure it, move it in, address and route
+//! it, write DNS, and wait for the first handshake.
+
+use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, bail};
+
+use super::{Backend, DeviceConfig, TRIGGER_KEEPALIVE, userspace};
+use crate::dnsfiles;
+use crate::names::Names;
+use crate::netlink::{Netlink, Route, errno};
+use crate::profile::Profile;
+use crate::state::{self, State};
+use crate::tunnel::{Overrides, TunnelSetup, effective_dns, effective_routes};
+use crate::util;
+use crate::vlog;
+use crate::wgquick::WgQuick;
+
+pub const DEFAULT_MTU: u32 = 1420;
+
+/// How a WireGuard `up` went.
+pub struct Connected {
+    pub backend: Backend,
+    /// nsvpn's own work on the tunnel.
+    pub plumbing: Duration,
+    pub handshake: Duration,
+}
+
+pub async fn link_index(nl: &Netlink, name: &str) -> Result<u32> {
+    nl.link_by_name(name)
+        .await?
+        .map(|l| l.index)
+        .ok_or_else(|| anyhow!("the link {name} vanished"))
+}
+
+async fn add_route_once(nl: &Netlink, route: &Route) -> Result<()> {
+    match nl.add_route(route).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let exists = e
+                .chain()
+                .filter_map(|c| c.downcast_ref::<rtnetlink::Error>())
+                .any(|r| errno(r) == Some(nix::errno::Errno::EEXIST as i32));
+            if exists { Ok(()) } else { Err(e) }
+        }
+    }
+}
+
+/// What the wg-quick file provides, in the form the profile's overrides
+/// apply to: every peer's AllowedIPs as routes, its DNS line.
+pub fn provided(names: &Names, wg: &WgQuick) -> TunnelSetup {
+    TunnelSetup {
+        device: names.tunnel.clone(),
+        routes: wg
+            .peers
+            .iter()
+            .flat_map(|p| p.allowed_ips.iter().copied())
+            .collect(),
+        dns_servers: wg.dns_servers.clone(),
+        dns_search: wg.dns_search.clone(),
+        ..Default::default()
+    }
+}
+
+/// Creates, configures and moves the tunnel, then waits for the handshake.
+#[allow(clippy::too_many_arguments)]
+pub async fn connect(
+    profile: &Profile,
+    names: &Names,
+    wg: &WgQuick,
+    device: &DeviceConfig,
+    force_userspace: bool,
+    ns: BorrowedFd<'_>,
+    timeout: Duration,
+    st: &mut State,
+) -> Result<Connected> {
+    let t0 = Instant::now();
+    let host = Netlink::here()?;
+    let inner = Netlink::in_netns(ns)?;
+    let backend = if force_userspace {
+        Backend::Userspace
+    } else {
+        match host.create_wireguard(&names.tunnel).await {
+            Ok(()) => Backend::Kernel,
+            Err(e) if matches!(errno(&e), Some(c) if c == nix::errno::Errno::EOPNOTSUPP as i32 || c == nix::errno::Errno::EINVAL as i32) =>
+            {
+                vlog!("no WireGuard in this kernel ({e}); using wireguard-go");
+                Backend::Userspace
+            }
+            Err(e) => {
+                return Err(anyhow!(e)
+                    .context(format!("cannot create the WireGuard link {}", names.tunnel)));
+            }
+        }
+    };
+    st.implementation = Some(backend.implementation());
+    if backend == Backend::Userspace {
+        let log = state::log_path(&profile.name, "wireguard-go");
+        let pid = userspace::spawn(&names.tunnel, &log)?;
+        st.pid = Some(pid);
+        st.save()?;
+        userspace::wait_for_socket(&names.tunnel, pid, &log, Duration::from_secs(10))?;
+    } else {
+        st.save()?;
+    }
+    backend.configure(&names.tunnel, device).await?;
+    let tun = link_index(&host, &names.tunnel).await?;
+    host.move_to_netns(tun, ns).await?;
+    let tun = link_index(&inner, &names.tunnel).await?;
+    for a in &wg.addresses {
+        inner.add_address(tun, *a).await?;
+    }
+    inner
+        .set_up(tun, Some(wg.mtu.unwrap_or(DEFAULT_MTU)))
+        .await?;
+    let provided = provided(names, wg);
+    let ov = Overrides::from_profile(profile);
+    for r in effective_routes(&provided, &ov) {
+        add_route_once(&inner, &Route::via_link(r, tun)).await?;
+    }
+    dnsfiles::write(&names.netns, &profile.name, &effective_dns(&provided, &ov))?;
+    let plumbing = t0.elapsed();
+    vlog!(
+        "tunnel {} configured ({:?}); waiting for the handshake",
+        names.tunnel,
+        plumbing
+    );
+
+    let t1 = Instant::now();
+    handshake(backend, names, device, ns, st.pid, timeout).await?;
+    Ok(Connected {
+        backend,
+        plumbing,
+        handshake: t1.elapsed(),
+    })
+}
+
+/// Turns keepalives on (which sends one at once and so starts a handshake),
+/// waits until every peer with an endpoint has completed a handshake, then
+/// sets each keepalive back to what the file says.
+async fn handshake(
+    backend: Backend,
+    names: &Names,
+    device: &DeviceConfig,
+    ns: BorrowedFd<'_>,
+    pid: Option<u32>,
+    timeout: Duration,
+) -> Result<()> {
+    let with_endpoint: Vec<_> = device
+        .peers
+        .iter()
+        .filter(|p| p.endpoint.is_some())
+        .collect();
+    if with_endpoint.is_empty() {
+        return Ok(());
+    }
+    let trigger: Vec<_> = with_endpoint
+        .iter()
+        .map(|p| (p.public_key, p.keepalive.unwrap_or(TRIGGER_KEEPALIVE)))
+        .collect();
+    backend.set_keepalives(&names.tunnel, ns, &trigger).await?;
+    let start = Instant::now();
+    loop {
+        let peers = backend.peers(&names.tunnel, ns).await?;
+        let waiting: Vec<_> = with_endpoint
+            .iter()
+            .filter(|p| {
+                let key = p.public_key.to_base64();
+                !peers
+                    .iter()
+                    .any(|s| s.public_key == key && s.last_handshake.is_some())
+            })
+            .collect();
+        if waiting.is_empty() {
+            break;
+        }
+        if let Some(pid) = pid
+            && !util::alive(pid)
+        {
+            bail!("wireguard-go (pid {pid}) exited while waiting for the handshake");
+        }
+        if start.elapsed() >= timeout {
+            let list: Vec<String> = waiting
+                .iter()
+                .map(|p| {
+                    format!(
+                        "peer {} at {}{}",
+                        p.public_key.to_base64(),
+                        p.endpoint.map(|e| e.to_string()).unwrap_or_default(),
+                        p.endpoint_text
+                            .as_ref()
+                            .map(|t| format!(" ({t})"))
+                            .unwrap_or_default()
+                    )
+                })
+                .collect();
+            bail!(
+                "no WireGuard handshake after {:.1} s with {}: check that the endpoint is reachable \
+                 from this machine, that the server knows this profile's public key, and that the \
+                 peer's PublicKey is right (nsvpn up --timeout SECS waits longer)",
+                timeout.as_secs_f64(),
+                list.join(", ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let restore: Vec<_> = with_endpoint
+        .iter()
+        .filter(|p| p.keepalive.is_none())
+        .map(|p| (p.public_key, 0))
+        .collect();
+    if !restore.is_empty() {
+        backend.set_keepalives(&names.tunnel, ns, &restore).await?;
+    }
+    Ok(())
+}
