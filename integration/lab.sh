@@ -1,25 +1,35 @@
 # The integration lab, sourced by demo.sh and suite.sh inside sandbox.sh.
 #
-# Two WireGuard gateways (wireguard-go server side), each in a namespace of
-# its own, each fronting an internal network with the SAME subnet
-# 10.20.0.0/16: a database host at the SAME address 10.20.1.5 runs
-# PostgreSQL with different data, and a dnsmasq on the gateway (10.20.0.53)
-# answers db.internal for its side. The client profiles alpha and bravo both
-# claim 10.20.0.0/16 and even use the same tunnel address.
+# Four VPN gateways, each in a namespace of its own, each fronting an
+# internal network with the SAME subnet 10.20.0.0/16: a database host at the
+# SAME address 10.20.1.5 runs PostgreSQL with data that names its side, and a
+# dnsmasq on the gateway (10.20.0.53) answers db.internal for its side.
 #
-#   sandbox ("host") --203.0.113.0/30--> lab-gw-alpha --10.20.0.0/16--> lab-db-alpha
-#                    --203.0.113.4/30--> lab-gw-bravo --10.20.0.0/16--> lab-db-bravo
+#   sandbox ("host") --203.0.113.0/30--> lab-gw-alpha   (wireguard-go)  --> lab-db-alpha
+#                    --203.0.113.4/30--> lab-gw-bravo   (wireguard-go)  --> lab-db-bravo
+#                    --203.0.113.8/30--> lab-gw-charlie (openvpn, UDP)  --> lab-db-charlie
+#                    --203.0.113.12/30-> lab-gw-delta   (ocserv)        --> lab-db-delta
+#
+# The client profiles (in $LAB_DIR/profiles) all claim 10.20.0.0/16.
 
 LAB_DIR=${LAB_DIR:-/run/nsvpn-lab}
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+LAB_GATEWAYS="alpha bravo charlie delta"
+LAB_USER=alice
+LAB_PASSWORD='correct horse battery staple'
 
 lab_log() { echo "lab: $*" >&2; }
 
-# lab_gateway NAME INDEX: one gateway and its database host.
-lab_gateway() {
+# lab_gw_ip INDEX: the gateway's public address.
+lab_gw_ip() { echo "203.0.113.$(($1 * 4 + 2))"; }
+
+# lab_internal NAME INDEX: the gateway namespace, its public link, the
+# internal network, dnsmasq and the database host.
+lab_internal() {
   local name=$1 i=$2
-  local gw=lab-gw-$name db=lab-db-$name wg=lgw$i
-  local up_host=203.0.113.$((i * 4 + 1)) up_gw=203.0.113.$((i * 4 + 2))
+  local gw=lab-gw-$name db=lab-db-$name
+  local up_host=203.0.113.$((i * 4 + 1)) up_gw
+  up_gw=$(lab_gw_ip "$i")
   local d=$LAB_DIR/$name
   mkdir -p "$d"
 
@@ -45,17 +55,6 @@ lab_gateway() {
   ip -n "$db" link set eth0 up
   ip -n "$db" route add default via 10.20.0.1
 
-  # WireGuard server: wireguard-go started inside the gateway namespace.
-  (umask 077; wg genkey > "$d/server.key"; wg genkey > "$d/client.key")
-  wg pubkey < "$d/server.key" > "$d/server.pub"
-  wg pubkey < "$d/client.key" > "$d/client.pub"
-  ip netns exec "$gw" setsid wireguard-go -f "$wg" > "$d/wireguard-go.log" 2>&1 &
-  for _ in $(seq 200); do [ -S "/run/wireguard/$wg.sock" ] && break; sleep 0.02; done
-  ip netns exec "$gw" wg set "$wg" private-key "$d/server.key" listen-port 51820 \
-    peer "$(cat "$d/client.pub")" allowed-ips 10.99.0.2/32
-  ip -n "$gw" addr add 10.99.0.1/24 dev "$wg"
-  ip -n "$gw" link set "$wg" up
-
   # DNS for the internal network.
   ip netns exec "$gw" dnsmasq --conf-file=/dev/null --keep-in-foreground --no-resolv --no-hosts \
     --bind-interfaces --listen-address=10.20.0.53 --pid-file= \
@@ -76,9 +75,22 @@ lab_gateway() {
     -c "create table side(name text)" \
     -c "insert into side values ('$name')" \
     -c "grant select on side to public" > /dev/null
-
-  # The client's wg-quick file and nsvpn profile.
   mkdir -p "$LAB_DIR/profiles"
+}
+
+# lab_wireguard NAME INDEX: a wireguard-go server and the client's wg-quick file.
+lab_wireguard() {
+  local name=$1 i=$2 wg=lgw$2 d=$LAB_DIR/$1 gw=lab-gw-$1 up_gw
+  up_gw=$(lab_gw_ip "$i")
+  (umask 077; wg genkey > "$d/server.key"; wg genkey > "$d/client.key")
+  wg pubkey < "$d/server.key" > "$d/server.pub"
+  wg pubkey < "$d/client.key" > "$d/client.pub"
+  ip netns exec "$gw" setsid wireguard-go -f "$wg" > "$d/wireguard-go.log" 2>&1 &
+  for _ in $(seq 200); do [ -S "/run/wireguard/$wg.sock" ] && break; sleep 0.02; done
+  ip netns exec "$gw" wg set "$wg" private-key "$d/server.key" listen-port 51820 \
+    peer "$(cat "$d/client.pub")" allowed-ips 10.99.0.2/32
+  ip -n "$gw" addr add 10.99.0.1/24 dev "$wg"
+  ip -n "$gw" link set "$wg" up
   cat > "$LAB_DIR/profiles/$name.conf" <<CONF
 # Client side of the lab gateway $name.
 [Interface]
@@ -91,21 +103,169 @@ PublicKey = $(cat "$d/server.pub")
 Endpoint = $up_gw:51820
 AllowedIPs = 10.20.0.0/16, 10.99.0.0/24
 CONF
-  lab_log "gateway $name: endpoint $up_gw:51820, 10.20.0.0/16 behind it, db.internal = 10.20.1.5"
+  lab_log "gateway $name: WireGuard at $up_gw:51820"
+}
+
+# lab_cert DIR NAME CN [EXT...]: an EC key and a certificate signed by DIR/ca.
+lab_cert() {
+  local d=$1 n=$2 cn=$3; shift 3
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$d/$n.key" -out "$d/$n.csr" -subj "/CN=$cn" 2> /dev/null
+  printf '%s\n' "$@" > "$d/$n.ext"
+  openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -out "$d/$n.crt" -days 30 -extfile "$d/$n.ext" 2> /dev/null
+}
+
+lab_ca() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$1/ca.key" -out "$1/ca.crt" -days 30 -subj "/CN=lab CA $2" 2> /dev/null
+}
+
+# lab_openvpn_server NAME: starts the OpenVPN server of gateway NAME.
+lab_openvpn_server() {
+  local d=$LAB_DIR/$1 n
+  n=$(cat "$d/server.log" 2>/dev/null | wc -l)
+  ip netns exec "lab-gw-$1" setsid openvpn --config "$d/server.conf" >> "$d/server.log" 2>&1 &
+  echo $! > "$d/server.pid"
+  for _ in $(seq 100); do tail -n +$((n + 1)) "$d/server.log" | grep -q "Initialization Sequence Completed" && break; sleep 0.05; done
+}
+
+# lab_stop_server NAME: stops the VPN server of gateway NAME and waits until it is gone.
+lab_stop_server() {
+  local pid; pid=$(cat "$LAB_DIR/$1/server.pid")
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.05; done
+  kill -9 "$pid" 2>/dev/null; sleep 0.1
+}
+
+# lab_openvpn NAME INDEX: an OpenVPN server (certificates plus user name and
+# password, routes and DNS pushed) and the client's unchanged .ovpn file.
+lab_openvpn() {
+  local name=$1 i=$2 d=$LAB_DIR/$1 up_gw
+  up_gw=$(lab_gw_ip "$i")
+  lab_ca "$d" "$name"
+  lab_cert "$d" server "vpn.$name.lab" basicConstraints=CA:FALSE keyUsage=digitalSignature extendedKeyUsage=serverAuth
+  lab_cert "$d" client "$LAB_USER" basicConstraints=CA:FALSE keyUsage=digitalSignature extendedKeyUsage=clientAuth
+  printf '#!/bin/sh\n[ "$username" = "%s" ] && [ "$password" = "%s" ]\n' "$LAB_USER" "$LAB_PASSWORD" > "$d/check-password"
+  chmod 755 "$d/check-password"
+  cat > "$d/server.conf" <<CONF
+dev tun
+proto udp
+local $up_gw
+port 1194
+topology subnet
+server 10.8.0.0 255.255.255.0
+ca $d/ca.crt
+cert $d/server.crt
+key $d/server.key
+dh none
+push "route 10.20.0.0 255.255.0.0"
+push "dhcp-option DNS 10.20.0.53"
+push "dhcp-option DOMAIN internal"
+keepalive 2 10
+explicit-exit-notify 1
+duplicate-cn
+script-security 3
+auth-user-pass-verify $d/check-password via-env
+verb 3
+CONF
+  lab_openvpn_server "$name"
+  # What a provider hands out: a client file with the CA and the client's
+  # certificate inline, and a user name and password to type.
+  cat > "$LAB_DIR/profiles/$name.ovpn" <<CONF
+# OpenVPN client file for the lab gateway $name, as a provider hands it out.
+client
+dev tun
+proto udp
+remote $up_gw 1194
+nobind
+remote-cert-tls server
+verify-x509-name vpn.$name.lab name
+auth-user-pass
+verb 3
+<ca>
+$(cat "$d/ca.crt")
+</ca>
+<cert>
+$(cat "$d/client.crt")
+</cert>
+<key>
+$(cat "$d/client.key")
+</key>
+CONF
+  (umask 077; printf '%s\n%s\n' "$LAB_USER" "$LAB_PASSWORD" > "$LAB_DIR/profiles/$name.auth")
+  lab_log "gateway $name: OpenVPN at $up_gw:1194/udp"
+}
+
+# lab_ocserv_server NAME: (re)starts the ocserv of gateway NAME.
+lab_ocserv_server() {
+  local d=$LAB_DIR/$1
+  ip netns exec "lab-gw-$1" setsid ocserv -f -c "$d/ocserv.conf" >> "$d/server.log" 2>&1 &
+  echo $! > "$d/server.pid"
+  for _ in $(seq 100); do ip netns exec "lab-gw-$1" ss -ltn 2>/dev/null | grep -q ':443 ' && break; sleep 0.05; done
+}
+
+# lab_ocserv NAME INDEX: an AnyConnect-style gateway (ocserv) with a password
+# user, pushing a split-include route, DNS and a default domain.
+lab_ocserv() {
+  local name=$1 i=$2 d=$LAB_DIR/$1 up_gw
+  up_gw=$(lab_gw_ip "$i")
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$d/server.key" -out "$d/server.crt" -days 30 -subj "/CN=$up_gw" \
+    -addext "subjectAltName=IP:$up_gw" 2> /dev/null
+  printf '%s\n%s\n' "$LAB_PASSWORD" "$LAB_PASSWORD" | ocpasswd -c "$d/passwd" "$LAB_USER"
+  cat > "$d/ocserv.conf" <<CONF
+auth = "plain[passwd=$d/passwd]"
+listen-host = $up_gw
+tcp-port = 443
+udp-port = 443
+run-as-user = nobody
+run-as-group = nogroup
+socket-file = $d/ocserv.sock
+use-occtl = true
+occtl-socket-file = $d/occtl.sock
+server-cert = $d/server.crt
+server-key = $d/server.key
+device = vpns
+ipv4-network = 10.9.0.0
+ipv4-netmask = 255.255.255.0
+dns = 10.20.0.53
+default-domain = internal
+route = 10.20.0.0/255.255.0.0
+predictable-ips = true
+use-utmp = false
+pid-file = $d/ocserv.pid
+max-clients = 16
+keepalive = 32400
+dpd = 2
+mobile-dpd = 2
+auth-timeout = 240
+cookie-timeout = 300
+isolate-workers = false
+CONF
+  lab_ocserv_server "$name"
+  local pin
+  pin=$(openssl x509 -in "$d/server.crt" -pubkey -noout | openssl pkey -pubin -outform der \
+    | openssl dgst -sha256 -binary | base64)
+  echo "pin-sha256:$pin" > "$d/pin"
+  (umask 077; printf '%s\n' "$LAB_PASSWORD" > "$LAB_DIR/profiles/$name.password")
+  lab_log "gateway $name: ocserv at https://$up_gw (pin-sha256:$pin)"
 }
 
 lab_up() {
   mkdir -p "$LAB_DIR"
-  lab_gateway alpha 0
-  lab_gateway bravo 1
+  lab_internal alpha 0; lab_wireguard alpha 0
+  lab_internal bravo 1; lab_wireguard bravo 1
+  lab_internal charlie 2; lab_openvpn charlie 2
+  lab_internal delta 3; lab_ocserv delta 3
   cat > "$LAB_DIR/profiles/alpha.toml" <<'TOML'
-description = "lab gateway alpha (10.20.0.0/16)"
+description = "lab gateway alpha (WireGuard, 10.20.0.0/16)"
 [vpn]
 kind = "wireguard"
 config = "alpha.conf"
 TOML
   cat > "$LAB_DIR/profiles/bravo.toml" <<'TOML'
-description = "lab gateway bravo (10.20.0.0/16 too)"
+description = "lab gateway bravo (WireGuard, 10.20.0.0/16 too)"
 [vpn]
 kind = "wireguard"
 config = "bravo.conf"
@@ -113,16 +273,32 @@ userspace = true
 [hosts]
 "gateway.bravo" = "10.20.0.1"
 TOML
+  cat > "$LAB_DIR/profiles/charlie.toml" <<'TOML'
+description = "lab gateway charlie (OpenVPN, 10.20.0.0/16 too)"
+[vpn]
+kind = "openvpn"
+config = "charlie.ovpn"
+auth_file = "charlie.auth"
+TOML
+  cat > "$LAB_DIR/profiles/delta.toml" <<TOML
+description = "lab gateway delta (OpenConnect to ocserv, 10.20.0.0/16 too)"
+[vpn]
+kind = "openconnect"
+server = "https://$(lab_gw_ip 3)"
+user = "$LAB_USER"
+password_file = "delta.password"
+args = ["--servercert", "$(cat "$LAB_DIR/delta/pin")"]
+TOML
   export NSVPN_PROFILES=$LAB_DIR/profiles
 }
 
 # Stops the lab's servers (the sandbox's PID namespace ends the rest).
 lab_down() {
-  for n in alpha bravo; do
+  for n in $LAB_GATEWAYS; do
     [ -d "$LAB_DIR/$n/pg/data" ] && ip netns exec "lab-db-$n" runuser -u postgres -- \
       "$PG_BIN/pg_ctl" -D "$LAB_DIR/$n/pg/data" -m immediate stop > /dev/null 2>&1 || true
   done
-  for n in alpha bravo; do
+  for n in $LAB_GATEWAYS; do
     ip netns del "lab-gw-$n" 2>/dev/null || true
     ip netns del "lab-db-$n" 2>/dev/null || true
   done

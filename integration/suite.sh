@@ -31,11 +31,11 @@ host_routes() { { ip -4 route show table all; ip -6 route show table all; } | gr
 leftovers() {
   local out=""
   out+=$(ip netns list | grep -o '^nsvpn-[^ ]*' | sed 's/^/netns /')
-  out+=$(ip -br link | awk '{print $1}' | grep -E '^nsv[hnw]-' | sed 's/^/link /')
-  out+=$(pgrep -a wireguard-go | grep ' nsvw-' | sed 's/^/process /')
+  out+=$(ip -br link | awk '{print $1}' | grep -E '^nsv[hnt]-' | sed 's/^/link /')
+  out+=$(pgrep -a 'wireguard-go|openvpn|openconnect' | grep ' nsvt-' | sed 's/^/process /')
   out+=$(ls /etc/netns 2>/dev/null | sed 's/^/etc-netns /')
   out+=$(ls -A /run/nsvpn 2>/dev/null | sed 's/^/run-nsvpn /')
-  out+=$(ls /run/wireguard 2>/dev/null | grep nsvw- | sed 's/^/socket /')
+  out+=$(ls /run/wireguard 2>/dev/null | grep nsvt- | sed 's/^/socket /')
   out+=$(awk '$5 ~ "^/run/netns/nsvpn-" || $5 ~ "^/etc/(resolv.conf|hosts|nsswitch.conf)$" {print "mount " $5}' /proc/self/mountinfo)
   echo -n "$out"
 }
@@ -51,7 +51,7 @@ resolv_before=$(sha256sum /etc/resolv.conf /etc/hosts /etc/nsswitch.conf)
 echo "# two profiles that claim the same subnet, up at once"
 check "up alpha (kernel WireGuard if present, else wireguard-go)" nsvpn up alpha
 check "up bravo (userspace = true)" nsvpn up bravo
-expect "list shows both up" "alpha up bravo up" bash -c "nsvpn list | awk 'NR>1{printf \"%s%s %s\", sep, \$1, \$3; sep=\" \"}'"
+expect "list shows both up (and the lab's other profiles down)" "alpha up bravo up charlie down delta down" bash -c "nsvpn list | awk 'NR>1{printf \"%s%s %s\", sep, \$1, \$3; sep=\" \"}'"
 check "up of a profile that is up is a no-op" nsvpn up alpha
 
 echo "# each exec reaches its own database, by name, through its own DNS"
@@ -63,7 +63,7 @@ status_is "bravo cannot resolve alpha's names" 2 nsvpn exec bravo -- getent host
 expect "a [hosts] entry lands in bravo's /etc/hosts" "10.20.0.1 gateway.bravo" bash -c "nsvpn exec bravo -- getent hosts gateway.bravo | tr -s ' '"
 expect "resolv.conf inside alpha is the profile's" "nameserver 10.20.0.53" bash -c "nsvpn exec alpha -- grep ^nameserver /etc/resolv.conf"
 expect "nsswitch.conf inside keeps lookups in the namespace" "hosts:          files dns" bash -c "nsvpn exec alpha -- grep ^hosts: /etc/nsswitch.conf"
-expect "/sys/class/net inside shows the namespace's devices" "lo nsvn-alpha nsvw-alpha" bash -c "nsvpn exec alpha -- ls /sys/class/net | sort | tr '\n' ' ' | sed 's/ \$//'"
+expect "/sys/class/net inside shows the namespace's devices" "lo nsvn-alpha nsvt-alpha" bash -c "nsvpn exec alpha -- ls /sys/class/net | sort | tr '\n' ' ' | sed 's/ \$//'"
 
 echo "# the host is untouched"
 expect "the host's routes are unchanged (but for the veth links)" "$routes_before" host_routes
@@ -113,14 +113,19 @@ expect "... and it is up afterwards" "up" bash -c "nsvpn status alpha --json | p
 echo "# kill switch: with wireguard-go dead, nothing from inside reaches anything"
 pid=$(nsvpn status alpha --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
 kill "$pid"; for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+# inside PROFILE CMD...: runs CMD in the namespace as nobody, the way a shell
+# started before the tunnel died goes on running there.
+inside() { local p=$1; shift; ip netns exec "nsvpn-$p" runuser -u nobody -- "$@"; }
 unreachable() { local d=$1; shift; if out=$("$@" 2>&1); then fail "$d (it answered)"; elif echo "$out" | grep -q "Network is unreachable"; then ok "$d"; else fail "$d"; echo "$out" | sed 's/^/       /'; fi; }
-unreachable "the database is unreachable" as_user nsvpn exec alpha -- ping -c1 -W1 10.20.1.5
-unreachable "the gateway's public address is unreachable" as_user nsvpn exec alpha -- ping -c1 -W1 203.0.113.2
-unreachable "the other VPN's gateway is unreachable" as_user nsvpn exec alpha -- ping -c1 -W1 203.0.113.6
-unreachable "a TCP connection to the database fails" as_user nsvpn exec alpha -- psql -h 10.20.1.5 -U lab -d lab -c "select 1"
-unreachable "an address beyond the host is unreachable (IPv6 too)" as_user nsvpn exec alpha -- ping -6 -c1 -W1 2001:db8::1
+unreachable "the database is unreachable" inside alpha ping -c1 -W1 10.20.1.5
+unreachable "the gateway's public address is unreachable" inside alpha ping -c1 -W1 203.0.113.2
+unreachable "the other VPN's gateway is unreachable" inside alpha ping -c1 -W1 203.0.113.6
+unreachable "a TCP connection to the database fails" inside alpha psql -h 10.20.1.5 -U lab -d lab -c "select 1"
+unreachable "an address beyond the host is unreachable (IPv6 too)" inside alpha ping -6 -c1 -W1 2001:db8::1
+status_is "exec into the broken profile is refused (125)" 125 as_user nsvpn exec alpha -- true
+grep -q "profile alpha is broken: its VPN client (wireguard-go pid [0-9]*) has exited" /tmp/out && ok "... and says why and what to do" || { fail "... and says why and what to do"; cat /tmp/out; }
 expect "no route inside but the veth's own /30" "1" bash -c "ip -n nsvpn-alpha -4 route | wc -l"
-check "the host's veth end is still reachable" as_user nsvpn exec alpha -- ping -c1 -W1 "$(nsvpn status alpha --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["veth"]["host"])')"
+check "the host's veth end is still reachable" inside alpha ping -c1 -W1 "$(nsvpn status alpha --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["veth"]["host"])')"
 expect "status says broken" "broken" bash -c "nsvpn status alpha --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'"
 expect "bravo is unaffected" bravo psql_side bravo
 check "down cleans up after the dead tunnel" nsvpn down alpha
@@ -132,7 +137,7 @@ sed 's/^Endpoint = .*/Endpoint = 203.0.113.2:51999/' "$LAB_DIR/profiles/alpha.co
 printf '[vpn]\nkind = "wireguard"\nconfig = "dead.conf"\n' > "$LAB_DIR/profiles/dead.toml"
 status_is "up with an endpoint that never answers fails" 1 nsvpn up dead --timeout 2
 grep -q "no WireGuard handshake after 2.0 s with peer .* at 203.0.113.2:51999" /tmp/out && ok "the error names the endpoint and the wait" || { fail "the error names the endpoint and the wait"; cat /tmp/out; }
-expect "nothing of dead is left" "" bash -c "ls /run/netns | grep nsvpn-dead; ip -br link | grep -- '-dead'; ls /etc/netns | grep dead; ls /run/nsvpn | grep dead; pgrep -af 'wireguard-go -f nsvw-dead'"
+expect "nothing of dead is left" "" bash -c "ls /run/netns | grep nsvpn-dead; ip -br link | grep -- '-dead'; ls /etc/netns | grep dead; ls /run/nsvpn | grep dead; pgrep -af 'wireguard-go -f nsvt-dead'"
 printf '[vpn]\nkind = "wireguard"\nconfig = "alpha.conf"\ncolour = "blue"\n' > "$LAB_DIR/profiles/typo.toml"
 status_is "a profile with an unknown key is refused" 1 nsvpn up typo
 grep -q 'field `vpn.colour`\|unknown field `colour`' /tmp/out && grep -q "typo.toml" /tmp/out && ok "the error names the file and the field" || { fail "the error names the file and the field"; cat /tmp/out; }
@@ -152,6 +157,9 @@ PY
 expect "status reports the unfinished up" "broken" bash -c "nsvpn status bravo --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'"
 check "up after a crash removes the traces and comes up" nsvpn up bravo
 expect "bravo works after the recovery" bravo psql_side bravo
+
+# shellcheck source=suite-clients.sh
+source "$here/suite-clients.sh"
 
 echo "# down removes every trace"
 check "down alpha" nsvpn down alpha
