@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks, in the lab sandbox: the cost of `nsvpn exec` against
-# `ip netns exec`, and the time of `up`/`down` for a WireGuard profile
-# (with nsvpn's own share, which it prints, apart from the handshake).
+# `ip netns exec`, and the time of `up`/`down` for each back-end (with
+# nsvpn's own share, which `up` prints, apart from the wait for the VPN).
 # Usage: sudo integration/bench.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,13 +21,14 @@ hyperfine -N --warmup 20 --runs 300 \
   "env SUDO_UID=65534 SUDO_GID=65534 SUDO_USER=nobody nsvpn exec alpha -- /bin/true"
 nsvpn down alpha > /dev/null
 
-echo "## up + down of a WireGuard profile (wireguard-go), 20 rounds"
-hyperfine -N --warmup 2 --runs 20 "sh -c 'nsvpn up alpha >/dev/null && nsvpn down alpha >/dev/null'"
-echo "## up alone: nsvpn's own work against the handshake, 10 rounds"
-for _ in $(seq 10); do nsvpn up alpha | sed 's/.*(WireGuard, //; s/). Run.*//'; nsvpn down alpha > /dev/null; done
-echo "## down alone, 10 rounds"
-for _ in $(seq 10); do
-  nsvpn up alpha > /dev/null
-  s=$(date +%s%N); nsvpn down alpha > /dev/null; e=$(date +%s%N)
-  echo "down: $(( (e - s) / 1000000 )) ms"
+for p in alpha charlie delta; do
+  echo "## $p: up + down, 10 rounds"
+  hyperfine -N --warmup 1 --runs 10 "sh -c 'nsvpn up $p >/dev/null && nsvpn down $p >/dev/null'"
+  echo "## $p: up alone (nsvpn's own work against the wait for the VPN), 5 rounds"
+  for _ in $(seq 5); do
+    s=$(date +%s%N); out=$(nsvpn up $p); e=$(date +%s%N)
+    echo "up: $(( (e - s) / 1000000 )) ms in all; $(echo "$out" | sed 's/.*is up (//; s/). Run.*//')"
+    s=$(date +%s%N); nsvpn down $p > /dev/null; e=$(date +%s%N)
+    echo "down: $(( (e - s) / 1000000 )) ms"
+  done
 done

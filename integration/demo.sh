@@ -3,7 +3,7 @@
 # claim the same subnet, runs a command in each, and tears everything down.
 # Everything happens inside a sandbox (see sandbox.sh): nothing touches the
 # machine's real network, /run or /etc/netns.
-set -euo pipefail
+set -Eeuo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
@@ -20,20 +20,23 @@ run() { say "$*"; "$@"; }
 trap 'echo "demo: the lab did not start; its log:" >&2; tail -n 20 /run/lab-setup.log >&2' ERR
 lab_up > /run/lab-setup.log 2>&1
 trap - ERR
-echo "Two VPN gateways are running, both fronting 10.20.0.0/16 with db.internal = 10.20.1.5."
+echo "VPN gateways are running (WireGuard, OpenVPN, ocserv), all fronting 10.20.0.0/16 with db.internal = 10.20.1.5."
 
 run nsvpn list
-run nsvpn up alpha
-run nsvpn up bravo
-run nsvpn exec alpha -- psql -h db.internal -U lab -d lab -Atc "select 'alpha says: ' || name from side"
-run nsvpn exec bravo -- psql -h db.internal -U lab -d lab -Atc "select 'bravo says: ' || name from side"
-run nsvpn exec alpha -- getent hosts db.internal
-run nsvpn exec bravo -- cat /etc/resolv.conf
+run nsvpn up alpha     # WireGuard
+run nsvpn up charlie   # OpenVPN, the provider's .ovpn used as is
+run nsvpn up delta     # OpenConnect to an AnyConnect-style gateway
+for p in alpha charlie delta; do
+  run nsvpn exec $p -- psql -h db.internal -U lab -d lab -Atc "select '$p says: ' || name from side"
+done
+run nsvpn exec charlie -- cat /etc/resolv.conf
+run nsvpn exec delta -- ip route
 say "ip route   # the host's own routing table: no 10.20.0.0/16 anywhere"
 ip route
-run nsvpn status bravo
+run nsvpn status charlie
 run nsvpn down alpha
-run nsvpn down bravo
+run nsvpn down charlie
+run nsvpn down delta
 run nsvpn list
 echo
-echo "demo: done; both namespaces, their links, wireguard-go and /etc/netns files are gone."
+echo "demo: done; the namespaces, their links, the VPN clients and /etc/netns files are gone."

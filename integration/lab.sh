@@ -124,7 +124,7 @@ lab_ca() {
 # lab_openvpn_server NAME: starts the OpenVPN server of gateway NAME.
 lab_openvpn_server() {
   local d=$LAB_DIR/$1 n
-  n=$(cat "$d/server.log" 2>/dev/null | wc -l)
+  n=0; [ -f "$d/server.log" ] && n=$(wc -l < "$d/server.log")
   ip netns exec "lab-gw-$1" setsid openvpn --config "$d/server.conf" >> "$d/server.log" 2>&1 &
   echo $! > "$d/server.pid"
   for _ in $(seq 100); do tail -n +$((n + 1)) "$d/server.log" | grep -q "Initialization Sequence Completed" && break; sleep 0.05; done

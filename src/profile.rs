@@ -571,11 +571,15 @@ mod example_tests {
     fn repository_examples_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
         let names = list_names(&dir).unwrap();
-        assert!(!names.is_empty());
+        assert_eq!(names, ["acme", "corp", "customer"], "one example per kind");
         for n in names {
             let text = std::fs::read_to_string(dir.join(format!("{n}.toml"))).unwrap();
-            Profile::parse(&n, &dir.join(format!("{n}.toml")), &text, false)
+            let p = Profile::parse(&n, &dir.join(format!("{n}.toml")), &text, false)
                 .unwrap_or_else(|e| panic!("profiles/{n}.toml: {e:#}"));
+            if let Vpn::OpenConnect { args, .. } = &p.vpn {
+                crate::openconnect::check_args(args)
+                    .unwrap_or_else(|e| panic!("profiles/{n}.toml: {e:?}"));
+            }
         }
     }
 }
