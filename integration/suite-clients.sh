@@ -106,6 +106,7 @@ for p in charlie delta; do
   unreachable "$p: the database is unreachable from inside" inside $p ping -c1 -W1 10.20.1.5
   unreachable "$p: the gateway is unreachable from inside" inside $p ping -c1 -W1 203.0.113.10
   status_is "$p: exec is refused while broken" 125 as_user nsvpn exec $p -- true
+  expect "$p: list says broken" "broken" bash -c "nsvpn list | awk '\$1==\"$p\"{print \$3}'"
   check "$p: down cleans up" nsvpn down $p
   check "$p: up works again" nsvpn up $p
   expect "$p: its database is back" $p psql_side $p

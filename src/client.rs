@@ -203,3 +203,75 @@ pub fn wait_ready(ready: impl AsFd, pid: u32, timeout: Duration) -> Result<Waite
 pub fn stop(pid: u32, grace: Duration) {
     crate::util::terminate(Pid::from_raw(pid as i32), grace);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixDatagram;
+
+    fn sh(script: &str, log: &Path) -> u32 {
+        spawn(
+            Path::new("/bin/sh"),
+            &["-c".into(), script.into()],
+            None,
+            log,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn waiting_ends_on_exit_timeout_or_readiness() {
+        let dir = std::env::temp_dir().join(format!("nsvpn-client-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        let (a, b) = UnixDatagram::pair().unwrap();
+
+        // A client that dies early ends the wait at once, not at the timeout.
+        let t = Instant::now();
+        let pid = sh("echo bye; exit 3", &log);
+        assert_eq!(
+            wait_ready(&a, pid, Duration::from_secs(10)).unwrap(),
+            Waited::Exited
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
+
+        // A client that neither dies nor reports runs into the timeout.
+        let pid = sh("exec sleep 30", &log);
+        let t = Instant::now();
+        assert_eq!(
+            wait_ready(&a, pid, Duration::from_millis(200)).unwrap(),
+            Waited::TimedOut
+        );
+        assert!(t.elapsed() >= Duration::from_millis(200));
+
+        // A report ends the wait while the client runs on.
+        b.send(b"ready").unwrap();
+        assert_eq!(
+            wait_ready(&a, pid, Duration::from_secs(10)).unwrap(),
+            Waited::Ready
+        );
+        assert!(crate::util::alive(pid));
+        stop(pid, Duration::from_secs(1));
+        assert!(!crate::util::alive(pid));
+
+        // stdin data reaches the client; its output lands in the log.
+        let pid = spawn(
+            Path::new("/bin/sh"),
+            &["-c".into(), "read pw; echo got $pw".into()],
+            Some(b"s3cret\n"),
+            &log,
+        )
+        .unwrap();
+        let (_c, d) = UnixDatagram::pair().unwrap();
+        assert_eq!(
+            wait_ready(&d, pid, Duration::from_secs(10)).unwrap(),
+            Waited::Exited
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("bye") && text.contains("got s3cret"),
+            "{text}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::commands::up::is_up;
+use crate::commands::up::{Health, health};
 use crate::profile::{self, Profile};
 
 pub struct Row {
@@ -17,15 +17,20 @@ pub struct Row {
 pub fn rows(dir: &Path) -> Result<Vec<Row>> {
     let mut out = Vec::new();
     for name in profile::list_names(dir)? {
+        let state = match health(&name) {
+            Health::Up(_) => "up",
+            Health::Broken(_) => "broken",
+            Health::Down => "down",
+        };
         let row = match Profile::load(dir, &name) {
             Ok(p) => Row {
-                state: if is_up(&name) { "up" } else { "down" }.into(),
+                state: state.into(),
                 kind: p.vpn.kind().into(),
                 description: p.description.unwrap_or_default(),
                 name,
             },
             Err(e) => Row {
-                state: if is_up(&name) { "up" } else { "invalid" }.into(),
+                state: if state == "down" { "invalid" } else { state }.into(),
                 kind: "-".into(),
                 description: format!("{e:#}").lines().next().unwrap_or("").to_string(),
                 name,

@@ -91,11 +91,6 @@ pub fn health(profile: &str) -> Health {
     }
 }
 
-/// Whether the profile is up and its tunnel process alive.
-pub fn is_up(profile: &str) -> bool {
-    matches!(health(profile), Health::Up(_))
-}
-
 pub fn run(dir: &Path, name: &str, opts: &Options) -> Result<()> {
     let profile = Profile::load(dir, name)?;
     match up(&profile, opts)? {
