@@ -119,3 +119,17 @@ check "the OpenVPN server got the exit notification" bash -c "for _ in \$(seq 40
 expect "ocserv has delta's session before down" "1" bash -c "ip netns exec lab-gw-delta occtl -s $LAB_DIR/delta/occtl.sock show users | grep -c ' $LAB_USER '"
 check "down delta" nsvpn down delta
 expect "ocserv has no session after down (openconnect said BYE)" "0" bash -c "ip netns exec lab-gw-delta occtl -s $LAB_DIR/delta/occtl.sock show users | grep -c ' $LAB_USER '"
+
+echo "# OpenVPN over TCP, net30 topology, redirect-gateway pushed"
+lab_stop_server charlie
+sed -i 's/^proto udp/proto tcp-server/; s/^topology subnet/topology net30/; s/^push "route 10.20.0.0 255.255.0.0"/push "redirect-gateway def1"/; s/^explicit-exit-notify 1//' "$LAB_DIR/charlie/server.conf"
+lab_openvpn_server charlie
+sed 's/^proto udp/proto tcp-client/' "$P/charlie.ovpn" > "$P/tcp.ovpn"
+printf '[vpn]\nkind = "openvpn"\nconfig = "tcp.ovpn"\nauth_file = "charlie.auth"\n' > "$P/tcp.toml"
+check "up tcp (OpenVPN over TCP)" nsvpn up tcp
+check "the p2p address has its peer" bash -c "ip -n nsvpn-tcp -4 addr show dev nsvt-tcp | grep -Eq 'inet 10\.8\.0\.[0-9]+ peer 10\.8\.0\.[0-9]+/32'"
+expect "redirect-gateway became the namespace's default route, on the tunnel" "default dev nsvt-tcp" bash -c "ip -n nsvpn-tcp route show default | cut -d' ' -f1-3"
+expect "tcp reaches charlie's database" charlie psql_side tcp
+expect "the host still has no default route" "" bash -c "ip route show default"
+check "down tcp" nsvpn down tcp
+rm -f "$P"/tcp.*
