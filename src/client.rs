@@ -143,6 +143,32 @@ pub fn find_processes(ifname: &str) -> Vec<u32> {
     out
 }
 
+/// Running `nsvpn hook <kind> <profile>` processes (a client's script that
+/// may still be applying a tunnel while the profile is torn down).
+pub fn find_hooks(profile: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let me = std::process::id();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == me || !crate::util::alive(pid) {
+                continue;
+            }
+            if let Some(args) = cmdline(pid)
+                && args.len() >= 4
+                && args[1] == b"hook"
+                && args[3] == profile.as_bytes()
+                && Path::new(OsStr::from_bytes(&args[0])).file_name() == Some(OsStr::new("nsvpn"))
+            {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
 /// A file descriptor that becomes readable when process `pid` exits
 /// (pidfd_open, Linux 5.3). Works for any process, not only children.
 pub fn pidfd(pid: u32) -> Result<OwnedFd> {

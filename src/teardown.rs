@@ -85,6 +85,12 @@ pub fn teardown(names: &Names, kill_inside: bool) -> Result<()> {
         vlog!("stopping {} (pid {pid})", netns::process_command(pid));
         client::stop(pid, Duration::from_secs(5));
     }
+    // A hook the client started may still be applying the tunnel; end it
+    // before removing what it writes.
+    for pid in client::find_hooks(&names.profile) {
+        vlog!("stopping a running hook (pid {pid})");
+        client::stop(pid, Duration::from_secs(2));
+    }
 
     let mut problems = Vec::new();
     let links = util::block_on(async {
