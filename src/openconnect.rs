@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use crate::ipnet::{IpNet, netmask_prefix};
-use crate::tunnel::{TunAddr, TunnelSetup};
+use crate::tunnel::{TunAddr, TunnelSetup, env_get as get, last_log_line};
 
 pub const PROGRAM: &str = "openconnect";
 pub const DEFAULT_PROTOCOL: &str = "anyconnect";
@@ -150,10 +150,6 @@ pub fn client_args(
     Ok(a)
 }
 
-fn get<'a>(env: &'a BTreeMap<String, String>, k: &str) -> Option<&'a str> {
-    env.get(k).map(String::as_str).filter(|v| !v.is_empty())
-}
-
 fn split_routes(env: &BTreeMap<String, String>, prefix: &str) -> Result<Vec<IpNet>, String> {
     let count: usize = get(env, prefix).and_then(|c| c.parse().ok()).unwrap_or(0);
     let mut out = Vec::new();
@@ -265,13 +261,7 @@ pub fn setup_from_env(env: &BTreeMap<String, String>) -> Result<TunnelSetup, Str
 
 /// The reason, in plain words, that openconnect failed, read from its log.
 pub fn failure_reason(log: &str) -> Option<String> {
-    let find = |pats: &[&str]| {
-        log.lines()
-            .rev()
-            .find(|l| pats.iter().any(|p| l.contains(p)))
-            .map(str::trim)
-            .map(String::from)
-    };
+    let find = |pats: &[&str]| last_log_line(log, pats).map(|l| l.trim().to_string());
     if let Some(l) = find(&[
         "Login failed",
         "Authentication failed",

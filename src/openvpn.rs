@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use crate::ipnet::{IpNet, netmask_prefix};
-use crate::tunnel::{TunAddr, TunnelSetup};
+use crate::tunnel::{TunAddr, TunnelSetup, env_get as get, last_log_line};
 
 pub const PROGRAM: &str = "openvpn";
 
@@ -300,10 +300,6 @@ fn redirect_families(flags: &[String]) -> (bool, bool) {
     (!has("!ipv4"), has("ipv6"))
 }
 
-fn get<'a>(env: &'a BTreeMap<String, String>, k: &str) -> Option<&'a str> {
-    env.get(k).map(String::as_str).filter(|v| !v.is_empty())
-}
-
 fn parse_ip<T: std::str::FromStr>(k: &str, v: &str) -> Result<T, String> {
     v.parse()
         .map_err(|_| format!("openvpn passed {k}={v:?}, which is not an address"))
@@ -445,12 +441,7 @@ pub fn setup_from_env(
 /// The reason, in plain words, that an openvpn connection failed, read from
 /// its log.
 pub fn failure_reason(log: &str) -> Option<String> {
-    let find = |pats: &[&str]| {
-        log.lines()
-            .rev()
-            .find(|l| pats.iter().any(|p| l.contains(p)))
-            .map(strip_timestamp)
-    };
+    let find = |pats: &[&str]| last_log_line(log, pats).map(strip_timestamp);
     if let Some(l) = find(&["AUTH_FAILED"]) {
         return Some(format!(
             "authentication failed: the server rejected the user name or password (check the profile's auth_file) [{l}]"

@@ -3,6 +3,7 @@
 //! inside the profile's namespace, the record `status` reads, and the
 //! message that tells a waiting `up` how it went.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
@@ -40,6 +41,18 @@ pub struct TunnelSetup {
     pub routes: Vec<IpNet>,
     pub dns_servers: Vec<IpAddr>,
     pub dns_search: Vec<String>,
+}
+
+/// A non-empty variable of a client's script environment.
+pub fn env_get<'a>(env: &'a BTreeMap<String, String>, k: &str) -> Option<&'a str> {
+    env.get(k).map(String::as_str).filter(|v| !v.is_empty())
+}
+
+/// The last line of a client's log that contains one of `pats`.
+pub fn last_log_line<'a>(log: &'a str, pats: &[&str]) -> Option<&'a str> {
+    log.lines()
+        .rev()
+        .find(|l| pats.iter().any(|p| l.contains(p)))
 }
 
 /// The parts of the profile that replace what the VPN provides. Kept in the
