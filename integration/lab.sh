@@ -23,9 +23,9 @@ lab_log() { echo "lab: $*" >&2; }
 # lab_gw_ip INDEX: the gateway's public address.
 lab_gw_ip() { echo "203.0.113.$(($1 * 4 + 2))"; }
 
-# lab_internal NAME INDEX: the gateway namespace, its public link, the
-# internal network, dnsmasq and the database host.
-lab_internal() {
+# lab_network NAME INDEX: the gateway namespace, its public link, the
+# internal network with the database host's namespace, and dnsmasq.
+lab_network() {
   local name=$1 i=$2
   local gw=lab-gw-$name db=lab-db-$name
   local up_host=203.0.113.$((i * 4 + 1)) up_gw
@@ -60,8 +60,13 @@ lab_internal() {
     --bind-interfaces --listen-address=10.20.0.53 --pid-file= \
     --address=/db.internal/10.20.1.5 --address="/only-$name.internal/10.20.9.$i" \
     --log-facility="$d/dnsmasq.log" &
+  mkdir -p "$LAB_DIR/profiles"
+}
 
-  # PostgreSQL on the database host, with data that says which side it is.
+# lab_postgres NAME: PostgreSQL on the database host, with data that says
+# which side it is.
+lab_postgres() {
+  local name=$1 d=$LAB_DIR/$1 db=lab-db-$1
   local pg=$d/pg
   mkdir -p "$pg"
   chown postgres: "$pg"
@@ -75,18 +80,34 @@ lab_internal() {
     -c "create table side(name text)" \
     -c "insert into side values ('$name')" \
     -c "grant select on side to public" > /dev/null
-  mkdir -p "$LAB_DIR/profiles"
 }
 
-# lab_wireguard NAME INDEX: a wireguard-go server and the client's wg-quick file.
+# lab_internal NAME INDEX: the network, DNS and the database of a gateway.
+lab_internal() { lab_network "$@"; lab_postgres "$1"; }
+
+# lab_httpd NAME: a web server on the database host (busybox httpd) whose page
+# says which side it is; for the VM, which has no PostgreSQL.
+lab_httpd() {
+  local d=$LAB_DIR/$1/www
+  mkdir -p "$d"
+  echo "$1" > "$d/index.html"
+  ip netns exec "lab-db-$1" busybox httpd -p 10.20.1.5:80 -h "$d"
+}
+
+# lab_wireguard NAME INDEX: a WireGuard server and the client's wg-quick
+# file. The server is wireguard-go, or the kernel's when LAB_WG=kernel.
 lab_wireguard() {
   local name=$1 i=$2 wg=lgw$2 d=$LAB_DIR/$1 gw=lab-gw-$1 up_gw
   up_gw=$(lab_gw_ip "$i")
   (umask 077; wg genkey > "$d/server.key"; wg genkey > "$d/client.key")
   wg pubkey < "$d/server.key" > "$d/server.pub"
   wg pubkey < "$d/client.key" > "$d/client.pub"
-  ip netns exec "$gw" setsid wireguard-go -f "$wg" > "$d/wireguard-go.log" 2>&1 &
-  for _ in $(seq 200); do [ -S "/run/wireguard/$wg.sock" ] && break; sleep 0.02; done
+  if [ "${LAB_WG:-}" = kernel ]; then
+    ip -n "$gw" link add "$wg" type wireguard
+  else
+    ip netns exec "$gw" setsid wireguard-go -f "$wg" > "$d/wireguard-go.log" 2>&1 &
+    for _ in $(seq 200); do [ -S "/run/wireguard/$wg.sock" ] && break; sleep 0.02; done
+  fi
   ip netns exec "$gw" wg set "$wg" private-key "$d/server.key" listen-port 51820 \
     peer "$(cat "$d/client.pub")" allowed-ips 10.99.0.2/32
   ip -n "$gw" addr add 10.99.0.1/24 dev "$wg"
@@ -103,7 +124,7 @@ PublicKey = $(cat "$d/server.pub")
 Endpoint = $up_gw:51820
 AllowedIPs = 10.20.0.0/16, 10.99.0.0/24
 CONF
-  lab_log "gateway $name: WireGuard at $up_gw:51820"
+  lab_log "gateway $name: WireGuard (${LAB_WG:-wireguard-go}) at $up_gw:51820"
 }
 
 # lab_cert DIR NAME CN [EXT...]: an EC key and a certificate signed by DIR/ca.
