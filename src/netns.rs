@@ -131,6 +131,25 @@ where
     })
 }
 
+/// Whether the namespace `ns` has a link named `name`. The calling thread
+/// enters `ns` for one ioctl and returns to its own namespace, so this costs
+/// microseconds and starts no thread (`exec` stays single-threaded).
+pub fn has_link(ns: BorrowedFd<'_>, name: &str) -> Result<bool> {
+    let home = fs::File::open("/proc/thread-self/ns/net")
+        .context("cannot open this thread's network namespace")?;
+    setns(ns, CloneFlags::CLONE_NEWNET).context("setns into the profile's namespace")?;
+    let found = nix::net::if_::if_nametoindex(name);
+    // Failing to return would leave this thread in the profile's namespace:
+    // nothing after this may run there by mistake.
+    setns(home.as_fd(), CloneFlags::CLONE_NEWNET)
+        .expect("cannot return to the original network namespace");
+    match found {
+        Ok(_) => Ok(true),
+        Err(Errno::ENODEV) => Ok(false),
+        Err(e) => Err(anyhow!(e).context(format!("cannot look up the link {name}"))),
+    }
+}
+
 /// Writes a sysctl of the namespace `ns` (path below /proc/sys/net).
 pub fn set_net_sysctl(ns: BorrowedFd<'_>, key: &str, value: &str) -> Result<()> {
     let p = Path::new("/proc/sys/net").join(key);

@@ -85,10 +85,25 @@ pub fn health(profile: &str) -> Health {
             client_program(&st)
         ));
     }
-    match netns::open(&Names::for_profile(profile).netns) {
-        Ok(ns) => Health::Up(ns),
-        Err(e) => Health::Broken(format!("{e:#}")),
+    let ns = match netns::open(&st.names.netns) {
+        Ok(ns) => ns,
+        Err(e) => return Health::Broken(format!("{e:#}")),
+    };
+    // Kernel WireGuard has no process to watch: the tunnel is the link itself.
+    if st.implementation == Some(wireguard::Implementation::Kernel) {
+        match netns::has_link(ns.as_fd(), &st.names.tunnel) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Health::Broken(format!(
+                    "its tunnel device {} is gone from the namespace; the namespace stays sealed \
+                     until `nsvpn down {profile}`",
+                    st.names.tunnel
+                ));
+            }
+            Err(e) => return Health::Broken(format!("{e:#}")),
+        }
     }
+    Health::Up(ns)
 }
 
 pub fn run(dir: &Path, name: &str, opts: &Options) -> Result<()> {
