@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the lab and the tests need, when missing.
 set -euo pipefail
-pkgs=(wireguard-go wireguard-tools openvpn openconnect ocserv openssl dnsmasq-base postgresql iproute2 iputils-ping procps util-linux libcap2-bin hyperfine python3)
+pkgs=(wireguard-go wireguard-tools openvpn openconnect ocserv openssl dnsmasq-base postgresql iproute2 iputils-ping procps util-linux libcap2-bin hyperfine python3
+  qemu-system-x86 busybox-static cpio kmod xz-utils vagrant)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -10,4 +11,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# The VM runner boots a kernel from /boot that ships wireguard.ko.
+wireguard_kernel() {
+  local k
+  for k in /boot/vmlinuz-*; do
+    modprobe --show-depends -S "${k#/boot/vmlinuz-}" wireguard > /dev/null 2>&1 && return 0
+  done
+  return 1
+}
+if ! wireguard_kernel; then
+  echo "deps: no kernel in /boot ships wireguard.ko; installing Debian's kernel for the VM runner"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends linux-image-amd64
 fi

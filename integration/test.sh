@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, unit and snapshot tests, root tests (each in
-# its own sandbox), and the integration suite against the real lab. Needs
+# its own sandbox), the integration suite against the real lab, the
+# kernel-WireGuard scenario in a VM, and the Vagrantfile's validation. Needs
 # root; installs the Debian packages it needs.
 # Usage: sudo integration/test.sh
 set -euo pipefail
@@ -22,3 +23,7 @@ echo "== root tests, each in its own sandbox"
 cargo test --locked --test root -- --ignored
 echo "== integration suite, in a sandbox"
 "$here/sandbox.sh" "$here/suite.sh" "$root/target/release/nsvpn"
+echo "== kernel WireGuard, in a VM (qemu)"
+"$here/vm.sh" "$root/target/release/nsvpn"
+echo "== Vagrantfile"
+vagrant validate --ignore-provider

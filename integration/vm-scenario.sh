@@ -1,0 +1,119 @@
+#!/bin/bash
+# The WireGuard scenario on KERNEL WireGuard, run inside the VM that vm.sh
+# boots (its init calls this as root). Both ends use the kernel module: the
+# lab's gateways are `ip link add ... type wireguard`, and the VM has no
+# wireguard-go at all, so nsvpn cannot fall back to it. The database is a web
+# page here (busybox httpd), since the VM carries no PostgreSQL.
+# Prints one line per check and "N passed, M failed".
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+export LAB_WG=kernel
+# shellcheck source=lab.sh
+source "$here/lab.sh"
+# shellcheck source=checks.sh
+source "$here/checks.sh"
+
+# side PROFILE: the page of db.internal, fetched from inside as the user. The
+# name goes through glibc (bash's /dev/tcp), as any program's would; static
+# busybox wget cannot resolve names as a normal user.
+side() {
+  as_user nsvpn exec "$1" -- timeout 5 bash -c \
+    'exec 3<>/dev/tcp/db.internal/80 && printf "GET / HTTP/1.0\r\n\r\n" >&3 && tail -n 1 <&3'
+}
+json() { nsvpn status "$1" --json | tr -d ' \n' | grep -o "\"$2\":[^,}]*" | head -n 1 | cut -d: -f2- | tr -d '"'; }
+wg_inside() { ip netns exec "nsvpn-$1" wg show "nsvt-$1" "$2"; }
+
+trap lab_down EXIT
+echo "# setting up the lab (kernel WireGuard gateways)"
+setup() {
+  set -e
+  mkdir -p "$LAB_DIR"
+  lab_network alpha 0; lab_httpd alpha; lab_wireguard alpha 0
+  lab_network bravo 1; lab_httpd bravo; lab_wireguard bravo 1
+  printf '[vpn]\nkind = "wireguard"\nconfig = "alpha.conf"\n' > "$LAB_DIR/profiles/alpha.toml"
+  printf '[vpn]\nkind = "wireguard"\nconfig = "bravo.conf"\n[hosts]\n"gateway.bravo" = "10.20.0.1"\n' \
+    > "$LAB_DIR/profiles/bravo.toml"
+}
+if ! (setup) > /run/lab-setup.log 2>&1; then
+  echo "FAIL - the lab did not start:"; tail -n 30 /run/lab-setup.log; echo "0 passed, 1 failed"; exit 1
+fi
+export NSVPN_PROFILES=$LAB_DIR/profiles
+resolv_before=$(sha256sum /etc/resolv.conf /etc/hosts /etc/nsswitch.conf)
+routes_before=$(host_routes)
+
+echo "# the kernel has WireGuard, and there is no wireguard-go to fall back to"
+check "the wireguard module is loaded ($(uname -r))" grep -q '^wireguard ' /proc/modules
+status_is "wireguard-go is not installed in the VM" 1 sh -c 'command -v wireguard-go'
+
+echo "# two profiles that claim the same subnet, up at once, on kernel WireGuard"
+check "up alpha" nsvpn up alpha
+check "up bravo" nsvpn up bravo
+expect "status --json of alpha reports the kernel implementation" kernel json alpha implementation
+expect "status --json of bravo reports the kernel implementation" kernel json bravo implementation
+check "status text says kernel" sh -c 'nsvpn status alpha | grep -E "^  vpn +wireguard, kernel$"'
+expect "no wireguard-go process exists" "" pgrep wireguard-go
+expect "no UAPI socket exists" "" sh -c 'ls /run/wireguard 2>/dev/null'
+expect "the tunnel inside alpha is a kernel wireguard link" "wireguard" sh -c "ip -n nsvpn-alpha -d link show nsvt-alpha | grep -ow wireguard | head -n 1"
+expect "no WireGuard link is left in the host namespace" "" sh -c "ip -d link show type wireguard"
+
+echo "# the kernel's own view (wg, a second genetlink reader) is the profile's"
+expect "alpha's public key comes from the profile's private key" "$(cat "$LAB_DIR/alpha/client.pub")" wg_inside alpha public-key
+expect "alpha's peer and endpoint" "$(printf '%s\t203.0.113.2:51820' "$(cat "$LAB_DIR/alpha/server.pub")")" wg_inside alpha endpoints
+expect "alpha's allowed IPs" "$(printf '%s\t10.20.0.0/16 10.99.0.0/24' "$(cat "$LAB_DIR/alpha/server.pub")")" wg_inside alpha allowed-ips
+expect "bravo's peer and endpoint" "$(printf '%s\t203.0.113.6:51820' "$(cat "$LAB_DIR/bravo/server.pub")")" wg_inside bravo endpoints
+check "alpha has completed a handshake" sh -c "wg_hs=\$(ip netns exec nsvpn-alpha wg show nsvt-alpha latest-handshakes | cut -f2); [ \"\$wg_hs\" -gt 0 ]"
+expect "the keepalive nsvpn used to start the handshake is off again (the file sets none)" \
+  "$(printf '%s\toff' "$(cat "$LAB_DIR/alpha/server.pub")")" wg_inside alpha persistent-keepalive
+check "the gateway's kernel saw the handshake" sh -c "[ \"\$(ip netns exec lab-gw-alpha wg show lgw0 latest-handshakes | cut -f2)\" -gt 0 ]"
+
+echo "# each exec reaches its own side, by name, through its own DNS"
+expect "alpha's exec reaches alpha's server" alpha side alpha
+expect "bravo's exec reaches bravo's server" bravo side bravo
+expect "getent inside alpha resolves db.internal via alpha's DNS" "10.20.1.5 db.internal" sh -c "nsvpn exec alpha -- getent hosts db.internal | tr -s ' '"
+expect "only alpha's dnsmasq knows only-alpha.internal" "10.20.9.0" sh -c "nsvpn exec alpha -- getent hosts only-alpha.internal | cut -d' ' -f1"
+status_is "bravo cannot resolve alpha's names" 2 nsvpn exec bravo -- getent hosts only-alpha.internal
+expect "a [hosts] entry lands in bravo's /etc/hosts" "10.20.0.1 gateway.bravo" sh -c "nsvpn exec bravo -- getent hosts gateway.bravo | tr -s ' '"
+expect "resolv.conf inside alpha is the profile's" "nameserver 10.20.0.53" sh -c "nsvpn exec alpha -- grep ^nameserver /etc/resolv.conf"
+check "status shows traffic counted by the kernel" sh -c '[ "$(nsvpn status alpha --json | tr -d " \n" | grep -o "\"rx_bytes\":[0-9]*" | head -n 1 | cut -d: -f2)" -gt 0 ]'
+
+echo "# the command runs as the invoking user, with no capabilities"
+expect "uid, gid and groups are the sudo user's" "65534 65534 65534" as_user nsvpn exec alpha -- sh -c 'echo $(id -u) $(id -g) $(id -G)'
+expect "no capability in any set but the bounding set; no_new_privs" "CapInh:0000000000000000 CapPrm:0000000000000000 CapEff:0000000000000000 CapAmb:0000000000000000 NoNewPrivs:1" \
+  as_user nsvpn exec alpha -- sh -c "grep -E '^(CapInh|CapPrm|CapEff|CapAmb|NoNewPrivs)' /proc/self/status | tr -d '\t' | tr '\n' ' ' | sed 's/ \$//'"
+
+echo "# the host is untouched"
+expect "the host's routes are unchanged (but for the veth links)" "$routes_before" host_routes
+expect "the host's resolv.conf, hosts, nsswitch.conf are unchanged" "$resolv_before" sha256sum /etc/resolv.conf /etc/hosts /etc/nsswitch.conf
+status_is "the host has no route to 10.20.1.5" 2 sh -c "ip route get 10.20.1.5 >/dev/null 2>&1 || exit 2"
+status_is "the host cannot resolve db.internal" 2 getent hosts db.internal
+
+echo "# kill switch: with alpha's kernel tunnel gone, nothing from inside reaches anything"
+ip -n nsvpn-alpha link del nsvt-alpha
+unreachable "the server is unreachable" inside alpha ping -c1 -W1 10.20.1.5
+unreachable "the gateway's public address is unreachable" inside alpha ping -c1 -W1 203.0.113.2
+unreachable "the other VPN's gateway is unreachable" inside alpha ping -c1 -W1 203.0.113.6
+unreachable "an address beyond the host is unreachable (IPv6 too)" inside alpha ping -6 -c1 -W1 2001:db8::1
+expect "no route inside but the veth's own /30" "1" sh -c "ip -n nsvpn-alpha -4 route | wc -l"
+check "the host's veth end is still reachable" inside alpha ping -c1 -W1 "$(json alpha host)"
+expect "status says broken" broken json alpha state
+status_is "exec into the broken profile is refused (125)" 125 as_user nsvpn exec alpha -- true
+grep -q "profile alpha is broken: its tunnel device nsvt-alpha is gone" /tmp/out && ok "... and says why" || { fail "... and says why"; cat /tmp/out; }
+expect "bravo is unaffected" bravo side bravo
+check "down cleans up after the lost tunnel" nsvpn down alpha
+check "and up works again" nsvpn up alpha
+expect "alpha reaches its server again" alpha side alpha
+
+echo "# a failed up leaves no kernel link behind"
+sed 's/^Endpoint = .*/Endpoint = 203.0.113.2:51999/' "$LAB_DIR/profiles/alpha.conf" > "$LAB_DIR/profiles/dead.conf"
+printf '[vpn]\nkind = "wireguard"\nconfig = "dead.conf"\n' > "$LAB_DIR/profiles/dead.toml"
+status_is "up with an endpoint that never answers fails" 1 nsvpn up dead --timeout 2
+grep -q "no WireGuard handshake after 2.0 s" /tmp/out && ok "the error names the wait" || { fail "the error names the wait"; cat /tmp/out; }
+expect "nothing of dead is left" "" sh -c "ls /run/netns | grep nsvpn-dead; ip -br link | grep -- '-dead'; ls /etc/netns /run/nsvpn | grep dead"
+
+echo "# down removes every trace"
+check "down alpha" nsvpn down alpha
+check "down bravo" nsvpn down bravo
+expect "no namespace, link, socket, file or mount is left" "" leftovers
+expect "no WireGuard link exists outside the lab's gateways" "" sh -c "ip -d link show type wireguard; for n in \$(ip netns list | cut -d' ' -f1 | grep -v '^lab-gw-'); do ip -n \$n -d link show type wireguard; done"
+
+summary

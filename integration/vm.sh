@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Kernel WireGuard, proven in a VM. Boots the distribution's kernel (one that
+# Debian's linux-image package installed in /boot, with its wireguard.ko)
+# under qemu with software emulation and no network device, from an
+# initramfs built here out of the freshly built nsvpn, busybox and the tools
+# the scenario needs; loads the WireGuard modules and runs vm-scenario.sh
+# (kernel WireGuard on both ends). Prints the VM's console, and exits 0 only
+# when the scenario passed.
+#
+# Usage: sudo integration/vm.sh [NSVPN_BINARY]     (default target/release/nsvpn)
+# Environment:
+#   NSVPN_VM_KERNEL   kernel version to boot (default: the newest in /boot
+#                     whose modules include wireguard)
+#   NSVPN_VM_LOG      where the console log goes (default target/vm/console.log)
+#   NSVPN_VM_TIMEOUT  seconds before the VM is stopped as hung (default 900)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+[ "$(id -u)" = 0 ] || { echo "vm: run as root (sudo $0): /boot's kernels are readable by root only" >&2; exit 1; }
+nsvpn=$(realpath "${1:-$root/target/release/nsvpn}")
+[ -x "$nsvpn" ] || { echo "vm: no nsvpn binary at $nsvpn (cargo build --release first)" >&2; exit 1; }
+log=${NSVPN_VM_LOG:-$root/target/vm/console.log}
+timeout=${NSVPN_VM_TIMEOUT:-900}
+
+need() { command -v "$1" > /dev/null || { echo "vm: $1 is missing (Debian package: $2)" >&2; exit 1; }; }
+need qemu-system-x86_64 qemu-system-x86
+need cpio cpio
+need modprobe kmod
+need wg wireguard-tools
+need dnsmasq dnsmasq-base
+need pgrep procps
+busybox=/bin/busybox
+[ -x "$busybox" ] && ! ldd "$busybox" > /dev/null 2>&1 \
+  || { echo "vm: $busybox is not the static busybox (Debian package: busybox-static)" >&2; exit 1; }
+
+# The kernel: the newest in /boot whose modules ship wireguard.
+kver=${NSVPN_VM_KERNEL:-}
+if [ -z "$kver" ]; then
+  for k in $(ls /boot/vmlinuz-* 2>/dev/null | sed 's|^/boot/vmlinuz-||' | sort -rV); do
+    if modprobe --show-depends -S "$k" wireguard > /dev/null 2>&1; then kver=$k; break; fi
+  done
+fi
+[ -n "$kver" ] && [ -r "/boot/vmlinuz-$kver" ] || {
+  echo "vm: no kernel in /boot ships the wireguard module; install one (apt-get install linux-image-amd64)" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/nsvpn-vm.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+fs=$work/root
+mkdir -p "$fs"/{bin,sbin,usr/bin,usr/sbin,etc/netns,proc,sys,dev,run,tmp,root,lib/modules,nsvpn/integration}
+
+# add_binary PATH: copies an executable and the shared libraries it loads.
+add_binary() {
+  local b; b=$(realpath "$1")
+  install -D -m 755 "$b" "$fs$1"
+  ldd "$b" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+    [ -e "$fs$lib" ] || install -D -m 755 "$(realpath "$lib")" "$fs$lib"
+  done
+}
+for b in /bin/bash /usr/bin/ip /usr/bin/wg /usr/sbin/dnsmasq /usr/bin/getent \
+  /usr/bin/setpriv /usr/bin/ping /usr/bin/pgrep; do
+  add_binary "$b"
+done
+install -D -m 755 "$nsvpn" "$fs/usr/local/bin/nsvpn"
+ldd "$nsvpn" | grep -o '/[^ ]*' | while read -r lib; do
+  [ -e "$fs$lib" ] || install -D -m 755 "$(realpath "$lib")" "$fs$lib"
+done
+# busybox for everything else; the real tools above win. /bin/sh is bash:
+# busybox's ash would run its own applets (its `ip`) before the real tools.
+ln -s bash "$fs/bin/sh"
+cp "$busybox" "$fs/bin/busybox"
+for applet in $("$busybox" --list); do
+  for d in bin sbin usr/bin usr/sbin usr/local/bin; do [ -e "$fs/$d/$applet" ] && continue 2; done
+  ln -s busybox "$fs/bin/$applet"
+done
+cp "$here"/{vm-scenario.sh,lab.sh,checks.sh} "$fs/nsvpn/integration/"
+
+# The modules, in dependency order (veth too: Debian builds it as a module).
+for m in wireguard veth; do modprobe --show-depends -S "$kver" "$m"; done \
+  | awk '$1 == "insmod" && !seen[$2]++ {print $2}' > "$work/modules"
+while read -r m; do
+  name=$(basename "$m"); name=${name%%.ko*}
+  case $m in
+    *.ko.xz) xz -dc "$m" ;;
+    *.ko.zst) zstd -qdc "$m" ;;
+    *.ko.gz) gzip -dc "$m" ;;
+    *) cat "$m" ;;
+  esac > "$fs/lib/modules/$name.ko"
+  echo "$name" >> "$fs/lib/modules/order"
+done < "$work/modules"
+
+cat > "$fs/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/bash
+nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
+EOF
+printf 'root:x:0:\ndip:x:30:\nnogroup:x:65534:\n' > "$fs/etc/group"
+printf 'passwd: files\ngroup: files\nhosts: files dns\n' > "$fs/etc/nsswitch.conf"
+printf '127.0.0.1 localhost\n::1 localhost\n' > "$fs/etc/hosts"
+# The VM's own resolver: an address nothing answers at.
+printf 'nameserver 192.0.2.53\n' > "$fs/etc/resolv.conf"
+
+cat > "$fs/init" <<'EOF'
+#!/bin/sh
+export PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs -o mode=0755 run /run
+mount -t tmpfs tmp /tmp
+mkdir -p /run/lock /dev/pts
+ln -sf /proc/self/fd /dev/fd
+ip link set lo up
+echo "nsvpn-vm: kernel $(uname -r), $(nproc) CPUs"
+rc=1
+loaded=yes
+for m in $(cat /lib/modules/order); do
+  insmod "/lib/modules/$m.ko" || { echo "nsvpn-vm: insmod $m failed"; loaded=no; break; }
+done
+if [ $loaded = yes ]; then
+  /bin/bash /nsvpn/integration/vm-scenario.sh
+  rc=$?
+fi
+echo "nsvpn-vm: scenario exit status $rc"
+poweroff -f
+EOF
+chmod 755 "$fs/init"
+(cd "$fs" && find . | cpio -o -H newc --quiet) | gzip -1 > "$work/initrd"
+
+mkdir -p "$(dirname "$log")"
+echo "vm: booting $kver under qemu (TCG), initramfs $(du -h "$work/initrd" | cut -f1); console log in $log"
+start=$(date +%s)
+set +e
+timeout "$timeout" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 1024 \
+  -display none -monitor none -serial stdio -nic none -no-reboot \
+  -kernel "/boot/vmlinuz-$kver" -initrd "$work/initrd" \
+  -append "console=ttyS0 quiet panic=-1 rdinit=/init" < /dev/null 2>&1 | tr -d '\r' | tee "$log"
+qemu_rc=${PIPESTATUS[0]}
+set -e
+echo "vm: the VM ran for $(( $(date +%s) - start )) s"
+[ "$qemu_rc" = 124 ] && { echo "vm: FAIL: the VM did not finish within $timeout s" >&2; exit 1; }
+grep -q '^nsvpn-vm: scenario exit status 0$' "$log" || { echo "vm: FAIL: the kernel-WireGuard scenario failed (log: $log)" >&2; exit 1; }
+echo "vm: the kernel-WireGuard scenario passed"
