@@ -156,21 +156,50 @@ fn enter_and_drop<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The environment of the command: nsvpn's own, with the target user's
-/// HOME, USER and LOGNAME, and NSVPN_PROFILE.
+/// Variables a user's command keeps from nsvpn's environment: the terminal,
+/// the locale, the display and agent sockets, PATH. Everything else (sudo's
+/// `SUDO_*`, `MAIL`, loader and library variables, whatever the privileged
+/// side had) is dropped.
+const KEPT: &[&str] = &[
+    "TERM",
+    "COLORTERM",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "PATH",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "XAUTHORITY",
+    "XDG_RUNTIME_DIR",
+    "SSH_AUTH_SOCK",
+];
+
+/// PATH when nsvpn's environment has none.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+fn kept(key: &str) -> bool {
+    KEPT.contains(&key) || key.starts_with("LC_")
+}
+
+/// The environment of the command. A user's command gets a clean one: the
+/// variables in [`KEPT`], then HOME, USER, LOGNAME (and SHELL for a shell)
+/// of the target user, and NSVPN_PROFILE. Root's own command keeps nsvpn's
+/// whole environment, as under `ip netns exec`.
 pub fn build_env(
     current: impl Iterator<Item = (String, String)>,
     target: &Target,
     profile: &str,
     shell: bool,
 ) -> Vec<CString> {
+    let replaced = |k: &str| {
+        matches!(k, "HOME" | "USER" | "LOGNAME" | "NSVPN_PROFILE") || (shell && k == "SHELL")
+    };
     let mut vars: Vec<(String, String)> = current
-        .filter(|(k, _)| {
-            let replaced = matches!(k.as_str(), "HOME" | "USER" | "LOGNAME" | "NSVPN_PROFILE")
-                || (shell && k == "SHELL");
-            !replaced
-        })
+        .filter(|(k, _)| !replaced(k) && (target.is_root() || kept(k)))
         .collect();
+    if !vars.iter().any(|(k, _)| k == "PATH") {
+        vars.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
     vars.push(("HOME".into(), target.home.to_string_lossy().into_owned()));
     vars.push(("USER".into(), target.name.clone()));
     vars.push(("LOGNAME".into(), target.name.clone()));
@@ -220,6 +249,16 @@ impl Sys for RealSys {
             .map_err(Into::into)
     }
     fn setgroups(&mut self, groups: &[Gid]) -> Result<()> {
+        // setgroups needs CAP_SETGID even to set the list in place; in
+        // file-capability mode the process already has the user's groups.
+        let set = |g: &[Gid]| {
+            g.iter()
+                .map(|g| g.as_raw())
+                .collect::<std::collections::BTreeSet<u32>>()
+        };
+        if set(groups) == set(&nix::unistd::getgroups()?) {
+            return Ok(());
+        }
         nix::unistd::setgroups(groups).map_err(Into::into)
     }
     fn setresgid(&mut self, gid: Gid) -> Result<()> {
@@ -472,5 +511,36 @@ mod tests {
             .map(|c| c.to_string_lossy().into_owned())
             .collect();
         insta::assert_debug_snapshot!(env);
+    }
+
+    /// What sudo (and a privileged caller) leaves in the environment never
+    /// reaches a user's command; root's own command keeps it all.
+    #[test]
+    fn user_environment_is_sanitized() {
+        let cur = || {
+            [
+                ("SUDO_UID", "1000"),
+                ("SUDO_COMMAND", "/usr/local/sbin/nsvpn exec acme -- sh"),
+                ("LD_PRELOAD", "/tmp/evil.so"),
+                ("LD_LIBRARY_PATH", "/tmp"),
+                ("NSVPN_PROFILES", "/tmp/p"),
+                ("MAIL", "/var/mail/root"),
+                ("BASH_ENV", "/root/.bashrc"),
+                ("TERM", "xterm-256color"),
+                ("LC_TIME", "C.UTF-8"),
+                ("SSH_AUTH_SOCK", "/run/user/1000/ssh"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        };
+        let show = |env: Vec<CString>| -> Vec<String> {
+            env.iter()
+                .map(|c| c.to_string_lossy().into_owned())
+                .collect()
+        };
+        insta::assert_debug_snapshot!("user", show(build_env(cur(), &target(1000), "acme", false)));
+        let root_env = show(build_env(cur(), &target(0), "acme", false));
+        assert!(root_env.contains(&"SUDO_UID=1000".to_string()));
+        assert!(root_env.contains(&"LD_PRELOAD=/tmp/evil.so".to_string()));
     }
 }
