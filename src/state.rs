@@ -61,9 +61,12 @@ fn ensure_run_dir() -> Result<()> {
 impl State {
     pub fn save(&self) -> Result<()> {
         let dir = profile_dir(&self.profile);
+        // Readable by all: a file-capability `exec` runs as the user and
+        // reads the state. Nothing secret is in it; logs and the hook socket
+        // are root-only.
         fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .mode(0o755)
             .create(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let path = state_path(&self.profile);
@@ -72,7 +75,7 @@ impl State {
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
+            .mode(0o644)
             .open(&tmp)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         f.write_all(serde_json::to_string_pretty(self)?.as_bytes())?;

@@ -243,11 +243,12 @@ pub enum HookMessage {
     },
 }
 
+/// In a root-only directory: a socket gets its mode only after bind.
 fn socket_path(profile: &str) -> PathBuf {
-    state::profile_dir(profile).join("hook.sock")
+    state::profile_dir(profile).join("private/hook.sock")
 }
 
-/// The socket a waiting `up` listens on (root-only, in /run/nsvpn/<p>/).
+/// The socket a waiting `up` listens on (root-only, in /run/nsvpn/<p>/private/).
 pub struct HookListener {
     sock: UnixDatagram,
     path: PathBuf,
@@ -256,6 +257,14 @@ pub struct HookListener {
 impl HookListener {
     pub fn bind(profile: &str) -> Result<HookListener> {
         let path = socket_path(profile);
+        if let Some(dir) = path.parent() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
         let _ = std::fs::remove_file(&path);
         let sock =
             UnixDatagram::bind(&path).with_context(|| format!("cannot bind {}", path.display()))?;
