@@ -1,5 +1,6 @@
 //! nsvpn: one network namespace per VPN profile.
 
+pub mod caller;
 pub mod cli;
 pub mod client;
 pub mod commands;
@@ -14,6 +15,7 @@ pub mod openvpn;
 pub mod profile;
 pub mod state;
 pub mod teardown;
+pub mod trust;
 pub mod tunnel;
 pub mod user;
 pub mod util;

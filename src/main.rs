@@ -4,10 +4,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use nsvpn::caller::Caller;
 use nsvpn::cli::{Cli, Command};
 use nsvpn::commands::{self, exec::What, up};
 use nsvpn::exec::EXIT_NSVPN_ERROR;
-use nsvpn::profile::profile_dir;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -28,19 +28,34 @@ fn main() -> ExitCode {
         }
     };
     nsvpn::util::set_verbosity(cli.verbose);
-    let dir = profile_dir(cli.profiles.as_deref());
+    // The hook checks its own caller (root only) and reads no profile.
+    if let Command::Hook { kind, profile, .. } = &cli.command {
+        return ExitCode::from(commands::hook::run(kind, profile) as u8);
+    }
+    let is_exec = matches!(cli.command, Command::Exec { .. } | Command::Shell { .. });
+    let caller = match Caller::detect() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("nsvpn: error: {e:#}");
+            return ExitCode::from(if is_exec { EXIT_NSVPN_ERROR as u8 } else { 1 });
+        }
+    };
+    nsvpn::trust::require_root_owned(caller.for_other_user());
+    let dir = caller.profile_dir(cli.profiles.as_deref());
     let default_up = up::Options::default();
     let result = match cli.command {
         Command::Up { profile, timeout } => up::run(
+            &caller,
             &dir,
             &profile,
             &up::Options {
                 timeout: Duration::from_secs(timeout),
             },
         ),
-        Command::Down { profile, kill } => commands::down::run(&profile, kill),
+        Command::Down { profile, kill } => commands::down::run(&caller, &dir, &profile, kill),
         Command::Exec { profile, command } => {
             return ExitCode::from(commands::exec::run(
+                &caller,
                 &dir,
                 &profile,
                 What::Command(command),
@@ -48,15 +63,19 @@ fn main() -> ExitCode {
             ) as u8);
         }
         Command::Shell { profile } => {
-            return ExitCode::from(
-                commands::exec::run(&dir, &profile, What::Shell, &default_up) as u8,
-            );
+            return ExitCode::from(commands::exec::run(
+                &caller,
+                &dir,
+                &profile,
+                What::Shell,
+                &default_up,
+            ) as u8);
         }
-        Command::Status { profile, json } => commands::status::run(&dir, profile.as_deref(), json),
-        Command::List => commands::list::run(&dir),
-        Command::Hook { kind, profile, .. } => {
-            return ExitCode::from(commands::hook::run(&kind, &profile) as u8);
+        Command::Status { profile, json } => {
+            commands::status::run(&caller, &dir, profile.as_deref(), json)
         }
+        Command::List => commands::list::run(&caller, &dir),
+        Command::Hook { .. } => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -184,6 +184,9 @@ impl Profile {
     pub fn load(dir: &Path, name: &str) -> Result<Profile> {
         names::validate_profile_name(name)?;
         let path = dir.join(format!("{name}.toml"));
+        if path.exists() {
+            crate::trust::check(&path, &format!("profile {name:?}"))?;
+        }
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

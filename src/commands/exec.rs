@@ -10,12 +10,13 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 
+use crate::caller::{Action, Caller, Mode};
 use crate::commands::up;
 use crate::exec::{self, ExecFailure, Plan, RealSys};
 use crate::names::{self, Names};
 use crate::netns;
 use crate::profile::Profile;
-use crate::user::{self, Target};
+use crate::user::Target;
 
 /// What to run: a command line, or the user's login shell.
 pub enum What {
@@ -24,8 +25,8 @@ pub enum What {
 }
 
 /// Never returns on success; the returned value is the exit status.
-pub fn run(dir: &Path, name: &str, what: What, opts: &up::Options) -> i32 {
-    let failure = match prepare_and_exec(dir, name, what, opts) {
+pub fn run(caller: &Caller, dir: &Path, name: &str, what: What, opts: &up::Options) -> i32 {
+    let failure = match prepare_and_exec(caller, dir, name, what, opts) {
         Ok(f) => f,
         Err(e) => ExecFailure::Setup(e),
     };
@@ -52,10 +53,20 @@ fn argv_for(what: What, target: &Target) -> Result<Vec<CString>> {
     }
 }
 
-fn prepare_and_exec(dir: &Path, name: &str, what: What, opts: &up::Options) -> Result<ExecFailure> {
+fn prepare_and_exec(
+    caller: &Caller,
+    dir: &Path,
+    name: &str,
+    what: What,
+    opts: &up::Options,
+) -> Result<ExecFailure> {
     names::validate_profile_name(name)?;
-    // 1. Resolve the user first: NSS may need the host's sockets.
-    let target = user::invoking_user()?;
+    // 1. The user was resolved first, by Caller::detect (NSS may need the
+    //    host's sockets). Without sudo, the profile's [access] decides.
+    let target = caller.user.clone();
+    if caller.mode == Mode::FileCaps {
+        caller.check_access(&Profile::load(dir, name)?, Action::Exec)?;
+    }
     let is_shell = matches!(what, What::Shell);
     let argv = argv_for(what, &target)?;
     let names = Names::for_profile(name);
@@ -65,6 +76,8 @@ fn prepare_and_exec(dir: &Path, name: &str, what: What, opts: &up::Options) -> R
         up::Health::Up(ns) => ns,
         up::Health::Down => {
             let profile = Profile::load(dir, name)?;
+            up::needs_root(caller, "up", name)
+                .with_context(|| format!("profile {name} is down"))?;
             eprintln!("nsvpn: profile {name} is down; bringing it up");
             up::up(&profile, opts)?;
             netns::open(&names.netns).with_context(|| format!("profile {name} went down"))?

@@ -4,6 +4,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::caller::{Caller, Mode};
+use crate::commands::status;
 use crate::commands::up::{Health, health};
 use crate::profile::{self, Profile};
 
@@ -68,8 +70,12 @@ pub fn render(rows: &[Row]) -> String {
     s
 }
 
-pub fn run(dir: &Path) -> Result<()> {
-    print!("{}", render(&rows(dir)?));
+pub fn run(caller: &Caller, dir: &Path) -> Result<()> {
+    let mut rows = rows(dir)?;
+    if caller.mode == Mode::FileCaps {
+        rows.retain(|r| status::admitted(caller, Profile::load(dir, &r.name).ok().as_ref()));
+    }
+    print!("{}", render(&rows));
     Ok(())
 }
 

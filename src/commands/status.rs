@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::caller::{Action, Caller, Mode};
 use crate::commands::up::client_program;
 use crate::dnsfiles;
 use crate::names::{self, Names};
@@ -439,10 +440,19 @@ pub fn render(r: &Report, now: u64) -> String {
     s
 }
 
-pub fn run(dir: &Path, name: Option<&str>, json: bool) -> Result<()> {
+/// In file-capability mode, `status` and `list` show only the profiles the
+/// user may use.
+pub fn admitted(caller: &Caller, profile: Option<&Profile>) -> bool {
+    profile.is_some_and(|p| caller.check_access(p, Action::Status).is_ok())
+}
+
+pub fn run(caller: &Caller, dir: &Path, name: Option<&str>, json: bool) -> Result<()> {
     let reports: Vec<Report> = match name {
         Some(n) => {
             names::validate_profile_name(n)?;
+            if caller.mode == Mode::FileCaps {
+                caller.check_access(&Profile::load(dir, n)?, Action::Status)?;
+            }
             let p = Profile::load(dir, n).ok();
             vec![gather(n, p.as_ref())]
         }
@@ -455,7 +465,9 @@ pub fn run(dir: &Path, name: Option<&str>, json: bool) -> Result<()> {
             }
             all.sort();
             all.iter()
-                .map(|n| gather(n, Profile::load(dir, n).ok().as_ref()))
+                .map(|n| (n, Profile::load(dir, n).ok()))
+                .filter(|(_, p)| caller.mode != Mode::FileCaps || admitted(caller, p.as_ref()))
+                .map(|(n, p)| gather(n, p.as_ref()))
                 .collect()
         }
     };

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use crate::caller::{Action, Caller, FILE_CAPS, Mode};
 use crate::client::{self, Waited};
 use crate::ipnet::IpNet;
 use crate::names::Names;
@@ -19,6 +20,7 @@ use crate::openvpn::{self, OvpnConfig};
 use crate::profile::{Profile, Vpn};
 use crate::state::{self, Lock, State};
 use crate::teardown;
+use crate::trust;
 use crate::tunnel::{HookListener, HookMessage, Overrides};
 use crate::util::{self, now_unix};
 use crate::vlog;
@@ -106,8 +108,25 @@ pub fn health(profile: &str) -> Health {
     Health::Up(ns)
 }
 
-pub fn run(dir: &Path, name: &str, opts: &Options) -> Result<()> {
+/// Bringing profiles up and down writes root's files (/run/netns,
+/// /run/nsvpn, /etc/netns) and reads root-only secrets, which the file
+/// capabilities do not allow.
+pub fn needs_root(caller: &Caller, action: &str, name: &str) -> Result<()> {
+    if caller.mode == Mode::FileCaps {
+        bail!(
+            "{} may use profile {name}, but {action} needs root: nsvpn's file capabilities \
+             ({FILE_CAPS}) let a user enter and inspect profiles an administrator brought up. \
+             Ask one to run `sudo nsvpn {action} {name}`",
+            caller.user.name
+        );
+    }
+    Ok(())
+}
+
+pub fn run(caller: &Caller, dir: &Path, name: &str, opts: &Options) -> Result<()> {
     let profile = Profile::load(dir, name)?;
+    caller.check_access(&profile, Action::Up)?;
+    needs_root(caller, "up", name)?;
     match up(&profile, opts)? {
         Outcome::AlreadyUp => println!("nsvpn: profile {name} is already up"),
         Outcome::Up { what, own, waited } => println!(
@@ -147,8 +166,17 @@ enum Prepared {
 }
 
 fn read_config(profile: &Profile, field: &str, path: &Path) -> Result<String> {
+    trust::check(path, &at(profile, field))?;
     std::fs::read_to_string(path)
         .with_context(|| format!("{} ({})", at(profile, field), path.display()))
+}
+
+/// A file with keys or passwords: trusted like the profile, and warned
+/// about when others can read it.
+fn check_secret(profile: &Profile, field: &str, path: &Path) -> Result<()> {
+    trust::check(path, &at(profile, field))?;
+    trust::warn_if_exposed(path, &at(profile, field));
+    Ok(())
 }
 
 fn find_client(program: &'static str) -> Result<PathBuf> {
@@ -169,6 +197,7 @@ fn prepare(profile: &Profile) -> Result<Prepared> {
             userspace: force_userspace,
         } => {
             let text = read_config(profile, "vpn.config", config)?;
+            trust::warn_if_exposed(config, &at(profile, "vpn.config"));
             let where_ = || format!("{} ({})", at(profile, "vpn.config"), config.display());
             let wg = wgquick::parse(&text).map_err(|e| anyhow!("{}: {e}", where_()))?;
             for w in &wg.warnings {
@@ -204,6 +233,7 @@ fn prepare(profile: &Profile) -> Result<Prepared> {
                 );
             }
             if let Some(a) = auth_file {
+                check_secret(profile, "vpn.auth_file", a)?;
                 std::fs::File::open(a).with_context(|| {
                     format!("{} ({})", at(profile, "vpn.auth_file"), a.display())
                 })?;
@@ -246,6 +276,7 @@ fn prepare(profile: &Profile) -> Result<Prepared> {
                 .map_err(|errs| anyhow!("{}:\n  {}", at(profile, "vpn.args"), errs.join("\n  ")))?;
             let password = match password_file {
                 Some(f) => {
+                    check_secret(profile, "vpn.password_file", f)?;
                     let text = std::fs::read_to_string(f).with_context(|| {
                         format!("{} ({})", at(profile, "vpn.password_file"), f.display())
                     })?;
