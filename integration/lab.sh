@@ -112,7 +112,7 @@ lab_wireguard() {
     peer "$(cat "$d/client.pub")" allowed-ips 10.99.0.2/32
   ip -n "$gw" addr add 10.99.0.1/24 dev "$wg"
   ip -n "$gw" link set "$wg" up
-  cat > "$LAB_DIR/profiles/$name.conf" <<CONF
+  (umask 077; cat > "$LAB_DIR/profiles/$name.conf") <<CONF
 # Client side of the lab gateway $name.
 [Interface]
 PrivateKey = $(cat "$d/client.key")
@@ -311,6 +311,12 @@ password_file = "delta.password"
 args = ["--servercert", "$(cat "$LAB_DIR/delta/pin")"]
 TOML
   export NSVPN_PROFILES=$LAB_DIR/profiles
+  # In the sandbox, /etc is an overlay of its own: the lab's profiles are
+  # also in the default directory, where nsvpn looks for a sudo user.
+  if [ "$(findmnt -n -o SOURCE /etc)" = nsvpn-sandbox-etc ]; then
+    mkdir -p /etc/nsvpn
+    ln -sfn "$LAB_DIR/profiles" /etc/nsvpn/profiles
+  fi
 }
 
 # Stops the lab's servers (the sandbox's PID namespace ends the rest).

@@ -2,8 +2,9 @@
 # Runs a command in a sandbox: a new network, mount and PID namespace.
 # - no packet can reach the machine's real interfaces (the sandbox's network
 #   namespace has only the links the lab makes);
-# - /run and /etc/netns are fresh tmpfs mounts, so nothing nsvpn writes there
-#   reaches the real machine;
+# - /run is a fresh tmpfs, and /etc an overlay whose changes live in that
+#   tmpfs: the tests add users, /etc/nsvpn and /etc/netns there, and nothing
+#   nsvpn or the tests write reaches the real machine;
 # - when the command ends, the kernel kills every process left in the PID
 #   namespace, so nothing outlives the sandbox, also when a test fails.
 # Usage: sandbox.sh COMMAND [ARGS...]
@@ -12,23 +13,13 @@ if [ "$(id -u)" != 0 ]; then
   echo "sandbox.sh: needs root (try: sudo $0 $*)" >&2
   exit 1
 fi
-# /etc/netns must exist to be mounted over. Every sandbox holds a shared lock
-# while it runs; the last one out removes the directory if a sandbox made it.
-exec 9>/run/lock/nsvpn-sandbox.lock
-flock -s 9
-if mkdir /etc/netns 2>/dev/null; then touch /run/lock/nsvpn-sandbox.made-etc-netns; fi
-set +e
-unshare --net --mount --pid --fork --kill-child --mount-proc --propagation private \
+exec unshare --net --mount --pid --fork --kill-child --mount-proc --propagation private \
   bash -c 'set -e
     mount -t tmpfs -o mode=0755 nsvpn-sandbox-run /run
-    mkdir -p /run/lock /run/user
+    mkdir -p /run/lock /run/user /run/.sandbox-etc/upper /run/.sandbox-etc/work
+    mount -t overlay nsvpn-sandbox-etc \
+      -o lowerdir=/etc,upperdir=/run/.sandbox-etc/upper,workdir=/run/.sandbox-etc/work /etc
+    mkdir -p /etc/netns
     mount -t tmpfs -o mode=0755 nsvpn-sandbox-netns /etc/netns
     ip link set lo up
     "$@"; exit $?' sandbox "$@"
-rc=$?
-set -e
-if flock -xn 9 && [ -e /run/lock/nsvpn-sandbox.made-etc-netns ]; then
-  rmdir /etc/netns 2>/dev/null || true
-  rm -f /run/lock/nsvpn-sandbox.made-etc-netns
-fi
-exit $rc

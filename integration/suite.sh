@@ -139,6 +139,9 @@ expect "bravo works after the recovery" bravo psql_side bravo
 # shellcheck source=suite-clients.sh
 source "$here/suite-clients.sh"
 
+# shellcheck source=suite-security.sh
+source "$here/suite-security.sh"
+
 echo "# down removes every trace"
 check "down alpha" nsvpn down alpha
 check "down bravo" nsvpn down bravo

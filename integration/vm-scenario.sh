@@ -38,6 +38,9 @@ if ! (setup) > /run/lab-setup.log 2>&1; then
   echo "FAIL - the lab did not start:"; tail -n 30 /run/lab-setup.log; echo "0 passed, 1 failed"; exit 1
 fi
 export NSVPN_PROFILES=$LAB_DIR/profiles
+# The VM's /etc is its own: the profiles are in the default directory too,
+# where nsvpn looks for a sudo user.
+mkdir -p /etc/nsvpn && ln -sfn "$LAB_DIR/profiles" /etc/nsvpn/profiles
 resolv_before=$(sha256sum /etc/resolv.conf /etc/hosts /etc/nsswitch.conf)
 routes_before=$(host_routes)
 

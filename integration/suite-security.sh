@@ -1,0 +1,69 @@
+# The security checks of the integration suite, sourced by suite.sh while
+# alpha and bravo are up: who may use which profile (sudo, and a real
+# unprivileged user with the file-capability binary), which profiles nsvpn
+# trusts, and what the command inherits. The users and /etc/nsvpn live in the
+# sandbox's own /etc (an overlay), never on the real machine.
+
+
+echo "# sudo: the command gets a clean environment"
+expect "sudo's variables, loader variables and NSVPN_PROFILES do not reach the command" "" \
+  as_user env SUDO_COMMAND=/bin/sh LD_LIBRARY_PATH=/nonexistent NSVPN_PROFILES=$LAB_DIR/profiles MAIL=/var/mail/root BASH_ENV=/tmp/x \
+  nsvpn exec alpha -- sh -c 'env | grep -E "^(SUDO_|LD_|NSVPN_PROFILES=|MAIL=|BASH_ENV=)"'
+expect "the user's terminal and locale do" "xterm C.UTF-8 alpha" \
+  as_user env TERM=xterm LC_ALL=C.UTF-8 nsvpn exec alpha -- sh -c 'echo $TERM $LC_ALL $NSVPN_PROFILE'
+
+echo "# sudo: nsvpn reads only root's profiles for a user"
+as_user nsvpn --profiles /nonexistent exec alpha -- true > /tmp/out 2>&1
+grep -q "ignored when nsvpn acts for nobody (not root); using /etc/nsvpn/profiles" /tmp/out && ok "--profiles from a sudo user is ignored, and it says so" || { fail "--profiles from a sudo user is ignored, and it says so"; cat /tmp/out; }
+cp "$LAB_DIR/profiles/alpha.toml" "$LAB_DIR/profiles/weak.toml"; chmod 664 "$LAB_DIR/profiles/weak.toml"
+status_is "a group-writable profile is refused for a sudo user" 125 as_user nsvpn exec weak -- true
+grep -q 'profile "weak": .*/weak.toml cannot be trusted: the file is writable by its group (mode 0664)' /tmp/out && ok "... naming the file and the rule" || { fail "... naming the file and the rule"; cat /tmp/out; }
+cp "$LAB_DIR/profiles/alpha.conf" "$LAB_DIR/profiles/weak.conf"; chown 65534 "$LAB_DIR/profiles/weak.conf"
+printf '[vpn]\nkind = "wireguard"\nconfig = "weak.conf"\n' > "$LAB_DIR/profiles/weak.toml"; chmod 644 "$LAB_DIR/profiles/weak.toml"
+status_is "a wg-quick file the user owns is refused" 125 as_user nsvpn exec weak -- true
+grep -q 'field `vpn.config`: .*weak.conf cannot be trusted: the file is owned by uid 65534, not root' /tmp/out && ok "... naming the field" || { fail "... naming the field"; cat /tmp/out; }
+expect "nothing of weak was created" "" bash -c "ls /run/netns /etc/netns /run/nsvpn 2>/dev/null | grep weak; ip -br link | grep weak"
+rm -f "$LAB_DIR"/profiles/weak.*
+
+echo "# file-capability mode: real users, no sudo"
+groupadd consultants
+useradd -M -s /bin/sh -U alice
+useradd -M -s /bin/sh -U -G consultants carol
+useradd -M -s /bin/sh -U mallory
+mkdir -p /run/filecap && install -m 0755 "$(command -v nsvpn)" /run/filecap/nsvpn
+# What the command itself sees of its identity and powers.
+printf '#!/bin/sh\ngrep -E "^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapAmb|NoNewPrivs)" /proc/self/status | tr -s "\\t " " " | sed "s/ $//"\n' > /run/filecap/proc-status
+chmod 755 /run/filecap/proc-status
+setcap cap_net_admin,cap_sys_admin+ep /run/filecap/nsvpn
+install -m 0755 "$(command -v nsvpn)" /run/filecap/nsvpn-plain
+printf '[access]\nusers = ["alice"]\ngroups = ["consultants"]\n' >> "$LAB_DIR/profiles/alpha.toml"
+run_as() { local u=$1; shift; env -i PATH=/usr/local/bin:/usr/bin:/bin TERM=dumb setpriv --reuid="$u" --regid="$u" --init-groups -- "$@"; }
+fc() { local u=$1; shift; run_as "$u" /run/filecap/nsvpn "$@"; }
+listed() { fc "$1" list | awk 'NR>1{print $1}'; }
+expect "alice (admitted by name) runs as herself: uid, gid, groups; no capability; no_new_privs" \
+  "Uid: $(id -u alice) $(id -u alice) $(id -u alice) $(id -u alice)
+Gid: $(id -g alice) $(id -g alice) $(id -g alice) $(id -g alice)
+Groups: $(id -g alice)
+CapInh: 0000000000000000
+CapPrm: 0000000000000000
+CapEff: 0000000000000000
+CapAmb: 0000000000000000
+NoNewPrivs: 1" fc alice exec alpha -- /run/filecap/proc-status
+expect "alice's command reaches alpha's database" alpha fc alice exec alpha -- psql -h db.internal -U lab -d lab -Atc "select name from side"
+expect "alice's command sees alpha's resolv.conf" "nameserver 10.20.0.53" fc alice exec alpha -- grep ^nameserver /etc/resolv.conf
+expect "carol (admitted by group) gets her groups" "$(id -u carol) $(id -G carol)" fc carol exec alpha -- sh -c 'echo $(id -u) $(id -G)'
+status_is "mallory is refused (125)" 125 fc mallory exec alpha -- true
+grep -q "mallory may not run commands in profile alpha: \[access\] admits users alice and groups consultants; mallory is neither" /tmp/out && ok "... with the rule that refused" || { fail "... with the rule that refused"; cat /tmp/out; }
+status_is "alice may not enter bravo, which has no [access]" 125 fc alice exec bravo -- true
+grep -q "the profile has no \[access\] section, so only root may use it" /tmp/out && ok "... and is told why" || { fail "... and is told why"; cat /tmp/out; }
+expect "alice's list shows only alpha" "alpha" listed alice
+check "alice may see alpha's status" fc alice status alpha
+status_is "mallory may not see alpha's status" 1 fc mallory status alpha
+status_is "alice's up needs root, and says so" 1 fc alice up alpha
+grep -q "alice may use profile alpha, but up needs root" /tmp/out && ok "... naming the sudo command" || { fail "... naming the sudo command"; cat /tmp/out; }
+status_is "alice's --profiles is ignored: her own profile dir is not read" 125 fc alice --profiles /tmp exec mine -- true
+status_is "without file capabilities a user is told to use sudo" 1 run_as alice /run/filecap/nsvpn-plain list
+grep -q "nsvpn needs root: run it with sudo, or have an administrator give the binary file capabilities" /tmp/out && ok "... and how to set them up" || { fail "... and how to set them up"; cat /tmp/out; }
+sed -i '/^\[access\]/,$d' "$LAB_DIR/profiles/alpha.toml"
+userdel alice; userdel carol; userdel mallory; groupdel consultants 2>/dev/null
+rm -rf /run/filecap
