@@ -48,10 +48,11 @@ trap 'rm -rf "$work"' EXIT
 fs=$work/root
 mkdir -p "$fs"/{bin,sbin,usr/bin,usr/sbin,etc/netns,proc,sys,dev,run,tmp,root,lib/modules,nsvpn/integration}
 
-# add_binary PATH: copies an executable and the shared libraries it loads.
+# add_binary PATH [DEST]: copies an executable (to DEST in the VM, default the
+# same path) and the shared libraries it loads.
 add_binary() {
   local b; b=$(realpath "$1")
-  install -D -m 755 "$b" "$fs$1"
+  install -D -m 755 "$b" "$fs${2:-$1}"
   ldd "$b" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
     [ -e "$fs$lib" ] || install -D -m 755 "$(realpath "$lib")" "$fs$lib"
   done
@@ -60,10 +61,7 @@ for b in /bin/bash /usr/bin/ip /usr/bin/wg /usr/sbin/dnsmasq /usr/bin/getent \
   /usr/bin/setpriv /usr/bin/ping /usr/bin/pgrep; do
   add_binary "$b"
 done
-install -D -m 755 "$nsvpn" "$fs/usr/local/bin/nsvpn"
-ldd "$nsvpn" | grep -o '/[^ ]*' | while read -r lib; do
-  [ -e "$fs$lib" ] || install -D -m 755 "$(realpath "$lib")" "$fs$lib"
-done
+add_binary "$nsvpn" /usr/local/bin/nsvpn
 # busybox for everything else; the real tools above win. /bin/sh is bash:
 # busybox's ash would run its own applets (its `ip`) before the real tools.
 ln -s bash "$fs/bin/sh"

@@ -450,10 +450,13 @@ pub fn run(caller: &Caller, dir: &Path, name: Option<&str>, json: bool) -> Resul
     let reports: Vec<Report> = match name {
         Some(n) => {
             names::validate_profile_name(n)?;
-            if caller.mode == Mode::FileCaps {
-                caller.check_access(&Profile::load(dir, n)?, Action::Status)?;
-            }
-            let p = Profile::load(dir, n).ok();
+            let p = if caller.mode == Mode::FileCaps {
+                let p = Profile::load(dir, n)?;
+                caller.check_access(&p, Action::Status)?;
+                Some(p)
+            } else {
+                Profile::load(dir, n).ok()
+            };
             vec![gather(n, p.as_ref())]
         }
         None => {
