@@ -34,10 +34,12 @@ mkdir -p /run/filecap && install -m 0755 "$(command -v nsvpn)" /run/filecap/nsvp
 # What the command itself sees of its identity and powers.
 printf '#!/bin/sh\ngrep -E "^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapAmb|NoNewPrivs)" /proc/self/status | tr -s "\\t " " " | sed "s/ $//"\n' > /run/filecap/proc-status
 chmod 755 /run/filecap/proc-status
-setcap cap_net_admin,cap_sys_admin+ep /run/filecap/nsvpn
+caps=cap_net_admin,cap_sys_admin
+setcap $caps+ep /run/filecap/nsvpn
 install -m 0755 "$(command -v nsvpn)" /run/filecap/nsvpn-plain
 printf '[access]\nusers = ["alice"]\ngroups = ["consultants"]\n' >> "$LAB_DIR/profiles/alpha.toml"
 run_as() { local u=$1; shift; env -i PATH=/usr/local/bin:/usr/bin:/bin TERM=dumb setpriv --reuid="$u" --regid="$u" --init-groups -- "$@"; }
+export -f run_as
 fc() { local u=$1; shift; run_as "$u" /run/filecap/nsvpn "$@"; }
 listed() { fc "$1" list | awk 'NR>1{print $1}'; }
 expect "alice (admitted by name) runs as herself: uid, gid, groups; no capability; no_new_privs" \
@@ -59,8 +61,42 @@ grep -q "the profile has no \[access\] section, so only root may use it" /tmp/ou
 expect "alice's list shows only alpha" "alpha" listed alice
 check "alice may see alpha's status" fc alice status alpha
 status_is "mallory may not see alpha's status" 1 fc mallory status alpha
-status_is "alice's up needs root, and says so" 1 fc alice up alpha
-grep -q "alice may use profile alpha, but up needs root" /tmp/out && ok "... naming the sudo command" || { fail "... naming the sudo command"; cat /tmp/out; }
+status_is "with only $caps, alice's up is refused" 1 fc alice up alpha
+grep -q "alice may use profile alpha, but \`up\` without sudo needs the binary to carry cap_setuid and cap_setgid as well" /tmp/out && ok "... saying which capabilities it lacks, and the sudo command" || { fail "... saying which capabilities it lacks, and the sudo command"; cat /tmp/out; }
+
+echo "# file-capability mode with cap_setuid,cap_setgid: admitted users run up and down"
+install -m 0755 "$(command -v nsvpn)" /run/filecap/nsvpn-up
+setcap cap_net_admin,cap_sys_admin,cap_setuid,cap_setgid+ep /run/filecap/nsvpn-up
+fcu() { local u=$1; shift; run_as "$u" /run/filecap/nsvpn-up "$@"; }
+# A hostile environment: the user's PATH offers a fake client, the loader a
+# library; neither may run as root.
+mkdir -p /run/filecap/evil
+printf '#!/bin/sh\ntouch /run/pwned-path\n' > /run/filecap/evil/wireguard-go
+printf '#!/bin/sh\ntouch /run/pwned-path\n' > /run/filecap/evil/openvpn
+chmod 755 /run/filecap/evil/*
+evil() { local u=$1; shift; env -i PATH=/run/filecap/evil:/usr/bin:/bin LD_PRELOAD=/run/filecap/evil/none.so TERM=dumb setpriv --reuid="$u" --regid="$u" --init-groups -- /run/filecap/nsvpn-up "$@"; }
+status_is "mallory may not take alpha down" 1 fcu mallory down alpha
+grep -q "mallory may not take down profile alpha: \[access\] admits users alice and groups consultants" /tmp/out && ok "... with the rule that refused" || { fail "... with the rule that refused"; cat /tmp/out; }
+check "alice takes alpha down" fcu alice down alpha
+expect "... and nothing of alpha is left" "" bash -c "ls /run/netns /etc/netns /run/nsvpn 2>/dev/null | grep -x -e nsvpn-alpha -e alpha; ip -br link | grep -- '-alpha'; pgrep -af 'nsvt-alpha'"
+status_is "mallory may not bring alpha up" 1 fcu mallory up alpha
+check "alice brings alpha up, with a hostile PATH and LD_PRELOAD" evil alice up alpha
+expect "... the user's PATH chose no program root ran" "" bash -c "ls /run/pwned-path 2>/dev/null"
+expect "the namespace, its files and the state belong to root" "0:0 0:0 0:0 0:0" bash -c "stat -c %u:%g /run/netns/nsvpn-alpha /etc/netns/nsvpn-alpha /etc/netns/nsvpn-alpha/resolv.conf /run/nsvpn/alpha | tr '\n' ' ' | sed 's/ \$//'"
+cpid=$(nsvpn status alpha --json | python3 -c 'import json,sys; print(json.load(sys.stdin).get("pid") or "")')
+if [ -n "$cpid" ]; then
+  expect "the VPN client runs as root, not as alice" "0 0" bash -c "ps -o ruid=,euid= -p $cpid | tr -s ' ' | sed 's/^ //'"
+  status_is "alice cannot read the client's environment or memory" 1 run_as alice cat /proc/$cpid/environ
+  status_is "alice cannot open wireguard-go's UAPI socket (the private key)" 1 run_as alice python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect("/var/run/wireguard/nsvt-alpha.sock")'
+fi
+expect "alice's command after her own up is still only alice" "Uid: $(id -u alice) $(id -u alice) $(id -u alice) $(id -u alice)
+CapPrm: 0000000000000000
+CapEff: 0000000000000000
+NoNewPrivs: 1" bash -c "run_as alice /run/filecap/nsvpn-up exec alpha -- /run/filecap/proc-status | grep -E '^(Uid|CapPrm|CapEff|NoNewPrivs)'"
+check "alice takes alpha down again" fcu alice down alpha
+expect "exec of the down profile brings it up, and the command still runs as alice" "$(id -u alice) 0000000000000000 alpha" \
+  bash -c "run_as alice /run/filecap/nsvpn-up exec alpha -- sh -c 'echo \$(id -u) \$(grep ^CapEff /proc/self/status | cut -f2) \$(psql -h db.internal -U lab -d lab -Atc \"select name from side\")' 2>/dev/null"
+expect "the user's own environment still reaches that command" "dumb" bash -c "run_as alice /run/filecap/nsvpn-up exec alpha -- sh -c 'echo \$TERM'"
 status_is "alice's --profiles is ignored: her own profile dir is not read" 125 fc alice --profiles /tmp exec mine -- true
 status_is "without file capabilities a user is told to use sudo" 1 run_as alice /run/filecap/nsvpn-plain list
 grep -q "nsvpn needs root: run it with sudo, or have an administrator give the binary file capabilities" /tmp/out && ok "... and how to set them up" || { fail "... and how to set them up"; cat /tmp/out; }

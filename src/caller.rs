@@ -6,19 +6,32 @@
 //!   profiles only from the default directory and only from files root owns;
 //! - as a normal user, from a binary with file capabilities
 //!   (`setcap cap_net_admin,cap_sys_admin+ep`): the same trust rules, and a
-//!   profile may be used only if its `[access]` section admits the user.
+//!   profile may be used only if its `[access]` section admits the user;
+//!   with `cap_setuid,cap_setgid` too, an admitted user may also bring it up
+//!   and down, which nsvpn then does as root.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use caps::{CapSet, Capability};
-use nix::unistd::{Gid, Group, getgid, getgroups, getuid};
+use nix::sys::stat::{Mode as Mode_t, umask};
+use nix::unistd::{
+    Gid, Group, Uid, chdir, getgid, getgroups, getuid, setgroups, setresgid, setresuid,
+};
 
 use crate::profile::{self, Profile};
 use crate::user::{self, Target};
 
 /// The capabilities the file-capability binary needs.
 pub const FILE_CAPS: &str = "cap_net_admin,cap_sys_admin+ep";
+
+/// The capabilities that also let admitted users run `up` and `down`
+/// without sudo: nsvpn becomes root for them, as sudo would.
+pub const FILE_CAPS_UP: &str = "cap_net_admin,cap_sys_admin,cap_setuid,cap_setgid+ep";
+
+/// PATH for the rest of an `up`/`down` that nsvpn runs as root for a user:
+/// the user's own PATH must not choose the programs root runs.
+pub const ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -80,8 +93,8 @@ impl Caller {
                     .unwrap_or_else(|_| "/usr/local/bin/nsvpn".into())
             );
         }
-        // The process's own identity: that is who the user is, and in this
-        // mode nsvpn cannot change it (no CAP_SETUID/CAP_SETGID).
+        // The process's own identity: that is who the user is (only
+        // `become_root_for` changes it, for up/down, after [access]).
         let mut user = user::target_for(getuid(), Some(getgid()), None)?;
         user.groups = getgroups()?;
         Ok(Caller {
@@ -144,6 +157,52 @@ impl Caller {
                 profile.path.display()
             ),
         }
+    }
+}
+
+impl Caller {
+    /// Before `up` or `down`: root and sudo are root already. In
+    /// file-capability mode, after the `[access]` check admitted the user,
+    /// nsvpn becomes root the way sudo does (all uids and gids 0, no
+    /// supplementary groups, a clean environment, `/` as the working
+    /// directory, umask 022), so that the namespace, its files and the VPN
+    /// client belong to root and the user cannot reach the client's secrets.
+    /// That needs `cap_setuid,cap_setgid` on the binary too; without them the
+    /// refusal says so.
+    pub fn become_root_for(&self, action: &str, profile: &str) -> Result<()> {
+        if self.mode != Mode::FileCaps {
+            return Ok(());
+        }
+        let permitted = caps::read(None, CapSet::Permitted).unwrap_or_default();
+        if !(permitted.contains(&Capability::CAP_SETUID)
+            && permitted.contains(&Capability::CAP_SETGID))
+        {
+            bail!(
+                "{} may use profile {profile}, but `{action}` without sudo needs the binary to carry cap_setuid and cap_setgid as well \
+                 (setcap {FILE_CAPS_UP} {}); with only {FILE_CAPS} a user may enter and inspect \
+                 profiles an administrator brought up. Or run `sudo nsvpn {action} {profile}`",
+                self.user.name,
+                std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| "/usr/local/bin/nsvpn".into())
+            );
+        }
+        let root = Uid::from_raw(0);
+        let wheel = Gid::from_raw(0);
+        setgroups(&[]).context("setgroups")?;
+        setresgid(wheel, wheel, wheel).context("setresgid")?;
+        setresuid(root, root, root).context("setresuid")?;
+        chdir("/").context("chdir /")?;
+        umask(Mode_t::from_bits_truncate(0o022));
+        let vars: Vec<_> = std::env::vars_os().map(|(k, _)| k).collect();
+        for k in vars {
+            // SAFETY: called from main's thread before any other thread
+            // exists (the async runtime starts later, inside up/down).
+            unsafe { std::env::remove_var(k) };
+        }
+        // SAFETY: as above.
+        unsafe { std::env::set_var("PATH", ROOT_PATH) };
+        Ok(())
     }
 }
 

@@ -5,7 +5,6 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::caller::{Action, Caller, Mode};
-use crate::commands::up;
 use crate::profile::Profile;
 
 use crate::names::{self, Names};
@@ -16,7 +15,7 @@ pub fn run(caller: &Caller, dir: &Path, name: &str, kill: bool) -> Result<()> {
     names::validate_profile_name(name)?;
     if caller.mode == Mode::FileCaps {
         caller.check_access(&Profile::load(dir, name)?, Action::Down)?;
-        up::needs_root(caller, "down", name)?;
+        caller.become_root_for("down", name)?;
     }
     // Root needs no profile file: everything is found by name, so a profile
     // whose file was edited or removed can still be taken down.

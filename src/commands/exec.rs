@@ -70,13 +70,17 @@ fn prepare_and_exec(
     let is_shell = matches!(what, What::Shell);
     let argv = argv_for(what, &target)?;
     let names = Names::for_profile(name);
+    // The command's environment comes from the caller's, read now: bringing
+    // the profile up below may clear nsvpn's own.
+    let env = exec::build_env(std::env::vars(), &target, name, is_shell);
     // Open the namespace once: it both tells that the profile is up and is
     // what setns needs.
     let ns = match up::health(name) {
         up::Health::Up(ns) => ns,
         up::Health::Down => {
             let profile = Profile::load(dir, name)?;
-            up::needs_root(caller, "up", name)
+            caller
+                .become_root_for("up", name)
                 .with_context(|| format!("profile {name} is down"))?;
             eprintln!("nsvpn: profile {name} is down; bringing it up");
             up::up(&profile, opts)?;
@@ -93,7 +97,7 @@ fn prepare_and_exec(
         netns: &names.netns,
         ns: ns.as_fd(),
         binds: exec::binds_for(&names.netns),
-        env: exec::build_env(std::env::vars(), &target, name, is_shell),
+        env,
         target,
         argv,
     };

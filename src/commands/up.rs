@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::caller::{Action, Caller, FILE_CAPS, Mode};
+use crate::caller::{Action, Caller};
 use crate::client::{self, Waited};
 use crate::ipnet::IpNet;
 use crate::names::Names;
@@ -111,22 +111,10 @@ pub fn health(profile: &str) -> Health {
 /// Bringing profiles up and down writes root's files (/run/netns,
 /// /run/nsvpn, /etc/netns) and reads root-only secrets, which the file
 /// capabilities do not allow.
-pub fn needs_root(caller: &Caller, action: &str, name: &str) -> Result<()> {
-    if caller.mode == Mode::FileCaps {
-        bail!(
-            "{} may use profile {name}, but {action} needs root: nsvpn's file capabilities \
-             ({FILE_CAPS}) let a user enter and inspect profiles an administrator brought up. \
-             Ask one to run `sudo nsvpn {action} {name}`",
-            caller.user.name
-        );
-    }
-    Ok(())
-}
-
 pub fn run(caller: &Caller, dir: &Path, name: &str, opts: &Options) -> Result<()> {
     let profile = Profile::load(dir, name)?;
     caller.check_access(&profile, Action::Up)?;
-    needs_root(caller, "up", name)?;
+    caller.become_root_for("up", name)?;
     match up(&profile, opts)? {
         Outcome::AlreadyUp => println!("nsvpn: profile {name} is already up"),
         Outcome::Up { what, own, waited } => println!(
