@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the lab and the tests need, when missing.
 set -euo pipefail
-pkgs=(wireguard-go wireguard-tools openvpn openconnect ocserv openssl dnsmasq-base postgresql iproute2 iputils-ping procps util-linux libcap2-bin hyperfine python3
+pkgs=(wireguard-go wireguard-tools openvpn openconnect ocserv openssl dnsmasq-base postgresql iproute2 iputils-ping procps util-linux libcap2-bin hyperfine python3 tcpdump
   qemu-system-x86 busybox-static cpio kmod xz-utils vagrant)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -24,4 +24,13 @@ if ! wireguard_kernel; then
   echo "deps: no kernel in /boot ships wireguard.ko; installing Debian's kernel for the VM runner"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends linux-image-amd64
+fi
+# nscd is unpacked, not installed: the suite runs it inside its sandbox only,
+# and installing the package would start it on this machine.
+nscd_dir=$(cd "$(dirname "$0")/.." && pwd)/target/nscd
+if [ ! -x "$nscd_dir/usr/sbin/nscd" ]; then
+  dl=$(mktemp -d); chmod 755 "$dl"
+  (cd "$dl" && { apt-get download nscd 2>/dev/null || { apt-get update -q && apt-get download nscd; }; } \
+    && mkdir -p "$nscd_dir" && dpkg-deb -x nscd_*.deb "$nscd_dir")
+  rm -rf "$dl"
 fi

@@ -139,6 +139,9 @@ expect "bravo works after the recovery" bravo psql_side bravo
 # shellcheck source=suite-clients.sh
 source "$here/suite-clients.sh"
 
+# shellcheck source=suite-dns.sh
+source "$here/suite-dns.sh"
+
 # shellcheck source=suite-security.sh
 source "$here/suite-security.sh"
 

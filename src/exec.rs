@@ -7,10 +7,20 @@
 //! 3. `unshare(CLONE_NEWNS)` and make `/` recursively slave, so that nothing
 //!    mounted here propagates back to the host;
 //! 4. remount `/sys` so that `/sys/class/net` shows the namespace's devices;
-//! 5. bind each file of `/etc/netns/<ns>/` over its `/etc` twin;
-//! 6. drop: groups, gid, uid, every capability set but the bounding set,
+//! 5. hide the host's resolver sockets (nscd, systemd-resolved, avahi) under
+//!    empty read-only tmpfs mounts: they answer from the host's network
+//!    whatever the namespace is;
+//! 6. mount a read-only overlay on `/etc` whose top layer holds the files of
+//!    `/etc/netns/<ns>/` (resolv.conf, hosts, nsswitch.conf). Unlike a bind
+//!    over `/etc/resolv.conf`, which the kernel detaches when the host renames
+//!    a new file over it (NetworkManager, resolvconf and systemd-resolved all
+//!    do), nothing the host does to its `/etc` can replace these files, so a
+//!    long-lived shell keeps the profile's DNS. Mounts below `/etc` are
+//!    carried over. If the overlay cannot be made, each file is bound over
+//!    its twin instead, with a warning;
+//! 7. drop: groups, gid, uid, every capability set but the bounding set,
 //!    then `no_new_privs` (a root target keeps root's powers);
-//! 7. `execvp`.
+//! 8. `execvp`.
 //!
 //! All of it runs single-threaded, with no async runtime. The system calls go
 //! through the [`Sys`] trait so the order can be checked without root.
@@ -41,6 +51,11 @@ pub trait Sys {
     fn make_root_rslave(&mut self) -> Result<()>;
     fn remount_sys(&mut self, source: &str) -> Result<()>;
     fn bind(&mut self, src: &Path, dst: &Path) -> Result<()>;
+    /// An empty read-only tmpfs over `dir`.
+    fn hide(&mut self, dir: &Path) -> Result<()>;
+    /// A read-only overlay on `/etc` with the files of `layer` on top.
+    fn overlay_etc(&mut self, layer: &Path) -> Result<()>;
+    fn warn(&mut self, message: &str);
     fn setgroups(&mut self, groups: &[Gid]) -> Result<()>;
     fn setresgid(&mut self, gid: Gid) -> Result<()>;
     fn setresuid(&mut self, uid: Uid) -> Result<()>;
@@ -54,8 +69,12 @@ pub trait Sys {
 pub struct Plan<'a> {
     pub netns: &'a str,
     pub ns: BorrowedFd<'a>,
-    /// (file in /etc/netns/<ns>/, its /etc twin)
+    /// /etc/netns/<ns>/, the top layer of /etc.
+    pub layer: PathBuf,
+    /// (file in /etc/netns/<ns>/, its /etc twin), if the overlay fails.
     pub binds: Vec<(PathBuf, PathBuf)>,
+    /// Directories of host resolver sockets to hide.
+    pub hidden: Vec<PathBuf>,
     pub target: Target,
     pub argv: Vec<CString>,
     pub env: Vec<CString>,
@@ -112,6 +131,31 @@ pub fn binds_for(netns: &str) -> Vec<(PathBuf, PathBuf)> {
     out
 }
 
+/// Where the host's resolvers listen on unix sockets, which ignore network
+/// namespaces: nscd (glibc asks it before any NSS module), systemd-resolved
+/// (nss-resolve, resolvectl) and avahi (nss-mdns).
+pub const RESOLVER_SOCKET_DIRS: [&str; 6] = [
+    "/run/nscd",
+    "/var/run/nscd",
+    "/run/systemd/resolve",
+    "/var/run/systemd/resolve",
+    "/run/avahi-daemon",
+    "/var/run/avahi-daemon",
+];
+
+/// Those of [`RESOLVER_SOCKET_DIRS`] that exist here, each once (`/var/run`
+/// is usually a link to `/run`).
+pub fn hidden_dirs() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = RESOLVER_SOCKET_DIRS
+        .iter()
+        .filter_map(|d| std::fs::canonicalize(d).ok())
+        .filter(|d| d.is_dir())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Runs the plan. Returns only if something failed.
 pub fn run<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> ExecFailure {
     if let Err(e) = enter_and_drop(sys, plan) {
@@ -137,9 +181,20 @@ fn enter_and_drop<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<()> {
         .context("cannot make / a slave mount")?;
     sys.remount_sys(plan.netns)
         .context("cannot remount /sys for the namespace")?;
-    for (src, dst) in &plan.binds {
-        sys.bind(src, dst)
-            .with_context(|| format!("cannot bind {} over {}", src.display(), dst.display()))?;
+    for dir in &plan.hidden {
+        sys.hide(dir)
+            .with_context(|| format!("cannot hide {}", dir.display()))?;
+    }
+    if let Err(e) = sys.overlay_etc(&plan.layer) {
+        sys.warn(&format!(
+            "cannot lay {} over /etc ({e:#}); binding its files instead, which the host \
+             replacing /etc/resolv.conf by rename would undo for this command",
+            plan.layer.display()
+        ));
+        for (src, dst) in &plan.binds {
+            sys.bind(src, dst)
+                .with_context(|| format!("cannot bind {} over {}", src.display(), dst.display()))?;
+        }
     }
     let t = &plan.target;
     if !t.is_root() {
@@ -248,6 +303,24 @@ impl Sys for RealSys {
         nix::mount::mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>)
             .map_err(Into::into)
     }
+    fn hide(&mut self, dir: &Path) -> Result<()> {
+        let flags =
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        nix::mount::mount(
+            Some("nsvpn-hidden"),
+            dir,
+            Some("tmpfs"),
+            flags,
+            Some("size=4k,mode=0755"),
+        )
+        .map_err(Into::into)
+    }
+    fn overlay_etc(&mut self, layer: &Path) -> Result<()> {
+        crate::overlay::mount_etc(layer)
+    }
+    fn warn(&mut self, message: &str) {
+        eprintln!("nsvpn: warning: {message}");
+    }
     fn setgroups(&mut self, groups: &[Gid]) -> Result<()> {
         // setgroups needs CAP_SETGID even to set the list in place; in
         // file-capability mode the process already has the user's groups.
@@ -349,12 +422,12 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         calls: Vec<String>,
-        fail_on: Option<&'static str>,
+        fail_on: Vec<&'static str>,
     }
 
     impl Recorder {
         fn rec(&mut self, call: String) -> Result<()> {
-            let fail = self.fail_on.is_some_and(|f| call.starts_with(f));
+            let fail = self.fail_on.iter().any(|f| call.starts_with(f));
             self.calls.push(call);
             if fail {
                 Err(anyhow!("injected failure"))
@@ -379,6 +452,15 @@ mod tests {
         }
         fn bind(&mut self, src: &Path, dst: &Path) -> Result<()> {
             self.rec(format!("bind({}, {})", src.display(), dst.display()))
+        }
+        fn hide(&mut self, dir: &Path) -> Result<()> {
+            self.rec(format!("hide({})", dir.display()))
+        }
+        fn overlay_etc(&mut self, layer: &Path) -> Result<()> {
+            self.rec(format!("overlay(/etc, {})", layer.display()))
+        }
+        fn warn(&mut self, message: &str) {
+            self.calls.push(format!("warn({message})"));
         }
         fn setgroups(&mut self, g: &[Gid]) -> Result<()> {
             self.rec(format!("setgroups({g:?})"))
@@ -416,6 +498,8 @@ mod tests {
         Plan {
             netns: "nsvpn-acme",
             ns,
+            layer: "/etc/netns/nsvpn-acme".into(),
+            hidden: vec!["/run/nscd".into(), "/run/systemd/resolve".into()],
             binds: vec![
                 ("/etc/netns/nsvpn-acme/hosts".into(), "/etc/hosts".into()),
                 (
@@ -455,13 +539,38 @@ mod tests {
     }
 
     #[test]
+    fn without_the_overlay_files_are_bound_with_a_warning() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let mut r = Recorder {
+            fail_on: vec!["overlay"],
+            ..Default::default()
+        };
+        run(&mut r, &plan(f.as_fd(), 1000));
+        insta::assert_snapshot!(r.calls.join("\n"));
+
+        let mut r = Recorder {
+            fail_on: vec!["overlay", "bind(/etc/netns/nsvpn-acme/resolv.conf"],
+            ..Default::default()
+        };
+        let failure = run(&mut r, &plan(f.as_fd(), 1000));
+        assert_eq!(failure.exit_code(), EXIT_NSVPN_ERROR);
+        assert!(!r.calls.iter().any(|c| c.starts_with("execvp")));
+        assert!(
+            failure
+                .to_string()
+                .contains("cannot bind /etc/netns/nsvpn-acme/resolv.conf over /etc/resolv.conf"),
+            "{failure}"
+        );
+    }
+
+    #[test]
     fn a_failed_step_stops_before_exec() {
         for step in [
             "setns",
             "unshare",
             "mount(/",
             "remount",
-            "bind",
+            "hide",
             "setgroups",
             "setresgid",
             "setresuid",
@@ -470,7 +579,7 @@ mod tests {
         ] {
             let f = std::fs::File::open("/dev/null").unwrap();
             let mut r = Recorder {
-                fail_on: Some(step),
+                fail_on: vec![step],
                 ..Default::default()
             };
             let failure = run(&mut r, &plan(f.as_fd(), 1000));

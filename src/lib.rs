@@ -12,6 +12,7 @@ pub mod netlink;
 pub mod netns;
 pub mod openconnect;
 pub mod openvpn;
+pub mod overlay;
 pub mod profile;
 pub mod state;
 pub mod teardown;

@@ -96,7 +96,9 @@ fn prepare_and_exec(
     let plan = Plan {
         netns: &names.netns,
         ns: ns.as_fd(),
+        layer: crate::dnsfiles::netns_etc_dir(&names.netns),
         binds: exec::binds_for(&names.netns),
+        hidden: exec::hidden_dirs(),
         env,
         target,
         argv,
