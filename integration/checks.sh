@@ -16,6 +16,9 @@ expect() {
 status_is() { local d=$1 want=$2; shift 2; "$@" > /tmp/out 2>&1; local rc=$?; if [ "$rc" = "$want" ]; then ok "$d"; else fail "$d (exit $rc, wanted $want)"; tail -n 10 /tmp/out | sed 's/^/       /'; fi; }
 
 as_user() { SUDO_UID=65534 SUDO_GID=65534 SUDO_USER=nobody "$@"; }
+# v6_of PROFILE: "link address" for each IPv6 address inside the profile.
+v6_of() { ip -n "nsvpn-$1" -6 -br addr | awk '{for (i=3;i<=NF;i++) printf "%s %s\n", $1, $i}' | sort; }
+export -f as_user v6_of
 # IPv6 link-local entries come and go as links finish DAD: leave them out.
 host_routes() { { ip -4 route show table all; ip -6 route show table all; } | grep -v -e ' dev nsvh-' -e 'fe80' | sort; }
 leftovers() {

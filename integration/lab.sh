@@ -94,10 +94,16 @@ lab_httpd() {
   ip netns exec "lab-db-$1" busybox httpd -p 10.20.1.5:80 -h "$d"
 }
 
-# lab_wireguard NAME INDEX: a WireGuard server and the client's wg-quick
-# file. The server is wireguard-go, or the kernel's when LAB_WG=kernel.
+# lab_wireguard NAME INDEX [ipv6]: a WireGuard server and the client's
+# wg-quick file. The server is wireguard-go, or the kernel's when
+# LAB_WG=kernel. With "ipv6" the tunnel also carries fd99::/64 (the gateway is
+# fd99::1, the client fd99::2).
 lab_wireguard() {
   local name=$1 i=$2 wg=lgw$2 d=$LAB_DIR/$1 gw=lab-gw-$1 up_gw
+  local allowed=10.99.0.2/32 address=10.99.0.2/32 routes="10.20.0.0/16, 10.99.0.0/24"
+  if [ "${3:-}" = ipv6 ]; then
+    allowed+=",fd99::2/128"; address+=", fd99::2/128"; routes+=", fd99::/64"
+  fi
   up_gw=$(lab_gw_ip "$i")
   (umask 077; wg genkey > "$d/server.key"; wg genkey > "$d/client.key")
   wg pubkey < "$d/server.key" > "$d/server.pub"
@@ -109,20 +115,21 @@ lab_wireguard() {
     for _ in $(seq 200); do [ -S "/run/wireguard/$wg.sock" ] && break; sleep 0.02; done
   fi
   ip netns exec "$gw" wg set "$wg" private-key "$d/server.key" listen-port 51820 \
-    peer "$(cat "$d/client.pub")" allowed-ips 10.99.0.2/32
+    peer "$(cat "$d/client.pub")" allowed-ips "$allowed"
   ip -n "$gw" addr add 10.99.0.1/24 dev "$wg"
+  [ "${3:-}" = ipv6 ] && ip -n "$gw" addr add fd99::1/64 dev "$wg" nodad
   ip -n "$gw" link set "$wg" up
   (umask 077; cat > "$LAB_DIR/profiles/$name.conf") <<CONF
 # Client side of the lab gateway $name.
 [Interface]
 PrivateKey = $(cat "$d/client.key")
-Address = 10.99.0.2/32
+Address = $address
 DNS = 10.20.0.53, internal
 
 [Peer]
 PublicKey = $(cat "$d/server.pub")
 Endpoint = $up_gw:51820
-AllowedIPs = 10.20.0.0/16, 10.99.0.0/24
+AllowedIPs = $routes
 CONF
   lab_log "gateway $name: WireGuard (${LAB_WG:-wireguard-go}) at $up_gw:51820"
 }
@@ -276,7 +283,7 @@ CONF
 lab_up() {
   mkdir -p "$LAB_DIR"
   lab_internal alpha 0; lab_wireguard alpha 0
-  lab_internal bravo 1; lab_wireguard bravo 1
+  lab_internal bravo 1; lab_wireguard bravo 1 ipv6
   lab_internal charlie 2; lab_openvpn charlie 2
   lab_internal delta 3; lab_ocserv delta 3
   cat > "$LAB_DIR/profiles/alpha.toml" <<'TOML'

@@ -15,6 +15,7 @@ expect "delta's psql reaches delta's database by name" delta psql_side delta
 expect "alpha's psql still reaches alpha's database" alpha psql_side alpha
 expect "the pushed route is inside charlie, on its tunnel" "10.20.0.0/16" bash -c "ip -n nsvpn-charlie -4 route show dev nsvt-charlie | grep -v '^10.8.0.0/24' | cut -d' ' -f1"
 expect "the split-include route is inside delta, on its tunnel" "10.20.0.0/16" bash -c "ip -n nsvpn-delta -4 route show dev nsvt-delta | grep -v '^10.9.0.0/24' | cut -d' ' -f1"
+expect "neither server provides IPv6: inside charlie and delta only lo has it" "lo ::1/128 lo ::1/128" bash -c "{ v6_of charlie; v6_of delta; } | xargs"
 expect "the pushed DNS server and domain are charlie's resolv.conf" "nameserver 10.20.0.53 search internal" bash -c "nsvpn exec charlie -- grep -E '^(nameserver|search)' /etc/resolv.conf | tr '\n' ' ' | sed 's/ \$//'"
 expect "ocserv's DNS server and default domain are delta's resolv.conf" "nameserver 10.20.0.53 search internal" bash -c "nsvpn exec delta -- grep -E '^(nameserver|search)' /etc/resolv.conf | tr '\n' ' ' | sed 's/ \$//'"
 expect "a short name resolves through the pushed search domain" "10.20.9.2" bash -c "nsvpn exec charlie -- getent ahostsv4 only-charlie | awk 'NR==1{print \$1}'"

@@ -85,6 +85,14 @@ expect "... and it is up afterwards" "up" bash -c "nsvpn status alpha --json | p
 
 # alpha is on kernel WireGuard where the kernel has it (in a Vagrant VM, say):
 # its tunnel dies by deleting the link; wireguard-go's by killing the process.
+echo "# IPv6 inside only if the VPN provides it"
+expect "alpha's VPN provides no IPv6: only lo's ::1 inside" "lo ::1/128" v6_of alpha
+expect "... IPv6 is off on its veth end and its tunnel" "1 1" bash -c "ip netns exec nsvpn-alpha cat /proc/sys/net/ipv6/conf/nsvn-alpha/disable_ipv6 /proc/sys/net/ipv6/conf/nsvt-alpha/disable_ipv6 | xargs"
+unreachable "... and an IPv6 address of the VPN's network is unreachable from inside alpha" inside alpha ping -6 -c1 -W1 fd99::1
+expect "bravo's VPN provides fd99::2: it is on the tunnel, and the veth has no IPv6" "lo ::1/128
+nsvt-bravo fd99::2/128" bash -c "v6_of bravo | grep -v 'nsvt-bravo fe80'"
+expect "bravo reaches its gateway over IPv6 through the tunnel" "1 received" bash -c "as_user nsvpn exec bravo -- ping -6 -c1 -W2 fd99::1 | grep -o '1 received'"
+
 echo "# kill switch: with alpha's tunnel dead, nothing from inside reaches anything"
 impl=$(nsvpn status alpha --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["implementation"])')
 if [ "$impl" = kernel ]; then

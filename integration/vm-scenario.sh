@@ -29,7 +29,7 @@ setup() {
   set -e
   mkdir -p "$LAB_DIR"
   lab_network alpha 0; lab_httpd alpha; lab_wireguard alpha 0
-  lab_network bravo 1; lab_httpd bravo; lab_wireguard bravo 1
+  lab_network bravo 1; lab_httpd bravo; lab_wireguard bravo 1 ipv6
   printf '[vpn]\nkind = "wireguard"\nconfig = "alpha.conf"\n' > "$LAB_DIR/profiles/alpha.toml"
   printf '[vpn]\nkind = "wireguard"\nconfig = "bravo.conf"\n[hosts]\n"gateway.bravo" = "10.20.0.1"\n' \
     > "$LAB_DIR/profiles/bravo.toml"
@@ -68,6 +68,12 @@ check "alpha has completed a handshake" sh -c "wg_hs=\$(ip netns exec nsvpn-alph
 expect "the keepalive nsvpn used to start the handshake is off again (the file sets none)" \
   "$(printf '%s\toff' "$(cat "$LAB_DIR/alpha/server.pub")")" wg_inside alpha persistent-keepalive
 check "the gateway's kernel saw the handshake" sh -c "[ \"\$(ip netns exec lab-gw-alpha wg show lgw0 latest-handshakes | cut -f2)\" -gt 0 ]"
+
+echo "# IPv6 inside only if the VPN provides it (bravo's does, alpha's does not)"
+expect "alpha: only lo's ::1 inside" "lo ::1/128" v6_of alpha
+expect "bravo: fd99::2 on the kernel tunnel, no IPv6 on the veth" "lo ::1/128
+nsvt-bravo fd99::2/128" sh -c "v6_of bravo | grep -v 'nsvt-bravo fe80'"
+expect "bravo reaches its gateway over IPv6" "1 received" sh -c "as_user nsvpn exec bravo -- ping -6 -c1 -W2 fd99::1 | grep -o '1 received'"
 
 echo "# each exec reaches its own side, by name, through its own DNS"
 expect "alpha's exec reaches alpha's server" alpha side alpha

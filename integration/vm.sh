@@ -72,8 +72,9 @@ for applet in $("$busybox" --list); do
 done
 cp "$here"/{vm-scenario.sh,lab.sh,checks.sh} "$fs/nsvpn/integration/"
 
-# The modules, in dependency order (veth too: Debian builds it as a module).
-for m in wireguard veth; do modprobe --show-depends -S "$kver" "$m"; done \
+# The modules, in dependency order (veth and overlay too: Debian builds them
+# as modules; exec lays an overlay on /etc).
+for m in wireguard veth overlay; do modprobe --show-depends -S "$kver" "$m"; done \
   | awk '$1 == "insmod" && !seen[$2]++ {print $2}' > "$work/modules"
 while read -r m; do
   name=$(basename "$m"); name=${name%%.ko*}

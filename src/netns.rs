@@ -158,6 +158,19 @@ pub fn set_net_sysctl(ns: BorrowedFd<'_>, key: &str, value: &str) -> Result<()> 
     })
 }
 
+/// Turns IPv6 on for the link `ifname` in `ns` (off by default there) when
+/// any of `addresses` is IPv6: the VPN provides it.
+pub fn enable_ipv6_if_provided(
+    ns: BorrowedFd<'_>,
+    ifname: &str,
+    addresses: impl IntoIterator<Item = std::net::IpAddr>,
+) -> Result<()> {
+    if addresses.into_iter().any(|a| a.is_ipv6()) {
+        set_net_sysctl(ns, &format!("ipv6/conf/{ifname}/disable_ipv6"), "0")?;
+    }
+    Ok(())
+}
+
 /// A process whose network namespace is the given one.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Process {

@@ -195,6 +195,11 @@ pub fn apply(
                 )
             })?
             .index;
+        netns::enable_ipv6_if_provided(
+            ns.as_fd(),
+            &setup.device,
+            setup.addresses.iter().map(|a| a.local.addr()),
+        )?;
         for a in &setup.addresses {
             inner.set_address(tun, a.local, a.peer).await?;
         }

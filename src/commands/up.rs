@@ -427,8 +427,8 @@ async fn preflight(profile: &Profile, names: &Names) -> Result<()> {
     Ok(())
 }
 
-/// The namespace (with lo up and ping allowed for every group) and the veth
-/// pair, addressed. Returns the namespace, opened.
+/// The namespace (with lo up, ping allowed for every group, IPv6 off for
+/// new links) and the veth pair, addressed. Returns the namespace, opened.
 async fn plumbing(profile: &Profile, names: &Names) -> Result<OwnedFd> {
     let t0 = Instant::now();
     netns::create(&names.netns)?;
@@ -440,6 +440,10 @@ async fn plumbing(profile: &Profile, names: &Names) -> Result<OwnedFd> {
     let lo = link_index(&inner, "lo").await?;
     inner.set_up(lo, None).await?;
     netns::set_net_sysctl(ns.as_fd(), "ipv4/ping_group_range", "0 2147483647")?;
+    // IPv6 exists inside only if the VPN provides it: links made or moved
+    // here from now on (the veth end, the tunnel) start with it off, so no
+    // link-local address or router solicitation ever leaves by the veth.
+    netns::set_net_sysctl(ns.as_fd(), "ipv6/conf/default/disable_ipv6", "1")?;
 
     let v = profile.veth;
     host.create_veth(&names.host_veth, &names.ns_veth, ns.as_fd())

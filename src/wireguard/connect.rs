@@ -12,6 +12,7 @@ use super::{Backend, DeviceConfig, TRIGGER_KEEPALIVE, userspace};
 use crate::dnsfiles;
 use crate::names::Names;
 use crate::netlink::{Netlink, Route, errno};
+use crate::netns;
 use crate::profile::Profile;
 use crate::state::{self, State};
 use crate::tunnel::{Overrides, TunnelSetup, effective_dns, effective_routes};
@@ -110,6 +111,7 @@ pub async fn connect(
     let tun = link_index(&host, &names.tunnel).await?;
     host.move_to_netns(tun, ns).await?;
     let tun = link_index(&inner, &names.tunnel).await?;
+    netns::enable_ipv6_if_provided(ns, &names.tunnel, wg.addresses.iter().map(|a| a.addr()))?;
     for a in &wg.addresses {
         inner.add_address(tun, *a).await?;
     }
