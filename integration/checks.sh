@@ -45,3 +45,44 @@ summary() {
   echo "$passed passed, $failed failed"
   [ "$failed" = 0 ]
 }
+
+# no_escape PROFILE [leaky]: with the profile's tunnel dead, sends IPv4 and
+# IPv6 probes from inside (ping, TCP, UDP) to the VPN's network, the
+# gateways, addresses beyond the host and IPv6 multicast, while tcpdump
+# captures on the host's veth end (the only way out but the dead tunnel).
+# Passes when the capture holds the control ping to the host's veth end and
+# nothing else but ARP between the two veth ends; with "leaky" (the check's
+# own control), passes when something else was captured.
+no_escape() {
+  local p=$1 st host ns dev cap=/run/capture-$1.pcap
+  st=$(nsvpn status "$p")
+  dev=$(echo "$st" | sed -n 's/.* \/ \(nsvh-[^ ]*\) (host)$/\1/p')
+  ns=$(echo "$st" | awk '$1 == "veth" {print $2}')
+  host=$(echo "$st" | awk '$1 == "veth" {print $6}')
+  tcpdump --immediate-mode -Q in -i "$dev" -nn -U -Z root -w "$cap" > "/run/tcpdump-$p.log" 2>&1 &
+  local tpid=$! a
+  for _ in $(seq 100); do grep -q "listening on" "/run/tcpdump-$p.log" && break; sleep 0.05; done
+  for a in 10.20.1.5 10.20.0.53 203.0.113.2 203.0.113.6 203.0.113.10 192.0.2.1 1.1.1.1 \
+    fd99::1 2001:db8::1 2606:4700:4700::1111 ff02::1; do
+    inside "$p" ping -c1 -W1 "$a" > /dev/null 2>&1
+    inside "$p" timeout 1 bash -c "echo x > /dev/udp/$a/53; exec 3<> /dev/tcp/$a/5432" > /dev/null 2>&1
+  done
+  inside "$p" ping -c1 -W1 "$host" > /dev/null 2>&1   # the control: must be seen
+  local seen=0 others d="$p: a capture on the host's veth end saw only the control ping to it (probes: ping, TCP, UDP, IPv4 and IPv6)"
+  for _ in $(seq 50); do   # until the control is on file (a slow VM), at most 5 s
+    seen=$(tcpdump -Z root -nn -r "$cap" "icmp and src host $ns and dst host $host" 2>/dev/null | wc -l)
+    [ "$seen" -ge 1 ] && break; sleep 0.1
+  done
+  sleep 0.2; kill -INT "$tpid"; wait "$tpid" 2>/dev/null
+  others=$(tcpdump -Z root -nn -r "$cap" "not (arp and host $ns and host $host) and not (icmp and host $ns and host $host)" 2>/dev/null)
+  if [ "${2:-}" = leaky ]; then
+    d="control: with a route out by the veth, the same capture catches the leak"
+    [ "$seen" -ge 1 ] && [ -n "$others" ] && ok "$d" || fail "$d (control packets: $seen, others: ${others:-none})"
+  elif [ "$seen" -ge 1 ] && [ -z "$others" ]; then
+    ok "$d"
+  else
+    fail "$d (control packets: $seen)"; echo "$others" | sed 's/^/       /' | head -n 15
+    [ "$seen" -ge 1 ] || { sed "s/^/       tcpdump: /" "/run/tcpdump-$p.log"; tcpdump -Z root -nn -r "$cap" 2>&1 | head -n 8; echo "dev=$dev ns=$ns host=$host"; }
+  fi
+  rm -f "$cap" "/run/tcpdump-$p.log"
+}

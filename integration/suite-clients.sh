@@ -106,6 +106,7 @@ for p in charlie delta; do
   expect "$p: status says broken, the client is not running" "broken True" json_field $p 'r["state"], any("is not running" in x for x in r["problems"])'
   unreachable "$p: the database is unreachable from inside" inside $p ping -c1 -W1 10.20.1.5
   unreachable "$p: the gateway is unreachable from inside" inside $p ping -c1 -W1 203.0.113.10
+  no_escape $p
   status_is "$p: exec is refused while broken" 125 as_user nsvpn exec $p -- true
   expect "$p: list says broken" "broken" bash -c "nsvpn list | awk '\$1==\"$p\"{print \$3}'"
   check "$p: down cleans up" nsvpn down $p

@@ -108,6 +108,11 @@ unreachable "the gateway's public address is unreachable" inside alpha ping -c1 
 unreachable "the other VPN's gateway is unreachable" inside alpha ping -c1 -W1 203.0.113.6
 unreachable "a TCP connection to the database fails" inside alpha psql -h 10.20.1.5 -U lab -d lab -c "select 1"
 unreachable "an address beyond the host is unreachable (IPv6 too)" inside alpha ping -6 -c1 -W1 2001:db8::1
+h=$(nsvpn status alpha | awk '$1 == "veth" {print $6}')
+ip -n nsvpn-alpha route add 192.0.2.0/24 via "$h"
+no_escape alpha leaky
+ip -n nsvpn-alpha route del 192.0.2.0/24 via "$h"
+no_escape alpha
 status_is "exec into the broken profile is refused (125)" 125 as_user nsvpn exec alpha -- true
 grep -q "profile alpha is broken: $why" /tmp/out && ok "... and says why and what to do" || { fail "... and says why and what to do"; cat /tmp/out; }
 expect "no route inside but the veth's own /30" "1" bash -c "ip -n nsvpn-alpha -4 route | wc -l"
@@ -117,6 +122,14 @@ expect "bravo is unaffected" bravo psql_side bravo
 check "down cleans up after the dead tunnel" nsvpn down alpha
 check "and up works again" nsvpn up alpha
 expect "alpha reaches its database again" alpha psql_side alpha
+
+echo "# with bravo's tunnel link down (its VPN provides IPv6), nothing escapes either"
+check "bravo reaches fd99::1 before" as_user nsvpn exec bravo -- ping -6 -c1 -W2 fd99::1
+ip -n nsvpn-bravo link set nsvt-bravo down
+unreachable "bravo's IPv6 gateway is unreachable with the link down" inside bravo ping -6 -c1 -W1 fd99::1
+no_escape bravo
+check "down and up bring bravo back" bash -c "nsvpn down bravo && nsvpn up bravo"
+expect "bravo reaches its database again" bravo psql_side bravo
 
 echo "# a failed up leaves nothing"
 sed 's/^Endpoint = .*/Endpoint = 203.0.113.2:51999/' "$LAB_DIR/profiles/alpha.conf" > "$LAB_DIR/profiles/dead.conf"

@@ -104,6 +104,7 @@ unreachable "the other VPN's gateway is unreachable" inside alpha ping -c1 -W1 2
 unreachable "an address beyond the host is unreachable (IPv6 too)" inside alpha ping -6 -c1 -W1 2001:db8::1
 expect "no route inside but the veth's own /30" "1" sh -c "ip -n nsvpn-alpha -4 route | wc -l"
 check "the host's veth end is still reachable" inside alpha ping -c1 -W1 "$(json alpha host)"
+no_escape alpha
 expect "status says broken" broken json alpha state
 status_is "exec into the broken profile is refused (125)" 125 as_user nsvpn exec alpha -- true
 grep -q "profile alpha is broken: its tunnel device nsvt-alpha is gone" /tmp/out && ok "... and says why" || { fail "... and says why"; cat /tmp/out; }

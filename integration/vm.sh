@@ -29,6 +29,7 @@ need modprobe kmod
 need wg wireguard-tools
 need dnsmasq dnsmasq-base
 need pgrep procps
+need tcpdump tcpdump
 busybox=/bin/busybox
 [ -x "$busybox" ] && ! ldd "$busybox" > /dev/null 2>&1 \
   || { echo "vm: $busybox is not the static busybox (Debian package: busybox-static)" >&2; exit 1; }
@@ -58,7 +59,7 @@ add_binary() {
   done
 }
 for b in /bin/bash /usr/bin/ip /usr/bin/wg /usr/sbin/dnsmasq /usr/bin/getent \
-  /usr/bin/setpriv /usr/bin/ping /usr/bin/pgrep; do
+  /usr/bin/setpriv /usr/bin/ping /usr/bin/pgrep /usr/bin/tcpdump; do
   add_binary "$b"
 done
 add_binary "$nsvpn" /usr/local/bin/nsvpn

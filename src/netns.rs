@@ -158,6 +158,24 @@ pub fn set_net_sysctl(ns: BorrowedFd<'_>, key: &str, value: &str) -> Result<()> 
     })
 }
 
+/// Sets `disable_ipv6` of `conf` (`default` or a link name) in `ns`, or in
+/// nsvpn's own namespace when `ns` is `None`. A kernel without IPv6 (booted
+/// with `ipv6.disable=1`) has nothing to turn off.
+pub fn set_ipv6_disabled(ns: Option<BorrowedFd<'_>>, conf: &str, disabled: bool) -> Result<()> {
+    if !Path::new("/proc/sys/net/ipv6").exists() {
+        return Ok(());
+    }
+    let key = format!("ipv6/conf/{conf}/disable_ipv6");
+    let value = if disabled { "1" } else { "0" };
+    match ns {
+        Some(ns) => set_net_sysctl(ns, &key, value),
+        None => {
+            let p = Path::new("/proc/sys/net").join(&key);
+            fs::write(&p, value).with_context(|| format!("cannot write {}", p.display()))
+        }
+    }
+}
+
 /// Turns IPv6 on for the link `ifname` in `ns` (off by default there) when
 /// any of `addresses` is IPv6: the VPN provides it.
 pub fn enable_ipv6_if_provided(
@@ -166,7 +184,7 @@ pub fn enable_ipv6_if_provided(
     addresses: impl IntoIterator<Item = std::net::IpAddr>,
 ) -> Result<()> {
     if addresses.into_iter().any(|a| a.is_ipv6()) {
-        set_net_sysctl(ns, &format!("ipv6/conf/{ifname}/disable_ipv6"), "0")?;
+        set_ipv6_disabled(Some(ns), ifname, false)?;
     }
     Ok(())
 }

@@ -443,12 +443,14 @@ async fn plumbing(profile: &Profile, names: &Names) -> Result<OwnedFd> {
     // IPv6 exists inside only if the VPN provides it: links made or moved
     // here from now on (the veth end, the tunnel) start with it off, so no
     // link-local address or router solicitation ever leaves by the veth.
-    netns::set_net_sysctl(ns.as_fd(), "ipv6/conf/default/disable_ipv6", "1")?;
+    netns::set_ipv6_disabled(Some(ns.as_fd()), "default", true)?;
 
     let v = profile.veth;
     host.create_veth(&names.host_veth, &names.ns_veth, ns.as_fd())
         .await?;
     let hv = link_index(&host, &names.host_veth).await?;
+    // The veth carries only its IPv4 /30: no IPv6 on the host's end either.
+    netns::set_ipv6_disabled(None, &names.host_veth, true)?;
     host.add_address(
         hv,
         IpNet::new(v.host.into(), v.subnet.prefix()).map_err(|e| anyhow!(e))?,
