@@ -19,6 +19,8 @@ echo "== build"
 cargo build --locked --release
 echo "== unit and snapshot tests (root tests show as ignored here)"
 cargo test --locked
+echo "== parser fuzzing (property tests), bounded: 20000 cases per parser"
+PROPTEST_CASES=20000 cargo test --locked --test fuzz
 echo "== root tests, each in its own sandbox"
 cargo test --locked --test root -- --ignored
 echo "== integration suite, in a sandbox"
