@@ -160,6 +160,9 @@ expect "bravo works after the recovery" bravo psql_side bravo
 # shellcheck source=suite-clients.sh
 source "$here/suite-clients.sh"
 
+# shellcheck source=suite-hostile.sh
+source "$here/suite-hostile.sh"
+
 # shellcheck source=suite-dns.sh
 source "$here/suite-dns.sh"
 

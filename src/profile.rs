@@ -136,6 +136,53 @@ pub struct Profile {
 }
 
 /// A host name as /etc/hosts and resolv.conf accept it.
+/// A TOML error on one line: where, which field, what (never the line's own
+/// text, which the message does not need).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return msg;
+    };
+    let before = &text.as_bytes()[..span.start.min(text.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    let lines: Vec<&str> = text.lines().collect();
+    let field = field_at(&lines, line - 1)
+        .map(|f| format!(", field `{f}`"))
+        .unwrap_or_default();
+    format!("line {line}, column {column}{field}: {msg}")
+}
+
+/// The dotted field a line of a profile sets (`access.users`), or the table a
+/// header line opens.
+fn field_at(lines: &[&str], index: usize) -> Option<String> {
+    let header = |l: &str| {
+        let t = l.trim();
+        (t.starts_with('[') && t.ends_with(']'))
+            .then(|| t.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+    };
+    let this = lines.get(index)?;
+    if let Some(h) = header(this) {
+        return Some(h);
+    }
+    let key = this.split('=').next()?.trim().trim_matches('"');
+    if key.is_empty() || !this.contains('=') {
+        return None;
+    }
+    let table = lines[..index].iter().rev().find_map(|l| header(l));
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
+}
+
 pub fn is_hostname(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
@@ -215,15 +262,8 @@ impl Profile {
     /// names exist (off in unit tests of the format).
     pub fn parse(name: &str, path: &Path, text: &str, check_files: bool) -> Result<Profile> {
         let at = || format!("profile {name:?} ({})", path.display());
-        let raw: RawProfile = toml::from_str(text).map_err(|e| {
-            anyhow!(
-                "{}: {}",
-                at(),
-                e.to_string()
-                    .trim_end()
-                    .replace("TOML parse error at", "error at")
-            )
-        })?;
+        let raw: RawProfile =
+            toml::from_str(text).map_err(|e| anyhow!("{}: {}", at(), toml_error(text, &e)))?;
         let field = |f: &str, msg: String| anyhow!("{}: field `{f}`: {msg}", at());
         let base = path.parent().unwrap_or(Path::new("/"));
         let file = |f: &str, v: &str| -> Result<PathBuf> {

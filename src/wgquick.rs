@@ -96,6 +96,20 @@ pub struct WgQuick {
     pub warnings: Vec<String>,
 }
 
+/// A key or section name as errors show it: as written when it looks like
+/// one, else not at all (a mangled line may hold a secret).
+fn shown(name: &str) -> String {
+    let plausible = name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '[' | ']' | '_' | '-' | ' '));
+    if plausible {
+        name.to_string()
+    } else {
+        "(not shown: it does not look like a name and may be secret)".to_string()
+    }
+}
+
 /// A parse error: the line (1-based, 0 for the whole file) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
@@ -216,13 +230,14 @@ pub fn parse(text: &str) -> Result<WgQuick, ParseError> {
                         ..Default::default()
                     });
                 }
-                _ => return Err(err(format!("unknown section {line}"))),
+                _ => return Err(err(format!("unknown section {}", shown(line)))),
             }
             continue;
         }
-        let (key, value) = line
-            .split_once('=')
-            .ok_or_else(|| err(format!("{line:?} is not of the form Key = Value")))?;
+        let (key, value) = line.split_once('=').ok_or_else(|| {
+            // The line itself is not repeated: it may hold a secret.
+            err("is not of the form Key = Value (its text is not shown: it may be secret)".into())
+        })?;
         let key = key.trim();
         let value = value.trim();
         let lkey = key.to_ascii_lowercase();
@@ -285,7 +300,7 @@ pub fn parse(text: &str) -> Result<WgQuick, ParseError> {
                          the namespace come from AllowedIPs or the profile's [routes]"
                     ));
                 }
-                _ => return Err(err(format!("unknown key {key} in [Interface]"))),
+                _ => return Err(err(format!("unknown key {} in [Interface]", shown(key)))),
             },
             Section::Peer => {
                 let p = peers.last_mut().expect("a [Peer] section was opened");
@@ -315,7 +330,7 @@ pub fn parse(text: &str) -> Result<WgQuick, ParseError> {
                             (k > 0).then_some(k)
                         };
                     }
-                    _ => return Err(err(format!("unknown key {key} in [Peer]"))),
+                    _ => return Err(err(format!("unknown key {} in [Peer]", shown(key)))),
                 }
             }
         }

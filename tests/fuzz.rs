@@ -93,10 +93,7 @@ fn profile_text() -> impl Strategy<Value = String> {
     (
         kind,
         prop::collection::vec(
-            (
-                section,
-                prop::collection::vec((key, toml_value()), 0..5),
-            ),
+            (section, prop::collection::vec((key, toml_value()), 0..5)),
             0..5,
         ),
     )

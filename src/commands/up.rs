@@ -135,6 +135,12 @@ fn at(profile: &Profile, field: &str) -> String {
     )
 }
 
+/// Reads and checks everything `up` would, without touching the machine:
+/// the profile, the files it names, what they ask for.
+pub fn check(profile: &Profile) -> Result<()> {
+    prepare(profile).map(|_| ())
+}
+
 /// Everything read and checked before the machine is touched.
 enum Prepared {
     WireGuard {
