@@ -114,6 +114,9 @@ for p in charlie delta; do
   expect "$p: its database is back" $p psql_side $p
 done
 
+# shellcheck source=suite-secrets.sh
+source "$here/suite-secrets.sh"
+
 echo "# down stops the client gracefully: the server sees the logout"
 mark=$(wc -l < "$LAB_DIR/charlie/server.log")
 check "down charlie" nsvpn down charlie
