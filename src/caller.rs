@@ -88,9 +88,7 @@ impl Caller {
                 "nsvpn needs root: run it with sudo, or have an administrator give the binary \
                  file capabilities (setcap {FILE_CAPS} {}) and grant you profiles in their \
                  [access] section",
-                std::env::current_exe()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|_| "/usr/local/bin/nsvpn".into())
+                this_binary()
             );
         }
         // The process's own identity: that is who the user is (only
@@ -182,9 +180,7 @@ impl Caller {
                  (setcap {FILE_CAPS_UP} {}); with only {FILE_CAPS} a user may enter and inspect \
                  profiles an administrator brought up. Or run `sudo nsvpn {action} {profile}`",
                 self.user.name,
-                std::env::current_exe()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|_| "/usr/local/bin/nsvpn".into())
+                this_binary()
             );
         }
         let root = Uid::from_raw(0);
@@ -204,6 +200,13 @@ impl Caller {
         unsafe { std::env::set_var("PATH", ROOT_PATH) };
         Ok(())
     }
+}
+
+/// This binary's path, for the `setcap` line of a message.
+fn this_binary() -> String {
+    std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "/usr/local/bin/nsvpn".into())
 }
 
 fn group_name(gid: Gid) -> Option<String> {

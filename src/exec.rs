@@ -53,8 +53,8 @@ pub trait Sys {
     fn bind(&mut self, src: &Path, dst: &Path) -> Result<()>;
     /// An empty read-only tmpfs over `dir`.
     fn hide(&mut self, dir: &Path) -> Result<()>;
-    /// A read-only overlay on `/etc` with the files of `layer` on top.
-    fn overlay_etc(&mut self, layer: &Path) -> Result<()>;
+    /// A read-only overlay on `/etc` with `files` (all in `layer`) on top.
+    fn overlay_etc(&mut self, layer: &Path, files: &[PathBuf]) -> Result<()>;
     fn warn(&mut self, message: &str);
     fn setgroups(&mut self, groups: &[Gid]) -> Result<()>;
     fn setresgid(&mut self, gid: Gid) -> Result<()>;
@@ -71,7 +71,8 @@ pub struct Plan<'a> {
     pub ns: BorrowedFd<'a>,
     /// /etc/netns/<ns>/, the top layer of /etc.
     pub layer: PathBuf,
-    /// (file in /etc/netns/<ns>/, its /etc twin), if the overlay fails.
+    /// (file in /etc/netns/<ns>/, its /etc twin): the overlay's top layer,
+    /// or, if the overlay fails, what is bound.
     pub binds: Vec<(PathBuf, PathBuf)>,
     /// Directories of host resolver sockets to hide.
     pub hidden: Vec<PathBuf>,
@@ -185,7 +186,8 @@ fn enter_and_drop<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<()> {
         sys.hide(dir)
             .with_context(|| format!("cannot hide {}", dir.display()))?;
     }
-    if let Err(e) = sys.overlay_etc(&plan.layer) {
+    let files: Vec<PathBuf> = plan.binds.iter().map(|(src, _)| src.clone()).collect();
+    if let Err(e) = sys.overlay_etc(&plan.layer, &files) {
         sys.warn(&format!(
             "cannot lay {} over /etc ({e:#}); binding its files instead, which the host \
              replacing /etc/resolv.conf by rename would undo for this command",
@@ -315,8 +317,8 @@ impl Sys for RealSys {
         )
         .map_err(Into::into)
     }
-    fn overlay_etc(&mut self, layer: &Path) -> Result<()> {
-        crate::overlay::mount_etc(layer)
+    fn overlay_etc(&mut self, layer: &Path, files: &[PathBuf]) -> Result<()> {
+        crate::overlay::mount_etc(layer, files)
     }
     fn warn(&mut self, message: &str) {
         eprintln!("nsvpn: warning: {message}");
@@ -456,7 +458,7 @@ mod tests {
         fn hide(&mut self, dir: &Path) -> Result<()> {
             self.rec(format!("hide({})", dir.display()))
         }
-        fn overlay_etc(&mut self, layer: &Path) -> Result<()> {
+        fn overlay_etc(&mut self, layer: &Path, _: &[PathBuf]) -> Result<()> {
             self.rec(format!("overlay(/etc, {})", layer.display()))
         }
         fn warn(&mut self, message: &str) {

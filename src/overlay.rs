@@ -23,8 +23,9 @@ const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 
 /// Mounts the overlay on `/etc`. Call only inside a private mount namespace.
-pub fn mount_etc(layer: &Path) -> Result<()> {
-    let files = read_layer(layer)?;
+/// `files` are the regular files of `layer` (listed once, by the caller).
+pub fn mount_etc(layer: &Path, files: &[PathBuf]) -> Result<()> {
+    let files = read_files(files)?;
     let mountinfo =
         std::fs::read_to_string("/proc/self/mountinfo").context("cannot read mountinfo")?;
     let keep: Vec<PathBuf> = submounts(&mountinfo, "/etc")
@@ -79,16 +80,16 @@ pub fn mount_etc(layer: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The regular files of `dir`, by name.
-fn read_layer(dir: &Path) -> Result<Vec<(std::ffi::OsString, Vec<u8>)>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            out.push((entry.file_name(), std::fs::read(entry.path())?));
-        }
-    }
-    Ok(out)
+/// Each file's name and contents.
+fn read_files(files: &[PathBuf]) -> Result<Vec<(std::ffi::OsString, Vec<u8>)>> {
+    files
+        .iter()
+        .map(|p| {
+            let name = p.file_name().unwrap_or_default().to_os_string();
+            let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            Ok((name, bytes))
+        })
+        .collect()
 }
 
 /// The outermost mounts strictly below `top`, from mountinfo's text.
