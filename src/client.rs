@@ -4,7 +4,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -36,11 +36,13 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
 /// Starts `program args...` in a session of its own, detached from nsvpn
 /// (re-parented to init, so that nothing nsvpn execs later ever inherits it
 /// as a child), with stdout and stderr appended to `log` and `stdin_data`
-/// (if any) on its standard input. Returns its pid.
+/// (if any) on its standard input, and `fd3` (if any) as its descriptor 3.
+/// Returns its pid.
 pub fn spawn(
     program: &Path,
     args: &[OsString],
     stdin_data: Option<&[u8]>,
+    fd3: Option<BorrowedFd>,
     log: &Path,
 ) -> Result<u32> {
     let prog_c = CString::new(program.as_os_str().as_bytes())?;
@@ -80,6 +82,14 @@ pub fn spawn(
                     let _ = dup2_stdin(&stdin);
                     let _ = dup2_stdout(&log_file);
                     let _ = dup2_stderr(&log_file);
+                    if let Some(fd) = fd3 {
+                        // dup2 onto itself would keep close-on-exec: clear it.
+                        if fd.as_raw_fd() == 3 {
+                            unsafe { nix::libc::fcntl(3, nix::libc::F_SETFD, 0) };
+                        } else {
+                            unsafe { nix::libc::dup2(fd.as_raw_fd(), 3) };
+                        }
+                    }
                     let _ = execv(&prog_c, &argv);
                     unsafe { nix::libc::_exit(127) }
                 }
@@ -242,6 +252,7 @@ mod tests {
             Path::new("/bin/sh"),
             &["-c".into(), script.into()],
             None,
+            None,
             log,
         )
         .unwrap()
@@ -287,6 +298,7 @@ mod tests {
             Path::new("/bin/sh"),
             &["-c".into(), "read pw; echo got $pw".into()],
             Some(b"s3cret\n"),
+            None,
             &log,
         )
         .unwrap();

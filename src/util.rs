@@ -124,3 +124,21 @@ pub fn read_password(prompt: &str) -> anyhow::Result<String> {
     read.context("cannot read the password")?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
+
+/// A sealed, close-on-exec memfd holding `data`: a file a child can read
+/// (as /proc/self/fd/N) that exists on no disk and that nobody can change.
+pub fn sealed_memfd(name: &str, data: &[u8]) -> anyhow::Result<std::os::fd::OwnedFd> {
+    use anyhow::Context;
+    use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
+        .context("memfd_create")?;
+    let mut f = std::fs::File::from(fd);
+    std::io::Write::write_all(&mut f, data).context("cannot write to a memfd")?;
+    let seals = SealFlag::F_SEAL_WRITE
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_SEAL;
+    fcntl(&f, FcntlArg::F_ADD_SEALS(seals)).context("cannot seal a memfd")?;
+    Ok(f.into())
+}

@@ -232,9 +232,9 @@ proptest! {
         "\\PC{0,40}",
     ], 0..12)) {
         let text = lines.join("\n");
-        let _ = openvpn::check(&text);
+        let _ = openvpn::config::check(&text, &mut openvpn::config::no_includes);
         for l in &lines {
-            let _ = openvpn::words(l);
+            let _ = openvpn::config::words(l);
         }
         let _ = openvpn::last_push_reply(&text);
         let _ = openvpn::failure_reason(&text);

@@ -138,7 +138,7 @@ fn at(profile: &Profile, field: &str) -> String {
 /// Reads and checks everything `up` would, without touching the machine:
 /// the profile, the files it names, what they ask for.
 pub fn check(profile: &Profile) -> Result<()> {
-    prepare(profile).map(|_| ())
+    prepare(profile, &Options::default()).map(|_| ())
 }
 
 /// Everything read and checked before the machine is touched.
@@ -149,14 +149,21 @@ enum Prepared {
         force_userspace: bool,
     },
     /// openvpn or openconnect: a client that calls nsvpn's hook.
-    Client {
-        program: &'static str,
-        path: PathBuf,
-        args: Vec<OsString>,
-        stdin: Option<Vec<u8>>,
-        label: &'static str,
-        openvpn: Option<OvpnConfig>,
-    },
+    Client(ClientLaunch),
+}
+
+/// A VPN client to start, with everything it needs.
+struct ClientLaunch {
+    program: &'static str,
+    path: PathBuf,
+    args: Vec<OsString>,
+    stdin: Option<Vec<u8>>,
+    /// What the client reads on descriptor 3 (openvpn's checked config).
+    fd3: Option<OwnedFd>,
+    /// How long to wait for the connection.
+    wait: Duration,
+    label: &'static str,
+    openvpn: Option<OvpnConfig>,
 }
 
 fn read_config(profile: &Profile, field: &str, path: &Path) -> Result<String> {
@@ -184,7 +191,7 @@ fn hook_exe() -> Result<PathBuf> {
         .context("cannot tell where the nsvpn binary is (for the VPN client's hook)")
 }
 
-fn prepare(profile: &Profile) -> Result<Prepared> {
+fn prepare(profile: &Profile, opts: &Options) -> Result<Prepared> {
     match &profile.vpn {
         Vpn::WireGuard {
             config,
@@ -208,56 +215,7 @@ fn prepare(profile: &Profile) -> Result<Prepared> {
             })
         }
         Vpn::OpenVpn { config, auth_file } => {
-            let text = read_config(profile, "vpn.config", config)?;
-            let cfg = openvpn::check(&text).map_err(|errs| {
-                anyhow!(
-                    "{} ({}): this .ovpn file could act on the host or take the tunnel out of nsvpn's hands:\n  {}",
-                    at(profile, "vpn.config"),
-                    config.display(),
-                    errs.join("\n  ")
-                )
-            })?;
-            if cfg.prompts_for_password && auth_file.is_none() {
-                bail!(
-                    "{}: {} asks for a user name and password (`auth-user-pass` with no file), and nsvpn runs openvpn \
-                     without a terminal: put the user name and the password on two lines of a root-only file and \
-                     name it in the profile",
-                    at(profile, "vpn.auth_file"),
-                    config.display()
-                );
-            }
-            if let Some(a) = auth_file {
-                check_secret(profile, "vpn.auth_file", a)?;
-                std::fs::File::open(a).with_context(|| {
-                    format!("{} ({})", at(profile, "vpn.auth_file"), a.display())
-                })?;
-            }
-            if cfg.drops_privileges && !cfg.persist_tun {
-                eprintln!(
-                    "nsvpn: warning: {}: `user`/`group` without `persist-tun`: after a reconnect openvpn cannot \
-                     re-create the tunnel as an unprivileged user; add `persist-tun`",
-                    config.display()
-                );
-            }
-            let path = find_client(openvpn::PROGRAM)?;
-            let names = Names::for_profile(&profile.name);
-            let args = openvpn::client_args(
-                config,
-                &cfg,
-                &names.tunnel,
-                &profile.name,
-                &hook_exe()?,
-                auth_file.as_deref(),
-            )
-            .map_err(|e| anyhow!(e))?;
-            Ok(Prepared::Client {
-                program: openvpn::PROGRAM,
-                path,
-                args,
-                stdin: None,
-                label: "OpenVPN",
-                openvpn: Some(cfg),
-            })
+            prepare_openvpn(profile, config, auth_file.as_deref(), opts)
         }
         Vpn::OpenConnect {
             server,
@@ -304,20 +262,91 @@ fn prepare(profile: &Profile) -> Result<Prepared> {
             let args =
                 openconnect::client_args(&settings, &names.tunnel, &profile.name, &hook_exe()?)
                     .map_err(|e| anyhow!(e))?;
-            Ok(Prepared::Client {
+            Ok(Prepared::Client(ClientLaunch {
                 program: openconnect::PROGRAM,
                 path,
                 args,
                 stdin: password.map(|p| format!("{p}\n").into_bytes()),
+                fd3: None,
+                wait: opts.timeout,
                 label: "OpenConnect",
                 openvpn: None,
-            })
+            }))
         }
     }
 }
 
+/// Reads the `.ovpn` (and the files it includes) as openvpn would, checks
+/// it, and hands openvpn the checked copy on a sealed memfd.
+fn prepare_openvpn(
+    profile: &Profile,
+    config: &Path,
+    auth_file: Option<&Path>,
+    opts: &Options,
+) -> Result<Prepared> {
+    let text = read_config(profile, "vpn.config", config)?;
+    let dir = config.parent().unwrap_or(Path::new("/"));
+    let mut load = |name: &str| -> std::result::Result<(String, String), String> {
+        let path = dir.join(name);
+        trust::check(&path, &at(profile, "vpn.config")).map_err(|e| format!("{e:#}"))?;
+        std::fs::read_to_string(&path)
+            .map(|t| (path.display().to_string(), t))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let checked = openvpn::config::check(&text, &mut load).map_err(|errs| {
+        anyhow!(
+            "{} ({}): this .ovpn file could act on the host or take the tunnel out of nsvpn's hands:\n  {}",
+            at(profile, "vpn.config"),
+            config.display(),
+            errs.join("\n  ")
+        )
+    })?;
+    for w in &checked.warnings {
+        eprintln!("nsvpn: warning: {}: {w}", config.display());
+    }
+    let cfg = checked.config;
+    if cfg.prompts_for_password && auth_file.is_none() {
+        bail!(
+            "{}: {} asks for a user name and password (`auth-user-pass` with no file), and nsvpn runs openvpn \
+             without a terminal: put the user name and the password on two lines of a root-only file and \
+             name it in the profile",
+            at(profile, "vpn.auth_file"),
+            config.display()
+        );
+    }
+    if let Some(a) = auth_file {
+        check_secret(profile, "vpn.auth_file", a)?;
+        std::fs::File::open(a)
+            .with_context(|| format!("{} ({})", at(profile, "vpn.auth_file"), a.display()))?;
+    }
+    let path = find_client(openvpn::PROGRAM)?;
+    let names = Names::for_profile(&profile.name);
+    let wait = openvpn::wait_for(&cfg, opts.timeout);
+    let args = openvpn::client_args(&openvpn::Launch {
+        config,
+        cfg: &cfg,
+        tunnel: &names.tunnel,
+        profile: &profile.name,
+        hook_exe: &hook_exe()?,
+        auth_file,
+        management: &openvpn::management::socket_path(&profile.name),
+        wait: opts.timeout,
+    })
+    .map_err(|e| anyhow!(e))?;
+    Ok(Prepared::Client(ClientLaunch {
+        program: openvpn::PROGRAM,
+        path,
+        args,
+        stdin: None,
+        fd3: Some(util::sealed_memfd("nsvpn-ovpn", checked.text.as_bytes())?),
+        wait,
+        label: "OpenVPN",
+        openvpn: Some(cfg),
+    }))
+}
+
 pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
-    let prepared = prepare(profile)?;
+    let prepared = prepare(profile, opts)?;
     let names = Names::for_profile(&profile.name);
     let _lock = Lock::acquire(&profile.name)?;
     match health(&profile.name) {
@@ -351,7 +380,7 @@ pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
         complete: false,
         overrides: Overrides::from_profile(profile),
         openvpn: match &prepared {
-            Prepared::Client { openvpn, .. } => openvpn.clone(),
+            Prepared::Client(c) => c.openvpn.clone(),
             Prepared::WireGuard { .. } => None,
         },
     };
@@ -512,19 +541,11 @@ fn bring_up(
                 waited: c.handshake,
             })
         }
-        Prepared::Client {
-            program,
-            path,
-            args,
-            stdin,
-            label,
-            ..
-        } => {
-            let (summary, hook_ms, waited) =
-                connect_client(profile, program, path, args, stdin.as_deref(), opts, st)?;
+        Prepared::Client(c) => {
+            let (summary, hook_ms, waited) = connect_client(profile, c, st)?;
             let hook = Duration::from_millis(hook_ms);
             Ok(Outcome::Up {
-                what: format!("{label}, {summary}"),
+                what: format!("{}, {summary}", c.label),
                 own: plumbing + hook,
                 waited: waited.saturating_sub(hook),
             })
@@ -537,17 +558,15 @@ fn bring_up(
 /// summary, its own time in ms, and the whole wait.
 fn connect_client(
     profile: &Profile,
-    program: &'static str,
-    path: &Path,
-    args: &[OsString],
-    stdin: Option<&[u8]>,
-    opts: &Options,
+    c: &ClientLaunch,
     st: &mut State,
 ) -> Result<(String, u64, Duration)> {
+    let program = c.program;
     let listener = HookListener::bind(&profile.name)?;
     let log = state::log_path(&profile.name, program);
     let t0 = Instant::now();
-    let pid = client::spawn(path, args, stdin, &log)?;
+    let fd3 = c.fd3.as_ref().map(|f| f.as_fd());
+    let pid = client::spawn(&c.path, &c.args, c.stdin.as_deref(), fd3, &log)?;
     st.pid = Some(pid);
     st.save()?;
     vlog!("{program} started (pid {pid}), log in {}", log.display());
@@ -558,13 +577,18 @@ fn connect_client(
             _ => openconnect::failure_reason(&text),
         }
         .unwrap_or_else(|| "its log does not say why".into());
+        let servers = c
+            .openvpn
+            .as_ref()
+            .map(|cfg| servers_tried(cfg, &text))
+            .unwrap_or_default();
         anyhow!(
-            "{program} did not connect: {what}: {reason}\nthe end of its log ({}, removed with the rest):\n{}",
+            "{program} did not connect: {what}: {reason}{servers}\nthe end of its log ({}, removed with the rest):\n{}",
             log.display(),
             util::tail(&log, 12)
         )
     };
-    match client::wait_ready(listener.fd(), pid, opts.timeout)? {
+    match client::wait_ready(listener.fd(), pid, c.wait)? {
         Waited::Ready => match listener.recv() {
             Some(HookMessage::Connected { own_ms, summary }) => Ok((summary, own_ms, t0.elapsed())),
             Some(HookMessage::Failed { error }) => Err(anyhow!(
@@ -580,7 +604,42 @@ fn connect_client(
         ))),
         Waited::TimedOut => Err(failed(format!(
             "no connection after {:.1} s (nsvpn up --timeout SECS waits longer)",
-            opts.timeout.as_secs_f64()
+            c.wait.as_secs_f64()
         ))),
     }
+}
+
+/// "; servers tried: ...; not tried yet: ..." when the file lists several.
+fn servers_tried(cfg: &OvpnConfig, log: &str) -> String {
+    if cfg.remotes.len() < 2 {
+        return String::new();
+    }
+    let tried = openvpn::remotes_tried(log);
+    format!(
+        "\nthe .ovpn lists {} servers ({}); openvpn tried {}{}",
+        cfg.remotes.len(),
+        cfg.remotes.join(", "),
+        if tried.is_empty() {
+            "none of them".to_string()
+        } else {
+            tried.join(", ")
+        },
+        {
+            let pending: Vec<&str> = cfg
+                .remotes
+                .iter()
+                .filter(|r| {
+                    let (host, rest) = r.split_once(' ').unwrap_or((r, ""));
+                    let port = rest.split('/').next().unwrap_or("");
+                    !tried.contains(&format!("{host}:{port}"))
+                })
+                .map(String::as_str)
+                .collect();
+            if pending.is_empty() || tried.is_empty() {
+                String::new()
+            } else {
+                format!("; not tried yet: {}", pending.join(", "))
+            }
+        }
+    )
 }

@@ -166,7 +166,7 @@ pub fn find_program() -> Result<PathBuf> {
 pub fn spawn(ifname: &str, log: &Path) -> Result<u32> {
     let program = find_program()?;
     std::fs::create_dir_all(SOCKET_DIR).with_context(|| format!("cannot create {SOCKET_DIR}"))?;
-    crate::client::spawn(&program, &["-f".into(), ifname.into()], None, log)
+    crate::client::spawn(&program, &["-f".into(), ifname.into()], None, None, log)
 }
 
 /// Waits until wireguard-go has opened its UAPI socket. Fails if the process

@@ -1,256 +1,84 @@
 //! OpenVPN: the user's `.ovpn` file, checked so that nothing in it can act
-//! on the host; the command line nsvpn runs `openvpn` with (nsvpn's hook as
-//! the only script); the hook's environment read into a [`TunnelSetup`];
-//! and openvpn's log read for the reason a connection failed.
+//! on the host ([`config`]); the command line nsvpn runs `openvpn` with
+//! (nsvpn's hook as the only script); the hook's environment read into a
+//! [`TunnelSetup`]; openvpn's log read for the reason a connection failed;
+//! and its management interface asked how the connection stands
+//! ([`management`]).
+
+pub mod config;
+pub mod management;
+
+pub use config::{Checked, OvpnConfig};
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
+use std::time::Duration;
 
 use crate::ipnet::{IpNet, netmask_prefix};
 use crate::tunnel::{TunAddr, TunnelSetup, env_get as get, last_log_line};
 
 pub const PROGRAM: &str = "openvpn";
 
-/// Options that run programs or load code on the host, or that would take
-/// openvpn out of nsvpn's hands. Each comes with what to do instead.
-const REFUSED: &[(&str, &str)] = &[
-    (
-        "up",
-        "nsvpn's hook is the only script; it sets routes and DNS inside the namespace",
-    ),
-    (
-        "down",
-        "nsvpn's hook is the only script; `nsvpn down` cleans up",
-    ),
-    ("route-up", "nsvpn's hook is the only script"),
-    ("route-pre-down", "nsvpn's hook is the only script"),
-    ("ipchange", "nsvpn's hook is the only script"),
-    (
-        "tls-verify",
-        "scripts would run on the host; use verify-x509-name instead",
-    ),
-    (
-        "client-connect",
-        "a server option: scripts would run on the host",
-    ),
-    (
-        "client-disconnect",
-        "a server option: scripts would run on the host",
-    ),
-    (
-        "learn-address",
-        "a server option: scripts would run on the host",
-    ),
-    (
-        "auth-user-pass-verify",
-        "a server option: scripts would run on the host",
-    ),
-    (
-        "tls-crypt-v2-verify",
-        "a server option: scripts would run on the host",
-    ),
-    (
-        "plugin",
-        "plugins run inside openvpn on the host (and may rewrite DNS or routes there)",
-    ),
-    (
-        "script-security",
-        "nsvpn sets it so that only its own hook runs",
-    ),
-    (
-        "iproute",
-        "nsvpn configures the tunnel itself, over netlink",
-    ),
-    (
-        "config",
-        "an included file is not checked; put its options in this file",
-    ),
-    (
-        "daemon",
-        "nsvpn runs openvpn in the background itself and keeps its log",
-    ),
-    (
-        "log",
-        "nsvpn keeps openvpn's log in /run/nsvpn/<profile>/openvpn.log",
-    ),
-    (
-        "log-append",
-        "nsvpn keeps openvpn's log in /run/nsvpn/<profile>/openvpn.log",
-    ),
-    (
-        "syslog",
-        "nsvpn keeps openvpn's log in /run/nsvpn/<profile>/openvpn.log",
-    ),
-    (
-        "chroot",
-        "nsvpn's hook must be reachable on every reconnect",
-    ),
-    ("mktun", "a standalone mode, not a connection"),
-    ("rmtun", "a standalone mode, not a connection"),
-];
-
-/// What nsvpn needs to know of a checked `.ovpn` file.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct OvpnConfig {
-    /// `auth-user-pass` without a file: openvpn would prompt.
-    pub prompts_for_password: bool,
-    /// Every transport is UDP (so an exit notification can be sent).
-    pub udp_only: bool,
-    pub explicit_exit_notify: bool,
-    pub verb: Option<u32>,
-    /// `redirect-gateway` in the file itself (not pushed).
-    pub redirect_gateway: Option<Vec<String>>,
-    pub route_nopull: bool,
-    pub persist_tun: bool,
-    pub drops_privileges: bool,
-}
-
-/// Splits one config line into words, with openvpn's quoting ("..." and
-/// '...', backslash escapes inside double quotes and outside quotes).
-pub fn words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                in_word = true;
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => cur.extend(chars.next()),
-                        c => cur.push(c),
-                    }
-                }
-            }
-            '\'' => {
-                in_word = true;
-                for c in chars.by_ref() {
-                    if c == '\'' {
-                        break;
-                    }
-                    cur.push(c);
-                }
-            }
-            '\\' => {
-                in_word = true;
-                cur.extend(chars.next());
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            '#' | ';' if !in_word => break,
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        out.push(cur);
-    }
-    out
-}
-
-/// Checks a `.ovpn` file. Errors name the line and say what to do.
-pub fn check(text: &str) -> Result<OvpnConfig, Vec<String>> {
-    let mut cfg = OvpnConfig {
-        udp_only: true,
-        ..Default::default()
-    };
-    let mut errors = Vec::new();
-    let mut block: Option<String> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let n = i + 1;
-        let line = raw.trim();
-        if let Some(b) = block.clone() {
-            if line == format!("</{b}>") {
-                block = None;
-                continue;
-            }
-            if b != "connection" {
-                continue;
-            }
-        }
-        if let Some(tag) = line.strip_prefix('<').and_then(|l| l.strip_suffix('>')) {
-            if !tag.starts_with('/') {
-                block = Some(tag.to_string());
-            }
-            continue;
-        }
-        let w = words(line);
-        let Some(first) = w.first() else { continue };
-        let opt = first.trim_start_matches("--");
-        let args = &w[1..];
-        if let Some((_, why)) = REFUSED.iter().find(|(o, _)| *o == opt) {
-            errors.push(format!(
-                "line {n}: `{opt}` is not allowed: {why}; remove the line"
-            ));
-            continue;
-        }
-        match opt {
-            "dev" if args.first().is_some_and(|d| d.starts_with("tap")) => errors.push(format!(
-                "line {n}: `dev {}`: nsvpn runs routed (tun) OpenVPN tunnels, not tap bridges",
-                args[0]
-            )),
-            "dev-type" if args.first().is_some_and(|d| d != "tun") => errors.push(format!(
-                "line {n}: `dev-type {}`: nsvpn runs routed (tun) OpenVPN tunnels only",
-                args[0]
-            )),
-            "auth-user-pass" => cfg.prompts_for_password = args.is_empty(),
-            "proto" if args.first().is_some_and(|p| !p.starts_with("udp")) => cfg.udp_only = false,
-            "remote" if args.get(2).is_some_and(|p| !p.starts_with("udp")) => cfg.udp_only = false,
-            "explicit-exit-notify" => cfg.explicit_exit_notify = true,
-            "verb" => cfg.verb = args.first().and_then(|v| v.parse().ok()),
-            "redirect-gateway" | "redirect-private" => cfg.redirect_gateway = Some(args.to_vec()),
-            "route-nopull" => cfg.route_nopull = true,
-            "persist-tun" => cfg.persist_tun = true,
-            "user" | "group" => cfg.drops_privileges = true,
-            _ => {}
-        }
-    }
-    if errors.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(errors)
-    }
-}
-
 /// Quotes a word for openvpn's own command-line parser (used for `--up`).
 fn quote(s: &str) -> Option<String> {
     (!s.contains(['"', '\\', '\n'])).then(|| format!("\"{s}\""))
 }
 
-/// The command line nsvpn runs: the user's file unchanged, then nsvpn's
-/// options, which come later and so win.
-pub fn client_args(
-    config: &Path,
-    cfg: &OvpnConfig,
-    tunnel: &str,
-    profile: &str,
-    hook_exe: &Path,
-    auth_file: Option<&Path>,
-) -> Result<Vec<OsString>, String> {
-    let exe = quote(&hook_exe.to_string_lossy()).ok_or_else(|| {
+/// openvpn reads the checked copy of the `.ovpn` on this descriptor
+/// (a sealed memfd: the copy holds the file's keys and never touches a disk).
+pub const CONFIG_FD: i32 = 3;
+
+/// What nsvpn runs openvpn with.
+pub struct Launch<'a> {
+    /// The user's `.ovpn` (its directory is openvpn's, for relative paths).
+    pub config: &'a Path,
+    pub cfg: &'a OvpnConfig,
+    pub tunnel: &'a str,
+    pub profile: &'a str,
+    pub hook_exe: &'a Path,
+    pub auth_file: Option<&'a Path>,
+    pub management: &'a Path,
+    /// How long `up` waits for the connection.
+    pub wait: Duration,
+}
+
+/// How long openvpn tries one server before the next, when the file lists
+/// several and does not say: openvpn's own default (up to two minutes)
+/// would spend `up`'s whole wait on the first. Each server gets an equal
+/// share of the wait, between 5 and 10 s.
+pub fn server_poll_timeout(cfg: &OvpnConfig, wait: Duration) -> Option<u64> {
+    let n = cfg.remotes.len() as u64;
+    (n > 1 && !cfg.sets_server_timeout).then(|| (wait.as_secs() / n).clamp(5, 10))
+}
+
+/// How long `up` waits: at least the asked wait, and long enough for every
+/// server to get its turn.
+pub fn wait_for(cfg: &OvpnConfig, wait: Duration) -> Duration {
+    match server_poll_timeout(cfg, wait) {
+        Some(per) => wait.max(Duration::from_secs(per * cfg.remotes.len() as u64 + 2)),
+        None => wait,
+    }
+}
+
+/// The command line nsvpn runs: the checked copy of the user's file, then
+/// nsvpn's options, which come later and so win.
+pub fn client_args(l: &Launch) -> Result<Vec<OsString>, String> {
+    let exe = quote(&l.hook_exe.to_string_lossy()).ok_or_else(|| {
         format!(
             "nsvpn's own path {} contains a quote or backslash; openvpn could not run it as its hook",
-            hook_exe.display()
+            l.hook_exe.display()
         )
     })?;
-    let dir = config.parent().unwrap_or(Path::new("/"));
+    let dir = l.config.parent().unwrap_or(Path::new("/"));
     let mut a: Vec<OsString> = vec![
         "--cd".into(),
         dir.into(),
         "--config".into(),
-        config.into(),
+        format!("/proc/self/fd/{CONFIG_FD}").into(),
         "--dev".into(),
-        tunnel.into(),
+        l.tunnel.into(),
         "--dev-type".into(),
         "tun".into(),
         "--disable-dco".into(),
@@ -259,21 +87,52 @@ pub fn client_args(
         "--script-security".into(),
         "2".into(),
         "--up".into(),
-        format!("{exe} hook openvpn {profile}").into(),
+        format!("{exe} hook openvpn {}", l.profile).into(),
         "--up-restart".into(),
+        "--management".into(),
+        l.management.into(),
+        "unix".into(),
+        "--management-client-user".into(),
+        "root".into(),
     ];
-    if let Some(f) = auth_file {
+    if let Some(f) = l.auth_file {
         a.extend(["--auth-user-pass".into(), f.into()]);
     }
     // The hook reads the pushed options (redirect-gateway is not in the
     // script environment) from the log, where openvpn writes them at verb 3.
-    if cfg.verb.is_none_or(|v| v < 3) {
+    if l.cfg.verb.is_none_or(|v| v < 3) {
         a.extend(["--verb".into(), "3".into()]);
     }
-    if cfg.udp_only && !cfg.explicit_exit_notify {
+    if l.cfg.udp_only && !l.cfg.explicit_exit_notify {
         a.extend(["--explicit-exit-notify".into(), "1".into()]);
     }
+    if let Some(s) = server_poll_timeout(l.cfg, l.wait) {
+        a.extend(["--server-poll-timeout".into(), s.to_string().into()]);
+    }
     Ok(a)
+}
+
+/// The servers openvpn tried, in the order of its log ("203.0.113.10:1194").
+pub fn remotes_tried(log: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for l in log.lines() {
+        let Some(i) = l
+            .find("link remote: ")
+            .map(|i| i + "link remote: ".len())
+            .or_else(|| {
+                l.find("Attempting to establish TCP connection with ")
+                    .map(|i| i + "Attempting to establish TCP connection with ".len())
+            })
+        else {
+            continue;
+        };
+        let addr = l[i..].split_whitespace().next().unwrap_or("");
+        let addr = addr.rsplit(']').next().unwrap_or(addr).to_string();
+        if !addr.is_empty() && !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    out
 }
 
 /// The options of the last PUSH_REPLY in openvpn's log.
@@ -510,78 +369,75 @@ fn strip_timestamp(l: &str) -> String {
 mod tests {
     use super::*;
 
-    const OVPN: &str = r#"# typical client file
-client
-dev tun
-proto udp
-remote vpn.corp.example 1194
-nobind
-persist-key
-persist-tun
-auth-user-pass
-verb 3
-<ca>
------BEGIN CERTIFICATE-----
-up /etc/openvpn/not-an-option-inside-a-block
------END CERTIFICATE-----
-</ca>
-"#;
-
-    #[test]
-    fn words_follow_openvpns_quoting() {
-        assert_eq!(words(r#"remote "a b" 1194 # c"#), ["remote", "a b", "1194"]);
-        assert_eq!(words(r"up '/x y/z'"), ["up", "/x y/z"]);
-        assert_eq!(words(r"setenv A b\ c"), ["setenv", "A", "b c"]);
-        assert!(words("; comment").is_empty());
+    fn launch<'a>(cfg: &'a OvpnConfig, hook: &'a Path) -> Launch<'a> {
+        Launch {
+            config: Path::new("/etc/nsvpn/corp.ovpn"),
+            cfg,
+            tunnel: "nsvt-corp",
+            profile: "corp",
+            hook_exe: hook,
+            auth_file: Some(Path::new("/etc/nsvpn/secrets/corp.auth")),
+            management: Path::new("/run/nsvpn/corp/private/openvpn.sock"),
+            wait: Duration::from_secs(20),
+        }
     }
 
-    #[test]
-    fn a_typical_file_passes() {
-        let c = check(OVPN).unwrap();
-        assert!(c.prompts_for_password && c.udp_only && c.persist_tun);
-        assert_eq!(c.verb, Some(3));
-    }
-
-    #[test]
-    fn scripts_plugins_and_tap_are_refused() {
-        let bad = "client\nup /etc/openvpn/update-resolv-conf\n--down x\nplugin /usr/lib/x.so\n\
-                   script-security 2\ndev tap0\n<connection>\nremote a 1\nroute-up b\n</connection>\nconfig other.conf\n";
-        insta::assert_snapshot!(check(bad).unwrap_err().join("\n"));
+    fn checked(text: &str) -> OvpnConfig {
+        config::check(text, &mut config::no_includes)
+            .unwrap()
+            .config
     }
 
     #[test]
     fn the_command_line() {
-        let c = check("client\nremote a 1194 tcp\nverb 1\n").unwrap();
-        let args = client_args(
-            Path::new("/etc/nsvpn/corp.ovpn"),
-            &c,
-            "nsvt-corp",
-            "corp",
-            Path::new("/usr/local/bin/nsvpn"),
-            Some(Path::new("/etc/nsvpn/secrets/corp.auth")),
-        )
-        .unwrap();
+        let c = checked("client\nremote a 1194 tcp\nverb 1\n");
+        let args = client_args(&launch(&c, Path::new("/usr/local/bin/nsvpn"))).unwrap();
         insta::assert_debug_snapshot!(args);
-        let udp = client_args(
-            Path::new("/x/a.ovpn"),
-            &check("client\n").unwrap(),
-            "t",
-            "a",
-            Path::new("/n"),
-            None,
-        )
-        .unwrap();
-        assert!(udp.iter().any(|a| a == "--explicit-exit-notify"));
-        assert!(
-            client_args(
-                Path::new("/x/a.ovpn"),
-                &c,
-                "t",
-                "a",
-                Path::new("/we\"ird"),
-                None
-            )
-            .is_err()
+        let udp = checked("client\nremote a 1194\n");
+        let args = client_args(&launch(&udp, Path::new("/n"))).unwrap();
+        assert!(args.iter().any(|a| a == "--explicit-exit-notify"));
+        assert!(!args.iter().any(|a| a == "--server-poll-timeout"));
+        assert!(client_args(&launch(&c, Path::new("/we\"ird"))).is_err());
+    }
+
+    #[test]
+    fn several_servers_each_get_a_share_of_the_wait() {
+        let two = checked("client\nremote a 1194\nremote b 1194\n");
+        let args = client_args(&launch(&two, Path::new("/n"))).unwrap();
+        let i = args
+            .iter()
+            .position(|a| a == "--server-poll-timeout")
+            .unwrap();
+        assert_eq!(args[i + 1], "10");
+        assert_eq!(
+            wait_for(&two, Duration::from_secs(20)),
+            Duration::from_secs(22)
+        );
+        let five = checked("client\nremote a\nremote b\nremote c\nremote d\nremote e\n");
+        assert_eq!(server_poll_timeout(&five, Duration::from_secs(20)), Some(5));
+        assert_eq!(
+            wait_for(&five, Duration::from_secs(20)),
+            Duration::from_secs(27)
+        );
+        // The file's own setting wins.
+        let own = checked("client\nremote a\nremote b\nserver-poll-timeout 30\n");
+        assert_eq!(server_poll_timeout(&own, Duration::from_secs(20)), None);
+        assert_eq!(
+            wait_for(&own, Duration::from_secs(20)),
+            Duration::from_secs(20)
+        );
+    }
+
+    #[test]
+    fn the_servers_tried_come_from_the_log() {
+        let log = "2026-11-25 10:00:00 UDPv4 link remote: [AF_INET]203.0.113.10:1195\n\
+                   2026-11-25 10:00:05 read UDPv4 [ECONNREFUSED]: Connection refused (fd=3,code=111)\n\
+                   2026-11-25 10:00:10 UDPv4 link remote: [AF_INET]203.0.113.10:1194\n\
+                   2026-11-25 10:00:11 Attempting to establish TCP connection with [AF_INET]198.51.100.1:443\n\
+                   2026-11-25 10:00:12 UDPv4 link remote: [AF_INET]203.0.113.10:1195\n";
+        assert_eq!(
+            remotes_tried(log),
+            ["203.0.113.10:1195", "203.0.113.10:1194", "198.51.100.1:443"]
         );
     }
 
