@@ -77,6 +77,12 @@ fn prepare_and_exec(
     // what setns needs.
     let ns = match up::health(name) {
         up::Health::Up(ns) => ns,
+        up::Health::Reconnecting(ns, why) => {
+            eprintln!(
+                "nsvpn: warning: profile {name}: {why}; the command runs, but reaches the network only once the VPN is back"
+            );
+            ns
+        }
         up::Health::Down => {
             let profile = Profile::load(dir, name)?;
             caller

@@ -21,6 +21,7 @@ pub fn rows(dir: &Path) -> Result<Vec<Row>> {
     for name in profile::list_names(dir)? {
         let state = match health(&name) {
             Health::Up(_) => "up",
+            Health::Reconnecting(..) => "reconnecting",
             Health::Broken(_) => "broken",
             Health::Down => "down",
         };
@@ -53,14 +54,20 @@ pub fn render(rows: &[Row]) -> String {
         .max()
         .unwrap_or(0)
         .max("PROFILE".len());
+    let sw = rows
+        .iter()
+        .map(|r| r.state.len())
+        .max()
+        .unwrap_or(0)
+        .max("STATE".len());
     let mut s = format!(
-        "{:w$}  {:11}  {:7}  DESCRIPTION\n",
+        "{:w$}  {:11}  {:sw$}  DESCRIPTION\n",
         "PROFILE", "KIND", "STATE"
     );
     for r in rows {
         s.push_str(
             format!(
-                "{:w$}  {:11}  {:7}  {}",
+                "{:w$}  {:11}  {:sw$}  {}",
                 r.name, r.kind, r.state, r.description
             )
             .trim_end(),

@@ -9,7 +9,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::caller::{Action, Caller, Mode};
-use crate::commands::up::client_program;
+use crate::commands::up::{Health, assess, client_program};
 use crate::dnsfiles;
 use crate::names::{self, Names};
 use crate::netlink::Netlink;
@@ -78,6 +78,10 @@ pub struct RouteReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct TunnelReport {
     pub connected: bool,
+    /// While the client reconnects: since when (seconds since the epoch).
+    pub reconnecting_since: Option<u64>,
+    /// While the client reconnects: the last error it reported.
+    pub last_error: Option<String>,
     /// connect, restart, reconnect, attempt-reconnect, disconnect
     pub last_event: String,
     pub last_event_at: u64,
@@ -154,36 +158,33 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
         last_event: t.event,
         last_event_at: t.at,
         connects: t.connects,
+        reconnecting_since: None,
+        last_error: None,
     });
     r.since = Some(st.started);
-    r.state = "up".into();
-    if !st.complete {
-        r.state = "broken".into();
-        r.problems.push(
-            "`up` did not finish (it is running now, or it crashed): run `nsvpn down` to clean up"
-                .into(),
-        );
-    }
-    if let Some(pid) = st.pid
-        && !util::alive(pid)
-    {
-        r.state = "broken".into();
-        r.problems.push(format!(
-            "{} (pid {pid}) is not running: the tunnel is gone and the namespace is sealed; \
-             run `nsvpn down {name}` then `nsvpn up {name}`",
-            client_program(&st)
-        ));
-        if let Some(t) = &mut r.tunnel {
-            t.connected = false;
+    // The state comes from the one judgement `list` and `exec` use too.
+    let (health, reconnect) = assess(name);
+    match health {
+        Health::Up(_) | Health::Down => r.state = "up".into(),
+        Health::Reconnecting(_, why) => {
+            r.state = "reconnecting".into();
+            r.problems.push(why);
         }
-    }
-    let ns = match netns::open(&r.namespace) {
-        Ok(ns) => ns,
-        Err(e) => {
+        Health::Broken(why) => {
             r.state = "broken".into();
-            r.problems.push(format!("{e:#}"));
-            return r;
+            r.problems.push(format!(
+                "{why}; run `nsvpn down {name}` then `nsvpn up {name}`"
+            ));
         }
+    }
+    if let Some(t) = &mut r.tunnel {
+        t.connected = r.state == "up";
+        t.reconnecting_since = reconnect.as_ref().map(|c| c.since);
+        t.last_error = reconnect.and_then(|c| c.last_error);
+    }
+    // Health could not open it either, and said so.
+    let Ok(ns) = netns::open(&r.namespace) else {
+        return r;
     };
     let backend = match st.implementation {
         Some(Implementation::Kernel) => Some(Backend::Kernel),
@@ -208,7 +209,6 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
     });
     match gathered {
         Ok(Ok((names, addrs, routes, tunnel_link, peers))) => {
-            let tunnel_present = tunnel_link.is_some();
             r.traffic = tunnel_link.map(|l| Traffic {
                 rx_bytes: l.rx_bytes,
                 tx_bytes: l.tx_bytes,
@@ -231,27 +231,6 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
                     gateway: rt.gateway.map(|g| g.to_string()),
                 })
                 .collect();
-            if let Some(t) = &mut r.tunnel
-                && !tunnel_present
-            {
-                t.connected = false;
-            }
-            let reconnecting = r
-                .tunnel
-                .as_ref()
-                .is_some_and(|t| matches!(t.last_event.as_str(), "attempt-reconnect" | "restart"));
-            if !tunnel_present && r.state == "up" && reconnecting {
-                r.problems.push(format!(
-                    "the tunnel {} is down while the VPN client reconnects; the namespace stays sealed meanwhile",
-                    r.interfaces.tunnel
-                ));
-            } else if !tunnel_present && r.state == "up" {
-                r.state = "broken".into();
-                r.problems.push(format!(
-                    "the tunnel {} is gone: the namespace is sealed; run `nsvpn down {name}` then `nsvpn up {name}`",
-                    r.interfaces.tunnel
-                ));
-            }
             match peers {
                 Some(Ok(p)) => r.peers = p,
                 Some(Err(e)) => r
@@ -327,10 +306,10 @@ pub fn render(r: &Report, now: u64) -> String {
         kv(&mut s, "up since", ago(now, t));
     }
     if let Some(t) = &r.tunnel {
-        let state = if t.connected {
-            "connected"
-        } else {
-            "not connected"
+        let state = match (t.connected, t.reconnecting_since) {
+            (true, _) => "connected".to_string(),
+            (false, Some(since)) => format!("reconnecting since {}", ago(now, since)),
+            (false, None) => "not connected".to_string(),
         };
         kv(
             &mut s,
@@ -583,12 +562,46 @@ mod tests {
             last_event: "restart".into(),
             last_event_at: 1_700_000_000 - 30,
             connects: 2,
+            reconnecting_since: None,
+            last_error: None,
         });
         r.traffic = Some(Traffic {
             rx_bytes: 5_000_000,
             tx_bytes: 42_000,
         });
         insta::assert_snapshot!(render(&r, 1_700_000_000));
+    }
+
+    #[test]
+    fn text_openvpn_reconnecting() {
+        let mut r = sample();
+        r.kind = Some("openvpn".into());
+        r.implementation = None;
+        r.client = Some("openvpn".into());
+        r.peers.clear();
+        r.state = "reconnecting".into();
+        r.tunnel = Some(TunnelReport {
+            connected: false,
+            last_event: "connect".into(),
+            last_event_at: 1_700_000_000 - 300,
+            connects: 1,
+            reconnecting_since: Some(1_700_000_000 - 19),
+            last_error: Some("server unreachable: the connection was refused".into()),
+        });
+        r.problems.push(
+            crate::commands::up::Reconnect {
+                since: 1_700_000_000 - 19,
+                last_error: Some("server unreachable: the connection was refused".into()),
+            }
+            .describe(1_700_000_000),
+        );
+        let text = render(&r, 1_700_000_000);
+        assert!(
+            text.contains("tunnel         reconnecting since 19 s ago"),
+            "{text}"
+        );
+        insta::assert_snapshot!(text);
+        insta::assert_json_snapshot!("reconnecting_json", r.tunnel);
     }
 
     #[test]

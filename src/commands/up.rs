@@ -21,7 +21,7 @@ use crate::profile::{Profile, Vpn};
 use crate::state::{self, Lock, State};
 use crate::teardown;
 use crate::trust;
-use crate::tunnel::{HookListener, HookMessage, Overrides};
+use crate::tunnel::{HookListener, HookMessage, Overrides, TunnelRecord};
 use crate::util::{self, now_unix};
 use crate::vlog;
 use crate::wgquick::{self, WgQuick};
@@ -54,11 +54,16 @@ pub enum Outcome {
     AlreadyUp,
 }
 
-/// Where a profile stands.
+/// Where a profile stands: the one definition behind `status`, `list` and
+/// `exec`.
 pub enum Health {
     Down,
     /// Up and working; the namespace, opened.
     Up(OwnedFd),
+    /// Up, but the VPN client lost its connection and is making it again:
+    /// the namespace stays sealed meanwhile. The text says since when and
+    /// the last error.
+    Reconnecting(OwnedFd, String),
     /// Traces exist but the tunnel cannot work; the reason says what to do.
     Broken(String),
 }
@@ -72,10 +77,91 @@ pub fn client_program(st: &State) -> &'static str {
     }
 }
 
+/// A client that lost its connection and is making it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconnect {
+    /// Seconds since the epoch.
+    pub since: u64,
+    /// The last error, in plain words, if the client said one.
+    pub last_error: Option<String>,
+}
+
+impl Reconnect {
+    pub fn describe(&self, now: u64) -> String {
+        format!(
+            "reconnecting since {} s ago{}",
+            now.saturating_sub(self.since),
+            self.last_error
+                .as_ref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// The last error in a client's log since it last connected.
+fn last_error(profile: &str, program: &str) -> Option<String> {
+    let log = std::fs::read_to_string(state::log_path(profile, program)).ok()?;
+    let since = ["Initialization Sequence Completed", "nsvpn hook: "]
+        .iter()
+        .filter_map(|m| log.rfind(m))
+        .max()
+        .unwrap_or(0);
+    let tail = &log[since..];
+    match program {
+        "openvpn" => openvpn::failure_reason(tail),
+        _ => openconnect::failure_reason(tail),
+    }
+}
+
+/// Whether the profile's VPN client is reconnecting: openvpn says so on its
+/// management socket, openconnect through nsvpn's hook (`attempt-reconnect`).
+/// An error when the client cannot be asked (the socket is root's alone).
+pub fn reconnecting(profile: &str, st: &State) -> Result<Option<Reconnect>, String> {
+    use openvpn::management::{self, Connection};
+    match st.kind.as_str() {
+        "openvpn" => {
+            let states = management::query(&management::socket_path(profile))
+                .map_err(|e| format!("{e:#}"))?;
+            Ok(match management::connection(&states) {
+                Some(Connection::Reconnecting { since, now, reason }) => Some(Reconnect {
+                    since,
+                    last_error: last_error(profile, openvpn::PROGRAM).or_else(|| {
+                        Some(format!(
+                            "openvpn {}{}",
+                            now.to_lowercase(),
+                            reason.map(|r| format!(" after {r}")).unwrap_or_default()
+                        ))
+                    }),
+                }),
+                Some(Connection::Connected { .. }) | None => None,
+            })
+        }
+        "openconnect" => Ok(TunnelRecord::load(profile).and_then(|rec| {
+            (!rec.connected && rec.event == "attempt-reconnect").then(|| Reconnect {
+                since: rec.at,
+                last_error: last_error(profile, openconnect::PROGRAM),
+            })
+        })),
+        _ => Ok(None),
+    }
+}
+
 pub fn health(profile: &str) -> Health {
+    assess(profile).0
+}
+
+/// The profile's health, and the client's reconnect if it is reconnecting.
+pub fn assess(profile: &str) -> (Health, Option<Reconnect>) {
     let Some(st) = State::load(profile) else {
-        return Health::Down;
+        return (Health::Down, None);
     };
+    let reconnect = reconnecting(profile, &st);
+    let health = judge(profile, &st, &reconnect);
+    (health, reconnect.ok().flatten())
+}
+
+fn judge(profile: &str, st: &State, reconnect: &Result<Option<Reconnect>, String>) -> Health {
     if !st.complete {
         return Health::Broken("its `up` did not finish (it is running now, or it crashed)".into());
     }
@@ -83,29 +169,52 @@ pub fn health(profile: &str) -> Health {
         && !util::alive(pid)
     {
         return Health::Broken(format!(
-            "its VPN client ({} pid {pid}) has exited; the namespace stays sealed until `nsvpn down {profile}`",
-            client_program(&st)
+            "its VPN client ({} pid {pid}) has exited: it is not running, so the tunnel is gone and the namespace stays sealed until `nsvpn down {profile}`",
+            client_program(st)
         ));
     }
     let ns = match netns::open(&st.names.netns) {
         Ok(ns) => ns,
         Err(e) => return Health::Broken(format!("{e:#}")),
     };
-    // Kernel WireGuard has no process to watch: the tunnel is the link itself.
-    if st.implementation == Some(wireguard::Implementation::Kernel) {
-        match netns::has_link(ns.as_fd(), &st.names.tunnel) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Health::Broken(format!(
-                    "its tunnel device {} is gone from the namespace; the namespace stays sealed \
-                     until `nsvpn down {profile}`",
-                    st.names.tunnel
-                ));
-            }
-            Err(e) => return Health::Broken(format!("{e:#}")),
+    // Every tunnel is a link in the namespace (for kernel WireGuard it is all
+    // there is to watch). A client's link may be gone only while it
+    // reconnects.
+    let program = client_program(st);
+    let present = match netns::has_link(ns.as_fd(), &st.names.tunnel) {
+        Ok(p) => p,
+        Err(e) => return Health::Broken(format!("{e:#}")),
+    };
+    match reconnect {
+        Ok(Some(r)) => Health::Reconnecting(
+            ns,
+            format!(
+                "{program} {}; the namespace stays sealed meanwhile",
+                r.describe(now_unix())
+            ),
+        ),
+        _ if present => Health::Up(ns),
+        Err(e) => Health::Reconnecting(
+            ns,
+            format!(
+                "its tunnel device {} is gone, and nsvpn cannot ask {program} whether it is \
+                 reconnecting ({e}); `sudo nsvpn status {profile}` tells",
+                st.names.tunnel
+            ),
+        ),
+        Ok(None) => {
+            let client = if matches!(st.kind.as_str(), "openvpn" | "openconnect") {
+                format!(" and {program} is not reconnecting")
+            } else {
+                String::new()
+            };
+            Health::Broken(format!(
+                "its tunnel device {} is gone from the namespace{client}; the namespace stays sealed \
+                 until `nsvpn down {profile}`",
+                st.names.tunnel
+            ))
         }
     }
-    Health::Up(ns)
 }
 
 /// Bringing profiles up and down writes root's files (/run/netns,
@@ -350,7 +459,7 @@ pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
     let names = Names::for_profile(&profile.name);
     let _lock = Lock::acquire(&profile.name)?;
     match health(&profile.name) {
-        Health::Up(_) => return Ok(Outcome::AlreadyUp),
+        Health::Up(_) | Health::Reconnecting(..) => return Ok(Outcome::AlreadyUp),
         Health::Broken(why) => {
             eprintln!(
                 "nsvpn: profile {}: {why}; removing what is left first",
