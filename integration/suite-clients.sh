@@ -52,6 +52,15 @@ printf '[vpn]\nkind = "openvpn"\nconfig = "evil.ovpn"\nauth_file = "charlie.auth
 status_is "a .ovpn with up/route-up/plugin/script-security is refused" 1 nsvpn up evil
 grep -q 'evil.ovpn' /tmp/out && grep -q 'line [0-9]*: `up` is not allowed' /tmp/out && grep -q '`plugin` is not allowed' /tmp/out && [ ! -e /run/pwned-up ] \
   && ok "the error names the file and each line; nothing ran" || { fail "the error names the file and each line; nothing ran"; cat /tmp/out; }
+# The forms that got past the old deny-list, against the real server: a
+# script that would record the uid it ran as.
+printf '#!/bin/sh\nid -u > /run/pwned-uid\n' > /run/evil.sh; chmod 755 /run/evil.sh
+{ printf '\xef\xbb\xbfroute-up /run/evil.sh\n'; grep -v '^verb' "$P/charlie.ovpn"; printf 'setenv opt down /run/evil.sh\nsetenv opt up /run/evil.sh\n'; } > "$P/evil2.ovpn"
+printf '[vpn]\nkind = "openvpn"\nconfig = "evil2.ovpn"\nauth_file = "charlie.auth"\n' > "$P/evil2.toml"
+status_is "a .ovpn with a BOM before route-up and setenv opt up/down is refused" 1 nsvpn up evil2
+grep -q 'line 1: `route-up` is not allowed' /tmp/out && grep -q '`setenv opt down` is not allowed' /tmp/out && grep -q '`setenv opt up` is not allowed' /tmp/out \
+  && [ ! -e /run/pwned-uid ] && ok "... naming all three lines; the script never ran" || { fail "... naming all three lines; the script never ran"; cat /tmp/out; cat /run/pwned-uid 2>/dev/null; }
+rm -f /run/evil.sh /run/pwned-uid "$P"/evil2.*
 printf '[vpn]\nkind = "openvpn"\nconfig = "charlie.ovpn"\n' > "$P/noauth.toml"
 status_is "a .ovpn that asks for a password, without auth_file, is refused" 1 nsvpn up noauth
 grep -q 'field `vpn.auth_file`' /tmp/out && ok "the error names vpn.auth_file" || { fail "the error names vpn.auth_file"; cat /tmp/out; }
@@ -88,12 +97,66 @@ grep -q "certificate rejected" /tmp/out && grep -q -- '--servercert' /tmp/out &&
 expect "nothing of the failed profiles is left" "" bash -c "ls /run/netns /etc/netns /run/nsvpn 2>/dev/null | grep -E 'badpw|unreach|nopin'; ip -br link | grep -E 'badpw|unreach|nopin'; ps -eo args= | grep -E '^[^ ]*/open(vpn|connect) .*nsvt-(badpw|unreach|nopin)'"
 rm -f "$P"/{evil,noauth,eviloc,badpw,badpw-oc,unreach,unreach-oc,nopin,charlie-o,delta-o}.*
 
+echo "# a .ovpn with several servers: the next is tried within up's wait"
+sed 's/^remote .*/remote 203.0.113.10 1195\nremote 203.0.113.10 1194/' "$P/charlie.ovpn" > "$P/two.ovpn"
+printf '[vpn]\nkind = "openvpn"\nconfig = "two.ovpn"\nauth_file = "charlie.auth"\n' > "$P/two.toml"
+start=$(date +%s)
+check "up with the first server dead connects to the second, within the default wait" nsvpn up two
+[ $(($(date +%s) - start)) -lt 20 ] && ok "... in less than 20 s" || fail "... in less than 20 s"
+check "... openvpn's log shows both servers tried" bash -c "grep -q 'link remote: .*203.0.113.10:1195' /run/nsvpn/two/openvpn.log && grep -q 'link remote: .*203.0.113.10:1194' /run/nsvpn/two/openvpn.log"
+expect "two reaches charlie's database" charlie psql_side two
+check "down two" nsvpn down two
+sed 's/^remote .*/remote 203.0.113.10 1195\nremote 203.0.113.10 1196/' "$P/charlie.ovpn" > "$P/dead2.ovpn"
+printf '[vpn]\nkind = "openvpn"\nconfig = "dead2.ovpn"\nauth_file = "charlie.auth"\n' > "$P/dead2.toml"
+status_is "up with every server dead fails" 1 nsvpn up dead2 --timeout 4
+grep -q "the .ovpn lists 2 servers (203.0.113.10 1195/udp, 203.0.113.10 1196/udp); openvpn tried 203.0.113.10:1195, 203.0.113.10:1196" /tmp/out \
+  && ok "... naming the servers it tried" || { fail "... naming the servers it tried"; cat /tmp/out; }
+expect "nothing of two or dead2 is left" "" bash -c "ls /run/netns /etc/netns /run/nsvpn 2>/dev/null | grep -E 'two|dead2'; ip -br link | grep -E 'two|dead2'"
+
+echo "# options that would make root write or listen are replaced, and nothing is written"
+{ cat "$P/charlie.ovpn"; printf 'log /run/pwned-log\nlog-append /run/pwned-log2\nstatus /run/pwned-status 1\nwritepid /run/pwned-pid\nmanagement 127.0.0.1 7505\ndaemon\nsyslog\n'; } > "$P/noisy.ovpn"
+printf '[vpn]\nkind = "openvpn"\nconfig = "noisy.ovpn"\nauth_file = "charlie.auth"\n' > "$P/noisy.toml"
+status_is "up of a .ovpn with log, status, writepid, management on TCP, daemon, syslog" 0 nsvpn up noisy
+grep -q '`log`, .*`log-append`, .*`syslog` are left out: nsvpn keeps openvpn.s log' /tmp/out && grep -q '`management` is left out' /tmp/out && grep -q '`daemon` is left out' /tmp/out \
+  && ok "... each is said to be left out" || { fail "... each is said to be left out"; cat /tmp/out; }
+expect "no file was written where the .ovpn said, nothing listens on TCP 7505" "" bash -c "ls /run/pwned-* 2>/dev/null; ss -ltnH 'sport = :7505'"
+expect "openvpn's log is nsvpn's, its management socket the profile's, in a root-only directory" "yes socket 700 root" \
+  bash -c "grep -q 'Initialization Sequence Completed' /run/nsvpn/noisy/openvpn.log && echo -n 'yes '; stat -c '%F' /run/nsvpn/noisy/private/openvpn.sock | tr -d '\n'; stat -c ' %a %U' /run/nsvpn/noisy/private"
+expect "noisy reaches charlie's database" charlie psql_side noisy
+check "down noisy" nsvpn down noisy
+rm -f "$P"/{two,dead2,noisy}.*
+
 echo "# the server restarts or drops the connection; the client recovers by itself"
+# A provider's file that drops privileges (user/group with persist-tun) is
+# up at the same time: nsvpn leaves user/group out and says so, so that
+# openvpn can re-run nsvpn's hook at the reconnect.
+{ grep -v '^verb' "$P/charlie.ovpn"; printf 'user nobody\ngroup nogroup\npersist-tun\npersist-key\nverb 3\n'; } > "$P/nobody.ovpn"
+printf '[vpn]\nkind = "openvpn"\nconfig = "nobody.ovpn"\nauth_file = "charlie.auth"\n' > "$P/nobody.toml"
+status_is "up of a .ovpn with user nobody, group nogroup and persist-tun" 0 nsvpn up nobody
+grep -q 'line [0-9]* `user`, line [0-9]* `group` are left out: openvpn stays root' /tmp/out \
+  && ok "... says that user and group are left out, and why" || { fail "... says that user and group are left out, and why"; cat /tmp/out; }
+expect "... so openvpn still runs as root" "0" bash -c "ps -o uid= -p \$(nsvpn status nobody --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"pid\"])') | tr -d ' '"
 mark=$(wc -l < /run/nsvpn/charlie/openvpn.log)
-lab_stop_server charlie; lab_openvpn_server charlie
-back() { for _ in $(seq 40); do [ "$(timeout 5 bash -c "psql_side $1" 2>/dev/null)" = "$1" ] && return 0; sleep 0.5; done; return 1; }
+# Killed: no exit notification, openvpn finds out by its ping timeout.
+kill -9 "$(cat "$LAB_DIR/charlie/server.pid")"
+reconnecting() { for _ in $(seq 100); do [ "$(json_field "$1" 'r["state"]')" = reconnecting ] && return 0; sleep 0.25; done; return 1; }
+check "with the OpenVPN server gone, status says charlie is reconnecting" reconnecting charlie
+expect "... since when, and the last error (connection refused)" "True True False" \
+  json_field charlie 'r["tunnel"]["reconnecting_since"] > 0, "connection was refused" in (r["tunnel"]["last_error"] or ""), r["tunnel"]["connected"]'
+check "... the text says it too" bash -c "nsvpn status charlie > /run/st.txt; grep -q '^  tunnel         reconnecting since [0-9]* s ago' /run/st.txt && grep -q 'problem: openvpn reconnecting since .*last error: server unreachable' /run/st.txt"
+expect "... list says reconnecting" "reconnecting" bash -c "nsvpn list | awk '\$1==\"charlie\"{print \$3}'"
+status_is "... exec still runs the command" 0 as_user nsvpn exec charlie -- true
+grep -q "nsvpn: warning: profile charlie: openvpn reconnecting since" /tmp/out && ok "... with a warning that it is reconnecting" || { fail "... with a warning that it is reconnecting"; cat /tmp/out; }
+lab_openvpn_server charlie
+back() { for _ in $(seq 40); do [ "$(timeout 5 bash -c "psql_side $1" 2>/dev/null)" = "${2:-$1}" ] && return 0; sleep 0.5; done; return 1; }
 export -f psql_side as_user
 check "charlie works again after the OpenVPN server restarted" back charlie
+check "the profile with user nobody and persist-tun works again too" back nobody charlie
+both_connected() { json_field charlie 'r["state"], r["tunnel"]["connected"]'; json_field nobody 'r["state"], r["tunnel"]["connected"]'; }
+expect "... and both are up, connected" "up True
+up True" both_connected
+check "down nobody" nsvpn down nobody
+rm -f "$P"/nobody.* /run/st.txt
 check "openvpn re-ran nsvpn's hook for the new tunnel" bash -c "new_lines() { tail -n +\$((\$2 + 1)) \"\$1\"; }; new_lines /run/nsvpn/charlie/openvpn.log $mark | grep -q 'nsvpn hook: connect: nsvt-charlie moved into nsvpn-charlie'"
 ip netns exec lab-gw-delta pkill -9 -f ocserv-worker
 check "delta works again after ocserv dropped the connection" back delta
