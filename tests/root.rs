@@ -224,9 +224,14 @@ fn exec_enters_the_namespace_and_drops_to_the_user() {
     if !sandboxed("exec_enters_the_namespace_and_drops_to_the_user") {
         return;
     }
-    // A namespace made up by hand (no VPN needed to test exec itself).
+    // A namespace made up by hand (no VPN needed to test exec itself), with
+    // a link named as the tunnel: without one a profile is broken.
     let names = Names::for_profile("t4");
     netns::create(&names.netns).unwrap();
+    sh(&format!(
+        "ip -n {} link add {} type veth peer name nsvx-t4",
+        names.netns, names.tunnel
+    ));
     State {
         profile: "t4".into(),
         kind: "wireguard".into(),
