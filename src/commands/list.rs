@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::caller::{Caller, Mode};
 use crate::commands::status;
-use crate::commands::up::{Health, health};
+use crate::commands::up::{Health, assess};
 use crate::profile::{self, Profile};
 
 pub struct Row {
@@ -19,7 +19,7 @@ pub struct Row {
 pub fn rows(dir: &Path) -> Result<Vec<Row>> {
     let mut out = Vec::new();
     for name in profile::list_names(dir)? {
-        let state = match health(&name) {
+        let state = match assess(&name).0 {
             Health::Up(_) => "up",
             Health::Reconnecting(..) => "reconnecting",
             Health::Broken(_) => "broken",

@@ -147,44 +147,68 @@ pub fn reconnecting(profile: &str, st: &State) -> Result<Option<Reconnect>, Stri
     }
 }
 
+/// The profile's health, for `exec`: the client is asked whether it
+/// reconnects only when the tunnel device is gone (openvpn logs every
+/// management connection, and `exec` may run often).
 pub fn health(profile: &str) -> Health {
-    assess(profile).0
+    judge(profile, false).0
 }
 
-/// The profile's health, and the client's reconnect if it is reconnecting.
+/// The profile's health, and the client's reconnect if it is reconnecting,
+/// for `status` and `list`: the client is always asked.
 pub fn assess(profile: &str) -> (Health, Option<Reconnect>) {
+    judge(profile, true)
+}
+
+fn judge(profile: &str, always_ask: bool) -> (Health, Option<Reconnect>) {
     let Some(st) = State::load(profile) else {
         return (Health::Down, None);
     };
-    let reconnect = reconnecting(profile, &st);
-    let health = judge(profile, &st, &reconnect);
-    (health, reconnect.ok().flatten())
-}
-
-fn judge(profile: &str, st: &State, reconnect: &Result<Option<Reconnect>, String>) -> Health {
+    let st = &st;
     if !st.complete {
-        return Health::Broken("its `up` did not finish (it is running now, or it crashed)".into());
+        let why = "its `up` did not finish (it is running now, or it crashed)";
+        return (Health::Broken(why.into()), None);
     }
     if let Some(pid) = st.pid
         && !util::alive(pid)
     {
-        return Health::Broken(format!(
-            "its VPN client ({} pid {pid}) has exited: it is not running, so the tunnel is gone and the namespace stays sealed until `nsvpn down {profile}`",
-            client_program(st)
-        ));
+        return (
+            Health::Broken(format!(
+                "its VPN client ({} pid {pid}) has exited: it is not running, so the tunnel is gone and the namespace stays sealed until `nsvpn down {profile}`",
+                client_program(st)
+            )),
+            None,
+        );
     }
     let ns = match netns::open(&st.names.netns) {
         Ok(ns) => ns,
-        Err(e) => return Health::Broken(format!("{e:#}")),
+        Err(e) => return (Health::Broken(format!("{e:#}")), None),
     };
     // Every tunnel is a link in the namespace (for kernel WireGuard it is all
     // there is to watch). A client's link may be gone only while it
     // reconnects.
-    let program = client_program(st);
     let present = match netns::has_link(ns.as_fd(), &st.names.tunnel) {
         Ok(p) => p,
-        Err(e) => return Health::Broken(format!("{e:#}")),
+        Err(e) => return (Health::Broken(format!("{e:#}")), None),
     };
+    let reconnect = if always_ask || !present {
+        reconnecting(profile, st)
+    } else {
+        Ok(None)
+    };
+    let health = verdict(profile, st, ns, present, &reconnect);
+    (health, reconnect.ok().flatten())
+}
+
+/// Up, reconnecting or broken, once the namespace is known to exist.
+fn verdict(
+    profile: &str,
+    st: &State,
+    ns: OwnedFd,
+    present: bool,
+    reconnect: &Result<Option<Reconnect>, String>,
+) -> Health {
+    let program = client_program(st);
     match reconnect {
         Ok(Some(r)) => Health::Reconnecting(
             ns,

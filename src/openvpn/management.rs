@@ -109,7 +109,6 @@ pub fn query(socket: &Path) -> Result<Vec<StateLine>> {
         }
         reply.push_str(&line);
     }
-    let _ = s.write_all(b"quit\n");
     Ok(parse_states(&reply))
 }
 
