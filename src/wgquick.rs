@@ -191,8 +191,10 @@ fn list(v: &str) -> impl Iterator<Item = &str> {
     v.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// Parses the text of a wg-quick file.
+/// Parses the text of a wg-quick file. A UTF-8 byte order mark (Windows
+/// Notepad writes one) is skipped; CRLF line ends are read as LF.
 pub fn parse(text: &str) -> Result<WgQuick, ParseError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut section = Section::None;
     let mut private_key = None;
     let mut addresses = Vec::new();
@@ -457,6 +459,24 @@ mod tests {
             .map(|(name, text)| format!("{name}: {}", parse(text).unwrap_err()))
             .collect();
         insta::assert_snapshot!(rendered.join("\n"));
+    }
+
+    /// A file saved by Windows Notepad: a UTF-8 byte order mark before
+    /// `[Interface]`, and CRLF line ends.
+    #[test]
+    fn a_byte_order_mark_and_crlf_line_ends_are_read() {
+        let unix = format!(
+            "[Interface]\nPrivateKey = {K1}\nAddress = 10.0.0.2/32\n[Peer]\nPublicKey = {K2}\n\
+             AllowedIPs = 10.20.0.0/16\n"
+        );
+        let want = parse(&unix).unwrap();
+        let crlf = unix.replace('\n', "\r\n");
+        assert_eq!(parse(&crlf), Ok(want.clone()));
+        assert_eq!(parse(&format!("\u{feff}{unix}")), Ok(want.clone()));
+        assert_eq!(parse(&format!("\u{feff}{crlf}")), Ok(want));
+        // Errors still count lines from the first.
+        let bad = format!("\u{feff}[Interface]\r\nPrivateKey = {K1}\r\nMTU = big\r\n");
+        assert_eq!(parse(&bad).unwrap_err().line, 3);
     }
 
     #[test]
