@@ -160,7 +160,11 @@ enum Prepared {
 }
 
 fn read_config(profile: &Profile, field: &str, path: &Path) -> Result<String> {
-    trust::check(path, &at(profile, field))?;
+    trust::check(
+        path,
+        &at(profile, field),
+        trust::Role::field(profile, field),
+    )?;
     std::fs::read_to_string(path)
         .with_context(|| format!("{} ({})", at(profile, field), path.display()))
 }
@@ -168,7 +172,11 @@ fn read_config(profile: &Profile, field: &str, path: &Path) -> Result<String> {
 /// A file with keys or passwords: trusted like the profile, and warned
 /// about when others can read it.
 fn check_secret(profile: &Profile, field: &str, path: &Path) -> Result<()> {
-    trust::check(path, &at(profile, field))?;
+    trust::check(
+        path,
+        &at(profile, field),
+        trust::Role::field(profile, field),
+    )?;
     trust::warn_if_exposed(path, &at(profile, field));
     Ok(())
 }
