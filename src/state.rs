@@ -33,6 +33,11 @@ pub struct State {
     /// The profile's `[routes]`, `[dns]` and `[hosts]`, for the hook.
     #[serde(default)]
     pub overrides: Overrides,
+    /// The UDP port a WireGuard tunnel's socket holds on the host (the
+    /// file's ListenPort), so that another profile asking for it can be
+    /// told whose it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_port: Option<u16>,
     /// What the hook needs of an OpenVPN profile's `.ovpn` file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openvpn: Option<OvpnConfig>,

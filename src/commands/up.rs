@@ -358,6 +358,7 @@ pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
         started: now_unix(),
         complete: false,
         overrides: Overrides::from_profile(profile),
+        listen_port: None,
         openvpn: match &prepared {
             Prepared::Client { openvpn, .. } => openvpn.clone(),
             Prepared::WireGuard { .. } => None,

@@ -97,6 +97,17 @@ impl DeviceConfig {
     }
 }
 
+/// Whether a back-end's error is EADDRINUSE: the ListenPort is held by
+/// another socket on the host. The kernel says so over generic netlink,
+/// wireguard-go with UAPI errno -98; both carry it as an `io::Error`.
+pub fn addr_in_use(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            == Some(nix::errno::Errno::EADDRINUSE as i32)
+    })
+}
+
 /// Either back-end, behind one interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -152,5 +163,23 @@ impl Backend {
             Backend::Kernel => kernel::peers(ifname, ns).await,
             Backend::Userspace => userspace::parse_get(&userspace::request(ifname, "get=1\n\n")?),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel's refusal, as `kernel::configure` wraps it.
+    #[test]
+    fn the_kernels_eaddrinuse_is_told_apart() {
+        let kernel = |errno| {
+            anyhow!(std::io::Error::from_raw_os_error(errno))
+                .context("the kernel refused the WireGuard request")
+                .context("cannot configure WireGuard device nsvt-x")
+        };
+        assert!(addr_in_use(&kernel(98)));
+        assert!(!addr_in_use(&kernel(22)));
+        assert!(!addr_in_use(&anyhow!("cannot reach wireguard-go")));
     }
 }
