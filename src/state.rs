@@ -169,3 +169,38 @@ impl Drop for Lock {
         let _ = fs::remove_file(&self.path);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(listen_port: Option<u16>) -> State {
+        State {
+            profile: "x".into(),
+            kind: "wireguard".into(),
+            names: Names::for_profile("x"),
+            veth: VethAddrs::for_profile("x"),
+            implementation: Some(Implementation::Userspace),
+            pid: Some(42),
+            started: 1,
+            complete: true,
+            overrides: Default::default(),
+            listen_port,
+            openvpn: None,
+        }
+    }
+
+    /// A state file written before `listen_port` existed still loads (a
+    /// profile that was up across the upgrade), and the port round-trips.
+    #[test]
+    fn old_state_files_load_and_the_listen_port_round_trips() {
+        let old = serde_json::to_string(&state(None)).unwrap();
+        assert!(!old.contains("listen_port"), "{old}");
+        assert_eq!(serde_json::from_str::<State>(&old).unwrap(), state(None));
+        let new = serde_json::to_string(&state(Some(51820))).unwrap();
+        assert_eq!(
+            serde_json::from_str::<State>(&new).unwrap(),
+            state(Some(51820))
+        );
+    }
+}
