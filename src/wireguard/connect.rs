@@ -119,9 +119,11 @@ pub async fn connect(
     for a in &wg.addresses {
         inner.add_address(tun, *a).await?;
     }
+    // Kernel WireGuard opens its socket (on the host) only now.
     inner
         .set_up(tun, Some(wg.mtu.unwrap_or(DEFAULT_MTU)))
-        .await?;
+        .await
+        .map_err(|e| port_taken(e, profile, device.listen_port))?;
     let provided = provided(names, wg);
     let ov = Overrides::from_profile(profile);
     for r in effective_routes(&provided, &ov) {
