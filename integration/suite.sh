@@ -202,6 +202,9 @@ source "$here/suite-dns.sh"
 # shellcheck source=suite-security.sh
 source "$here/suite-security.sh"
 
+# shellcheck source=suite-shell.sh
+source "$here/suite-shell.sh"
+
 echo "# down removes every trace"
 check "down alpha" nsvpn down alpha
 check "down bravo" nsvpn down bravo
