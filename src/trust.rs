@@ -70,13 +70,13 @@ pub const FILES_DIR: &str = "/etc/nsvpn";
 
 /// One path on the way from a file up to `/`, as found on disk.
 #[derive(Debug, Clone)]
-pub struct Seen {
-    pub path: PathBuf,
-    pub uid: u32,
-    pub mode: u32,
-    pub is_dir: bool,
+struct Seen {
+    path: PathBuf,
+    uid: u32,
+    mode: u32,
+    is_dir: bool,
     /// The owner's name and home directory, when it is not root.
-    pub owner: Option<(String, PathBuf)>,
+    owner: Option<(String, PathBuf)>,
 }
 
 impl Seen {
@@ -167,13 +167,7 @@ const RULE: &str = "When nsvpn acts for a user other than root it reads only fil
 /// user's directory (or one everyone may write) is copied to `dest`, since
 /// making that directory root's would break it; anything else, already in
 /// root's tree, is made root's alone.
-pub fn verdict(
-    path: &Path,
-    real: &Path,
-    seen: &[Seen],
-    role: Role<'_>,
-    dest: &Path,
-) -> Option<String> {
+fn verdict(path: &Path, real: &Path, seen: &[Seen], role: Role<'_>, dest: &Path) -> Option<String> {
     let bad: Vec<(&Seen, String)> = seen
         .iter()
         .filter_map(|s| problem(s.uid, s.mode, s.is_dir).map(|why| (s, why)))
