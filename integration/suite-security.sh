@@ -25,6 +25,34 @@ grep -q 'field `vpn.config`: .*weak.conf cannot be trusted: the file is owned by
 expect "nothing of weak was created" "" bash -c "ls /run/netns /etc/netns /run/nsvpn 2>/dev/null | grep weak; ip -br link | grep weak"
 rm -f "$LAB_DIR"/profiles/weak.*
 
+echo "# sudo: a config in the user's home is copied into root's tree (never: make the home root's)"
+mkdir -p /run/home && useradd -M -d /run/home/dora -s /bin/sh -U dora
+mkdir -p /run/home/dora/Downloads
+# A fresh key and an endpoint that never answers: once the file is trusted,
+# up gets as far as the handshake, and that is all this needs to show.
+printf '[Interface]\nPrivateKey = %s\nAddress = 10.99.0.9/32\n[Peer]\nPublicKey = %s\nEndpoint = 203.0.113.2:51999\nAllowedIPs = 10.20.0.0/16\n' \
+  "$(wg genkey)" "$(cat "$LAB_DIR/alpha/server.pub")" > /run/home/dora/Downloads/home.conf
+chown -R dora: /run/home/dora; chmod 700 /run/home/dora
+printf '[vpn]\nkind = "wireguard"\nconfig = "/run/home/dora/Downloads/home.conf"\n' > "$LAB_DIR/profiles/home.toml"
+as_dora() { SUDO_UID=$(id -u dora) SUDO_GID=$(id -g dora) SUDO_USER=dora "$@"; }
+status_is "dora's up of a profile whose config is in her ~/Downloads is refused" 1 as_dora nsvpn up home --timeout 1
+grep -q "home.conf cannot be trusted: it is in /run/home/dora/Downloads, a directory of dora (uid $(id -u dora)), not root's" /tmp/out \
+  && ok "... naming the directory and whose it is" || { fail "... naming the directory and whose it is"; cat /tmp/out; }
+grep -qF 'copy the file into root'"'"'s tree: sudo install -D -o root -g root -m 600 /run/home/dora/Downloads/home.conf /etc/nsvpn/home.conf, then set `config = "/etc/nsvpn/home.conf"` under [vpn] in /etc/nsvpn/profiles/home.toml' /tmp/out \
+  && ! grep -q "chown\|chmod" /tmp/out && ok "... saying to copy it under /etc/nsvpn and which line to change, and no chown/chmod" || { fail "... saying to copy it under /etc/nsvpn and which line to change, and no chown/chmod"; cat /tmp/out; }
+# Follow the advice to the letter (we are root already: no sudo).
+advice=$(grep -o 'sudo install [^,]*' /tmp/out | sed 's/^sudo //')
+$advice
+sed -i 's|^config = .*|config = "/etc/nsvpn/home.conf"|' "$LAB_DIR/profiles/home.toml"
+expect "the copy is root's, mode 0600; dora's home is still hers" "0:0 600 dora" \
+  bash -c 'echo $(stat -c "%u:%g %a" /etc/nsvpn/home.conf) $(stat -c %U /run/home/dora)'
+status_is "after the advice, dora's up gets past the trust check" 1 as_dora nsvpn up home --timeout 1
+grep -q "no WireGuard handshake after 1.0 s" /tmp/out && ! grep -q "cannot be trusted" /tmp/out \
+  && ok "... to the handshake (the endpoint never answers)" || { fail "... to the handshake (the endpoint never answers)"; cat /tmp/out; }
+rm -f "$LAB_DIR/profiles/home.toml" /etc/nsvpn/home.conf
+userdel dora; groupdel dora 2>/dev/null; rm -rf /run/home
+expect "nothing of home was left" "" bash -c "ls /run/netns /etc/netns /run/nsvpn 2>/dev/null | grep -x -e nsvpn-home -e home; ip -br link | grep -- '-home'"
+
 echo "# file-capability mode: real users, no sudo"
 groupadd consultants
 useradd -M -s /bin/sh -U alice

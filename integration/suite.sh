@@ -143,9 +143,42 @@ grep -q 'field `vpn.colour`\|unknown field `colour`' /tmp/out && grep -q "typo.t
 printf '[Interface]\nPrivateKey = %s\nAddress = 10.99.0.2/32\nPostUp = touch /run/pwned\n[Peer]\nPublicKey = %s\n' "$(cat "$LAB_DIR/alpha/client.key")" "$(cat "$LAB_DIR/alpha/server.pub")" > "$LAB_DIR/profiles/hook.conf"
 printf '[vpn]\nkind = "wireguard"\nconfig = "hook.conf"\n' > "$LAB_DIR/profiles/hook.toml"
 status_is "a wg-quick file with PostUp is refused" 1 nsvpn up hook
-grep -q "hook.conf.*line 4: PostUp" /tmp/out && [ ! -e /run/pwned ] && ok "the error names the line; the hook did not run" || { fail "the error names the line; the hook did not run"; cat /tmp/out; }
+grep -q "hook.conf): nsvpn never runs wg-quick hook commands" /tmp/out && grep -qx "  line 4: PostUp" /tmp/out && [ ! -e /run/pwned ] && ok "the error names the line; the hook did not run" || { fail "the error names the line; the hook did not run"; cat /tmp/out; }
 expect "nothing of typo or hook is left" "" bash -c "ls /run/netns /etc/netns /run/nsvpn 2>/dev/null | grep -E 'typo|hook'"
 rm -f "$LAB_DIR"/profiles/{dead,typo,hook}.*
+
+echo "# two WireGuard profiles with the same ListenPort"
+# porta: bravo's file (bravo's gateway answers it) with a ListenPort, in
+# bravo's place. portb: a fresh key, alpha's gateway and the same port: its
+# configuration fails before any peer is set, so its gateway never hears of it.
+check "down bravo (porta takes its place)" nsvpn down bravo
+sed '/^\[Interface\]/a ListenPort = 51900' "$LAB_DIR/profiles/bravo.conf" > "$LAB_DIR/profiles/porta.conf"
+printf '[vpn]\nkind = "wireguard"\nconfig = "porta.conf"\nuserspace = true\n' > "$LAB_DIR/profiles/porta.toml"
+port_conf() {  # PORT: a wg-quick file with a fresh key that listens on PORT
+  printf '[Interface]\nPrivateKey = %s\nAddress = 10.99.0.3/32\nListenPort = %s\n[Peer]\nPublicKey = %s\nEndpoint = 203.0.113.2:51820\nAllowedIPs = 10.20.0.0/16\n' \
+    "$(wg genkey)" "$1" "$(cat "$LAB_DIR/alpha/server.pub")"
+}
+port_conf 51900 > "$LAB_DIR/profiles/portb.conf"
+printf '[vpn]\nkind = "wireguard"\nconfig = "portb.conf"\n' > "$LAB_DIR/profiles/portb.toml"
+port_traces() { ls /run/netns /etc/netns /run/nsvpn 2>/dev/null | grep -x -e nsvpn-portb -e portb; ip -br link | grep -- '-portb'; pgrep -af 'nsvt-portb'; ls /run/wireguard | grep portb; }
+check "up porta, listening on 51900" nsvpn up porta
+status_is "up portb, which wants 51900 too, fails" 1 nsvpn up portb --timeout 2
+grep -q "portb.conf): ListenPort 51900 is in use by profile \"porta\", which is up" /tmp/out \
+  && ok "... naming the port and the profile that holds it" || { fail "... naming the port and the profile that holds it"; cat /tmp/out; }
+expect "nothing of portb is left" "" port_traces
+expect "porta still reaches its database" bravo psql_side porta
+python3 -c 'import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 51901)); time.sleep(60)' &
+holder=$!
+for _ in $(seq 100); do ss -lun 'sport = :51901' | grep -q 51901 && break; sleep 0.05; done
+port_conf 51901 > "$LAB_DIR/profiles/portb.conf"
+status_is "up portb on a port another program holds fails" 1 nsvpn up portb --timeout 2
+grep -q "ListenPort 51901 is in use by another program on this machine (no nsvpn profile holds it): find it with \`ss -lunp 'sport = :51901'\`" /tmp/out \
+  && ok "... saying so, and how to find it" || { fail "... saying so, and how to find it"; cat /tmp/out; }
+expect "... and that command finds the program" "pid=$holder" bash -c "$(grep -o "ss -lunp 'sport = :51901'" /tmp/out | head -n 1) | grep -o 'pid=[0-9]*' | sort -u"
+expect "nothing of portb is left" "" port_traces
+kill "$holder"; wait "$holder" 2>/dev/null
+check "down porta, up bravo again" bash -c "nsvpn down porta && nsvpn up bravo"
+rm -f "$LAB_DIR"/profiles/port{a,b}.*
 
 echo "# a crashed up is cleaned by the next down"
 nsvpn up bravo >/dev/null 2>&1   # already up
@@ -168,6 +201,9 @@ source "$here/suite-dns.sh"
 
 # shellcheck source=suite-security.sh
 source "$here/suite-security.sh"
+
+# shellcheck source=suite-shell.sh
+source "$here/suite-shell.sh"
 
 echo "# down removes every trace"
 check "down alpha" nsvpn down alpha

@@ -120,6 +120,21 @@ status_is "up with an endpoint that never answers fails" 1 nsvpn up dead --timeo
 grep -q "no WireGuard handshake after 2.0 s" /tmp/out && ok "the error names the wait" || { fail "the error names the wait"; cat /tmp/out; }
 expect "nothing of dead is left" "" sh -c "ls /run/netns | grep nsvpn-dead; ip -br link | grep -- '-dead'; ls /etc/netns /run/nsvpn | grep dead"
 
+echo "# a ListenPort another profile holds: the kernel refuses it (EADDRINUSE), and up says whose it is"
+check "down bravo (porta takes its place)" nsvpn down bravo
+sed '/^\[Interface\]/a ListenPort = 51900' "$LAB_DIR/profiles/bravo.conf" > "$LAB_DIR/profiles/porta.conf"
+printf '[vpn]\nkind = "wireguard"\nconfig = "porta.conf"\n' > "$LAB_DIR/profiles/porta.toml"
+printf '[Interface]\nPrivateKey = %s\nAddress = 10.99.0.3/32\nListenPort = 51900\n[Peer]\nPublicKey = %s\nEndpoint = 203.0.113.2:51820\nAllowedIPs = 10.20.0.0/16\n' \
+  "$(wg genkey)" "$(cat "$LAB_DIR/alpha/server.pub")" > "$LAB_DIR/profiles/portb.conf"
+printf '[vpn]\nkind = "wireguard"\nconfig = "portb.conf"\n' > "$LAB_DIR/profiles/portb.toml"
+check "up porta, on kernel WireGuard, listening on 51900" nsvpn up porta
+status_is "up portb, which wants 51900 too, fails" 1 nsvpn up portb --timeout 2
+grep -q 'portb.conf): ListenPort 51900 is in use by profile "porta", which is up' /tmp/out \
+  && ok "... naming the port and the profile that holds it" || { fail "... naming the port and the profile that holds it"; cat /tmp/out; }
+expect "nothing of portb is left (no kernel link either)" "" sh -c "ls /run/netns /etc/netns /run/nsvpn | grep portb; ip -br link | grep -- '-portb'"
+check "down porta, up bravo again" sh -c "nsvpn down porta && nsvpn up bravo"
+rm -f "$LAB_DIR"/profiles/port[ab].*
+
 echo "# down removes every trace"
 check "down alpha" nsvpn down alpha
 check "down bravo" nsvpn down bravo

@@ -17,7 +17,10 @@
 //!    do), nothing the host does to its `/etc` can replace these files, so a
 //!    long-lived shell keeps the profile's DNS. Mounts below `/etc` are
 //!    carried over. If the overlay cannot be made, each file is bound over
-//!    its twin instead, with a warning;
+//!    its twin instead, with a warning. For `nsvpn shell` under bash or zsh
+//!    the top layer also holds `/etc/nsvpn-shell/`, the rc files that show
+//!    the profile in the prompt (see `shellrc.rs`); without the overlay the
+//!    shell runs without them;
 //! 7. drop: groups, gid, uid, every capability set but the bounding set,
 //!    then `no_new_privs` (a root target keeps root's powers);
 //! 8. `execvp`.
@@ -35,6 +38,7 @@ use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Uid};
 
+use crate::shellrc::Prompt;
 use crate::user::Target;
 
 /// Exit status for nsvpn's own failures, as `env` and `nsenter` use.
@@ -53,8 +57,14 @@ pub trait Sys {
     fn bind(&mut self, src: &Path, dst: &Path) -> Result<()>;
     /// An empty read-only tmpfs over `dir`.
     fn hide(&mut self, dir: &Path) -> Result<()>;
-    /// A read-only overlay on `/etc` with `files` (all in `layer`) on top.
-    fn overlay_etc(&mut self, layer: &Path, files: &[PathBuf]) -> Result<()>;
+    /// A read-only overlay on `/etc` with `files` (all in `layer`) on top,
+    /// and `extra` (paths relative to `/etc`, contents) written there too.
+    fn overlay_etc(
+        &mut self,
+        layer: &Path,
+        files: &[PathBuf],
+        extra: &[(PathBuf, String)],
+    ) -> Result<()>;
     fn warn(&mut self, message: &str);
     fn setgroups(&mut self, groups: &[Gid]) -> Result<()>;
     fn setresgid(&mut self, gid: Gid) -> Result<()>;
@@ -79,6 +89,21 @@ pub struct Plan<'a> {
     pub target: Target,
     pub argv: Vec<CString>,
     pub env: Vec<CString>,
+    /// For `nsvpn shell` under bash or zsh: the rc files that show the
+    /// profile in the prompt, laid in the overlay, and the command line and
+    /// environment that use them (instead of `argv` and `env`, which run
+    /// when the overlay cannot be made).
+    pub prompt: Option<Prompt>,
+}
+
+impl Plan<'_> {
+    /// What to run: the shell with its prompt files if `/etc` got them.
+    fn command(&self, overlaid: bool) -> (&[CString], &[CString]) {
+        match &self.prompt {
+            Some(p) if overlaid => (&p.argv, &p.env),
+            _ => (&self.argv, &self.env),
+        }
+    }
 }
 
 /// Why exec did not happen: nsvpn's error, or the command's.
@@ -159,13 +184,14 @@ pub fn hidden_dirs() -> Vec<PathBuf> {
 
 /// Runs the plan. Returns only if something failed.
 pub fn run<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> ExecFailure {
-    if let Err(e) = enter_and_drop(sys, plan) {
-        return ExecFailure::Setup(e);
-    }
-    let errno = sys.execvp(&plan.argv, &plan.env);
+    let overlaid = match enter_and_drop(sys, plan) {
+        Ok(overlaid) => overlaid,
+        Err(e) => return ExecFailure::Setup(e),
+    };
+    let (argv, env) = plan.command(overlaid);
+    let errno = sys.execvp(argv, env);
     ExecFailure::Command {
-        program: plan
-            .argv
+        program: argv
             .first()
             .map(|a| a.to_string_lossy().into_owned())
             .unwrap_or_default(),
@@ -173,7 +199,9 @@ pub fn run<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> ExecFailure {
     }
 }
 
-fn enter_and_drop<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<()> {
+/// Steps 2 to 7. Returns whether `/etc` is the overlay (else its files are
+/// bound).
+fn enter_and_drop<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<bool> {
     sys.setns_net(plan.ns)
         .with_context(|| format!("cannot enter network namespace {}", plan.netns))?;
     sys.unshare_mount_ns()
@@ -187,11 +215,18 @@ fn enter_and_drop<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<()> {
             .with_context(|| format!("cannot hide {}", dir.display()))?;
     }
     let files: Vec<PathBuf> = plan.binds.iter().map(|(src, _)| src.clone()).collect();
-    if let Err(e) = sys.overlay_etc(&plan.layer, &files) {
+    let extra = plan.prompt.as_ref().map_or(&[][..], |p| &p.files[..]);
+    let overlaid = sys.overlay_etc(&plan.layer, &files, extra);
+    if let Err(e) = &overlaid {
         sys.warn(&format!(
             "cannot lay {} over /etc ({e:#}); binding its files instead, which the host \
-             replacing /etc/resolv.conf by rename would undo for this command",
-            plan.layer.display()
+             replacing /etc/resolv.conf by rename would undo for this command{}",
+            plan.layer.display(),
+            if plan.prompt.is_some() {
+                ", and the shell's prompt will not show the profile"
+            } else {
+                ""
+            }
         ));
         for (src, dst) in &plan.binds {
             sys.bind(src, dst)
@@ -210,7 +245,7 @@ fn enter_and_drop<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<()> {
             .context("cannot clear capabilities")?;
         sys.set_no_new_privs().context("cannot set no_new_privs")?;
     }
-    Ok(())
+    Ok(overlaid.is_ok())
 }
 
 /// Variables a user's command keeps from nsvpn's environment: the terminal,
@@ -317,8 +352,13 @@ impl Sys for RealSys {
         )
         .map_err(Into::into)
     }
-    fn overlay_etc(&mut self, layer: &Path, files: &[PathBuf]) -> Result<()> {
-        crate::overlay::mount_etc(layer, files)
+    fn overlay_etc(
+        &mut self,
+        layer: &Path,
+        files: &[PathBuf],
+        extra: &[(PathBuf, String)],
+    ) -> Result<()> {
+        crate::overlay::mount_etc(layer, files, extra)
     }
     fn warn(&mut self, message: &str) {
         eprintln!("nsvpn: warning: {message}");
@@ -425,6 +465,8 @@ mod tests {
     struct Recorder {
         calls: Vec<String>,
         fail_on: Vec<&'static str>,
+        /// The environment execvp got.
+        env: Vec<CString>,
     }
 
     impl Recorder {
@@ -458,8 +500,21 @@ mod tests {
         fn hide(&mut self, dir: &Path) -> Result<()> {
             self.rec(format!("hide({})", dir.display()))
         }
-        fn overlay_etc(&mut self, layer: &Path, _: &[PathBuf]) -> Result<()> {
-            self.rec(format!("overlay(/etc, {})", layer.display()))
+        fn overlay_etc(
+            &mut self,
+            layer: &Path,
+            _: &[PathBuf],
+            extra: &[(PathBuf, String)],
+        ) -> Result<()> {
+            let extra: Vec<String> = extra
+                .iter()
+                .map(|(p, _)| format!(", + {}", p.display()))
+                .collect();
+            self.rec(format!(
+                "overlay(/etc, {}{})",
+                layer.display(),
+                extra.concat()
+            ))
         }
         fn warn(&mut self, message: &str) {
             self.calls.push(format!("warn({message})"));
@@ -479,7 +534,8 @@ mod tests {
         fn set_no_new_privs(&mut self) -> Result<()> {
             self.rec("no_new_privs".into())
         }
-        fn execvp(&mut self, argv: &[CString], _: &[CString]) -> Errno {
+        fn execvp(&mut self, argv: &[CString], env: &[CString]) -> Errno {
+            self.env = env.to_vec();
             let _ = self.rec(format!("execvp({argv:?})"));
             Errno::ENOENT
         }
@@ -512,6 +568,7 @@ mod tests {
             target: target(uid),
             argv: vec![CString::new("psql").unwrap()],
             env: vec![],
+            prompt: None,
         }
     }
 
@@ -522,6 +579,67 @@ mod tests {
         let failure = run(&mut r, &plan(f.as_fd(), 1000));
         assert_eq!(failure.exit_code(), EXIT_NOT_FOUND);
         insta::assert_snapshot!(r.calls.join("\n"));
+    }
+
+    fn shell_plan<'a>(ns: BorrowedFd<'a>, shell: &str) -> Plan<'a> {
+        let argv = vec![CString::new(shell).unwrap()];
+        let env = vec![CString::new("NSVPN_PROFILE=acme").unwrap()];
+        Plan {
+            prompt: crate::shellrc::prompt(Path::new(shell), "acme", &argv, &env),
+            argv,
+            env,
+            ..plan(ns, 1000)
+        }
+    }
+
+    /// `nsvpn shell` under bash or zsh: the overlay carries the prompt's rc
+    /// files and the shell is started to read them; without the overlay the
+    /// plain shell runs, and the warning says the prompt lacks the profile.
+    #[test]
+    fn a_shell_gets_its_prompt_files_with_the_overlay() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let mut r = Recorder::default();
+        run(&mut r, &shell_plan(f.as_fd(), "/bin/bash"));
+        let bash = r.calls.join("\n");
+        let mut r = Recorder::default();
+        run(&mut r, &shell_plan(f.as_fd(), "/usr/bin/zsh"));
+        let zsh_env: Vec<_> = r
+            .env
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        let mut r = Recorder {
+            fail_on: vec!["overlay"],
+            ..Default::default()
+        };
+        run(&mut r, &shell_plan(f.as_fd(), "/usr/bin/zsh"));
+        let plain_env: Vec<_> = r
+            .env
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        insta::assert_snapshot!(format!(
+            "bash:\n{bash}\nzsh's environment: {zsh_env:?}\n\nzsh without the overlay:\n{}\n\
+             environment: {plain_env:?}",
+            r.calls.join("\n")
+        ));
+    }
+
+    /// A command (and a shell nsvpn has no prompt files for) gets nothing
+    /// more in /etc.
+    #[test]
+    fn a_command_gets_no_prompt_files() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        for p in [plan(f.as_fd(), 1000), shell_plan(f.as_fd(), "/bin/sh")] {
+            let mut r = Recorder::default();
+            run(&mut r, &p);
+            assert!(
+                r.calls
+                    .contains(&"overlay(/etc, /etc/netns/nsvpn-acme)".to_string()),
+                "{:?}",
+                r.calls
+            );
+        }
     }
 
     #[test]

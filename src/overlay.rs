@@ -23,8 +23,10 @@ const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 
 /// Mounts the overlay on `/etc`. Call only inside a private mount namespace.
-/// `files` are the regular files of `layer` (listed once, by the caller).
-pub fn mount_etc(layer: &Path, files: &[PathBuf]) -> Result<()> {
+/// `files` are the regular files of `layer` (listed once, by the caller);
+/// `extra` are more files for the top layer (paths relative to `/etc`,
+/// contents), readable by all (`nsvpn shell`'s rc files).
+pub fn mount_etc(layer: &Path, files: &[PathBuf], extra: &[(PathBuf, String)]) -> Result<()> {
     let files = read_files(files)?;
     let mountinfo =
         std::fs::read_to_string("/proc/self/mountinfo").context("cannot read mountinfo")?;
@@ -64,6 +66,9 @@ pub fn mount_etc(layer: &Path, files: &[PathBuf]) -> Result<()> {
             .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    for (rel, text) in extra {
+        write_readable(&layer.join(rel), text)?;
+    }
     let options = format!("lowerdir={}:/etc", layer.display());
     nix::mount::mount(
         Some("nsvpn-etc"),
@@ -78,6 +83,28 @@ pub fn mount_etc(layer: &Path, files: &[PathBuf]) -> Result<()> {
             .with_context(|| format!("cannot attach the mount at {} again", at.display()))?;
     }
     Ok(())
+}
+
+/// Writes `text` to a new file at `path` (and its directory), readable by
+/// all whatever the umask: the user's shell reads it after nsvpn dropped to
+/// the user.
+fn write_readable(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let readable =
+        |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| readable(dir, 0o755))
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+        .and_then(|()| readable(path, 0o644))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Each file's name and contents.

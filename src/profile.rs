@@ -232,7 +232,11 @@ impl Profile {
         names::validate_profile_name(name)?;
         let path = dir.join(format!("{name}.toml"));
         if path.exists() {
-            crate::trust::check(&path, &format!("profile {name:?}"))?;
+            crate::trust::check(
+                &path,
+                &format!("profile {name:?}"),
+                crate::trust::Role::Profile,
+            )?;
         }
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,

@@ -33,6 +33,11 @@ pub struct State {
     /// The profile's `[routes]`, `[dns]` and `[hosts]`, for the hook.
     #[serde(default)]
     pub overrides: Overrides,
+    /// The UDP port a WireGuard tunnel's socket holds on the host (the
+    /// file's ListenPort), so that another profile asking for it can be
+    /// told whose it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_port: Option<u16>,
     /// What the hook needs of an OpenVPN profile's `.ovpn` file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openvpn: Option<OvpnConfig>,
@@ -162,5 +167,40 @@ impl Lock {
 impl Drop for Lock {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(listen_port: Option<u16>) -> State {
+        State {
+            profile: "x".into(),
+            kind: "wireguard".into(),
+            names: Names::for_profile("x"),
+            veth: VethAddrs::for_profile("x"),
+            implementation: Some(Implementation::Userspace),
+            pid: Some(42),
+            started: 1,
+            complete: true,
+            overrides: Default::default(),
+            listen_port,
+            openvpn: None,
+        }
+    }
+
+    /// A state file written before `listen_port` existed still loads (a
+    /// profile that was up across the upgrade), and the port round-trips.
+    #[test]
+    fn old_state_files_load_and_the_listen_port_round_trips() {
+        let old = serde_json::to_string(&state(None)).unwrap();
+        assert!(!old.contains("listen_port"), "{old}");
+        assert_eq!(serde_json::from_str::<State>(&old).unwrap(), state(None));
+        let new = serde_json::to_string(&state(Some(51820))).unwrap();
+        assert_eq!(
+            serde_json::from_str::<State>(&new).unwrap(),
+            state(Some(51820))
+        );
     }
 }

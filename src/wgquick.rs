@@ -187,12 +187,54 @@ fn is_domain(s: &str) -> bool {
         })
 }
 
+/// Why a key wg-quick acts on is ignored: what it does on the host, and why
+/// nsvpn has no use for it.
+fn ignored(lkey: &str) -> &'static str {
+    match lkey {
+        "table" => {
+            "it steers the host, and routes inside the namespace come from AllowedIPs or the \
+             profile's [routes]"
+        }
+        "fwmark" => {
+            "it marks the tunnel's encrypted packets so that the host's policy routing can keep \
+             them out of the tunnel; nsvpn needs no mark: the tunnel's socket stays in the host's \
+             namespace and its routes exist only in the profile's"
+        }
+        _ => {
+            "it makes wg-quick write the interface's state back into this file when it goes down; \
+             nsvpn reads the file as is and never writes it"
+        }
+    }
+}
+
+/// The one error for a file with hook commands: every such line, by number
+/// and key (never its command, which may hold a secret).
+fn hook_refusal(hooks: &[(usize, String)]) -> String {
+    let lines: Vec<String> = hooks
+        .iter()
+        .map(|(n, key)| format!("  line {n}: {key}"))
+        .collect();
+    format!(
+        "nsvpn never runs wg-quick hook commands (PreUp, PostUp, PreDown, PostDown), which would \
+         act on the host; remove {} (or keep a copy of the file without {} for nsvpn):\n{}",
+        if hooks.len() == 1 {
+            "this line"
+        } else {
+            "these lines"
+        },
+        if hooks.len() == 1 { "it" } else { "them" },
+        lines.join("\n")
+    )
+}
+
 fn list(v: &str) -> impl Iterator<Item = &str> {
     v.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// Parses the text of a wg-quick file.
+/// Parses the text of a wg-quick file. A UTF-8 byte order mark (Windows
+/// Notepad writes one) is skipped; CRLF line ends are read as LF.
 pub fn parse(text: &str) -> Result<WgQuick, ParseError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut section = Section::None;
     let mut private_key = None;
     let mut addresses = Vec::new();
@@ -203,6 +245,8 @@ pub fn parse(text: &str) -> Result<WgQuick, ParseError> {
     let mut peers: Vec<PeerDraft> = Vec::new();
     let mut warnings = Vec::new();
     let mut seen_interface = false;
+    // (line, key) of every hook line: all are named in one error.
+    let mut hooks: Vec<(usize, String)> = Vec::new();
 
     for (i, raw) in text.lines().enumerate() {
         let lineno = i + 1;
@@ -288,16 +332,12 @@ pub fn parse(text: &str) -> Result<WgQuick, ParseError> {
                     );
                 }
                 "preup" | "postup" | "predown" | "postdown" => {
-                    return Err(bad(
-                        "nsvpn never runs wg-quick hook commands, which would act on the host; \
-                         remove this line (or keep a copy of the file without it for nsvpn)"
-                            .into(),
-                    ));
+                    hooks.push((lineno, key.to_string()))
                 }
                 "table" | "fwmark" | "saveconfig" => {
                     warnings.push(format!(
-                        "line {lineno}: {key} is ignored: it steers the host, and routes inside \
-                         the namespace come from AllowedIPs or the profile's [routes]"
+                        "line {lineno}: {key} is ignored: {}",
+                        ignored(&lkey)
                     ));
                 }
                 _ => return Err(err(format!("unknown key {} in [Interface]", shown(key)))),
@@ -340,6 +380,9 @@ pub fn parse(text: &str) -> Result<WgQuick, ParseError> {
         line: 0,
         message: message.to_string(),
     };
+    if !hooks.is_empty() {
+        return Err(whole(&hook_refusal(&hooks)));
+    }
     if !seen_interface {
         return Err(whole("there is no [Interface] section"));
     }
@@ -457,6 +500,49 @@ mod tests {
             .map(|(name, text)| format!("{name}: {}", parse(text).unwrap_err()))
             .collect();
         insta::assert_snapshot!(rendered.join("\n"));
+    }
+
+    /// A file saved by Windows Notepad: a UTF-8 byte order mark before
+    /// `[Interface]`, and CRLF line ends.
+    #[test]
+    fn a_byte_order_mark_and_crlf_line_ends_are_read() {
+        let unix = format!(
+            "[Interface]\nPrivateKey = {K1}\nAddress = 10.0.0.2/32\n[Peer]\nPublicKey = {K2}\n\
+             AllowedIPs = 10.20.0.0/16\n"
+        );
+        let want = parse(&unix).unwrap();
+        let crlf = unix.replace('\n', "\r\n");
+        assert_eq!(parse(&crlf), Ok(want.clone()));
+        assert_eq!(parse(&format!("\u{feff}{unix}")), Ok(want.clone()));
+        assert_eq!(parse(&format!("\u{feff}{crlf}")), Ok(want));
+        // Errors still count lines from the first.
+        let bad = format!("\u{feff}[Interface]\r\nPrivateKey = {K1}\r\nMTU = big\r\n");
+        assert_eq!(parse(&bad).unwrap_err().line, 3);
+    }
+
+    /// Every hook line is named in one error, as `.ovpn` refusals are, and
+    /// the hooks come before errors about the file as a whole.
+    #[test]
+    fn every_hook_line_is_named_at_once() {
+        let text = format!(
+            "[Interface]\nPrivateKey = {K1}\nPreUp = iptables -F\nAddress = 10.0.0.2/32\n\
+             PostUp = wg set %i private-key /etc/wireguard/secret\npredown = true\n\
+             PostDown = iptables -F\n"
+        );
+        let err = parse(&text).unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+        insta::assert_snapshot!(err.to_string());
+    }
+
+    /// Table, FwMark and SaveConfig each say what they do and why nsvpn
+    /// does without.
+    #[test]
+    fn ignored_keys_say_what_they_do() {
+        let text = format!(
+            "[Interface]\nPrivateKey = {K1}\nAddress = 10.0.0.2/32\nTable = off\nFwMark = 0xca6c\n\
+             SaveConfig = true\n[Peer]\nPublicKey = {K2}\n"
+        );
+        insta::assert_snapshot!(parse(&text).unwrap().warnings.join("\n"));
     }
 
     #[test]

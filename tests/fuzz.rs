@@ -312,6 +312,18 @@ proptest! {
         }
     }
 
+    /// The same file saved by Windows Notepad (a UTF-8 byte order mark,
+    /// CRLF line ends) reads exactly as the plain one: the same value, or
+    /// the same error on the same line.
+    #[test]
+    fn wg_quick_files_read_the_same_with_a_bom_and_crlf(text in wg_text(), bom in any::<bool>(), crlf in any::<bool>()) {
+        let mut windows = if crlf { text.replace('\n', "\r\n") } else { text.clone() };
+        if bom {
+            windows.insert(0, '\u{feff}');
+        }
+        prop_assert_eq!(wgquick::parse(&windows), wgquick::parse(&text));
+    }
+
     #[test]
     fn ovpn_files_never_panic(lines in prop::collection::vec(ovpn_line(), 0..12)) {
         let text = lines.join("\n");

@@ -242,6 +242,7 @@ fn exec_enters_the_namespace_and_drops_to_the_user() {
         started: 0,
         complete: true,
         overrides: Default::default(),
+        listen_port: None,
         openvpn: None,
     }
     .save()

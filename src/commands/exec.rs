@@ -16,6 +16,7 @@ use crate::exec::{self, ExecFailure, Plan, RealSys};
 use crate::names::{self, Names};
 use crate::netns;
 use crate::profile::Profile;
+use crate::shellrc;
 use crate::user::Target;
 
 /// What to run: a command line, or the user's login shell.
@@ -99,6 +100,8 @@ fn prepare_and_exec(
             ));
         }
     };
+    // Only the shell's path does this work (a command's exec stays as is).
+    let prompt = is_shell.then(|| shellrc::prompt(&target.shell, name, &argv, &env));
     let plan = Plan {
         netns: &names.netns,
         ns: ns.as_fd(),
@@ -108,6 +111,7 @@ fn prepare_and_exec(
         env,
         target,
         argv,
+        prompt: prompt.flatten(),
     };
     Ok(exec::run(&mut RealSys, &plan))
 }

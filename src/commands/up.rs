@@ -300,7 +300,11 @@ struct ClientLaunch {
 }
 
 fn read_config(profile: &Profile, field: &str, path: &Path) -> Result<String> {
-    trust::check(path, &at(profile, field))?;
+    trust::check(
+        path,
+        &at(profile, field),
+        trust::Role::field(profile, field),
+    )?;
     std::fs::read_to_string(path)
         .with_context(|| format!("{} ({})", at(profile, field), path.display()))
 }
@@ -308,7 +312,11 @@ fn read_config(profile: &Profile, field: &str, path: &Path) -> Result<String> {
 /// A file with keys or passwords: trusted like the profile, and warned
 /// about when others can read it.
 fn check_secret(profile: &Profile, field: &str, path: &Path) -> Result<()> {
-    trust::check(path, &at(profile, field))?;
+    trust::check(
+        path,
+        &at(profile, field),
+        trust::Role::field(profile, field),
+    )?;
     trust::warn_if_exposed(path, &at(profile, field));
     Ok(())
 }
@@ -421,7 +429,12 @@ fn prepare_openvpn(
     let dir = config.parent().unwrap_or(Path::new("/"));
     let mut load = |name: &str| -> std::result::Result<(String, String), String> {
         let path = dir.join(name);
-        trust::check(&path, &at(profile, "vpn.config")).map_err(|e| format!("{e:#}"))?;
+        trust::check(
+            &path,
+            &at(profile, "vpn.config"),
+            trust::Role::field(profile, "vpn.config"),
+        )
+        .map_err(|e| format!("{e:#}"))?;
         std::fs::read_to_string(&path)
             .map(|t| (path.display().to_string(), t))
             .map_err(|e| format!("cannot read {}: {e}", path.display()))
@@ -512,6 +525,7 @@ pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
         started: now_unix(),
         complete: false,
         overrides: Overrides::from_profile(profile),
+        listen_port: None,
         openvpn: match &prepared {
             Prepared::Client(c) => c.openvpn.clone(),
             Prepared::WireGuard { .. } => None,

@@ -13,7 +13,7 @@ use crate::dnsfiles;
 use crate::names::Names;
 use crate::netlink::{Netlink, Route, errno};
 use crate::netns;
-use crate::profile::Profile;
+use crate::profile::{Profile, Vpn};
 use crate::state::{self, State};
 use crate::tunnel::{Overrides, TunnelSetup, effective_dns, effective_routes};
 use crate::util;
@@ -98,6 +98,7 @@ pub async fn connect(
         }
     };
     st.implementation = Some(backend.implementation());
+    st.listen_port = device.listen_port;
     if backend == Backend::Userspace {
         let log = state::log_path(&profile.name, "wireguard-go");
         let pid = userspace::spawn(&names.tunnel, &log)?;
@@ -107,7 +108,10 @@ pub async fn connect(
     } else {
         st.save()?;
     }
-    backend.configure(&names.tunnel, device).await?;
+    backend
+        .configure(&names.tunnel, device)
+        .await
+        .map_err(|e| port_taken(e, profile, device.listen_port))?;
     let tun = link_index(&host, &names.tunnel).await?;
     host.move_to_netns(tun, ns).await?;
     let tun = link_index(&inner, &names.tunnel).await?;
@@ -115,9 +119,11 @@ pub async fn connect(
     for a in &wg.addresses {
         inner.add_address(tun, *a).await?;
     }
+    // Kernel WireGuard opens its socket (on the host) only now.
     inner
         .set_up(tun, Some(wg.mtu.unwrap_or(DEFAULT_MTU)))
-        .await?;
+        .await
+        .map_err(|e| port_taken(e, profile, device.listen_port))?;
     let provided = provided(names, wg);
     let ov = Overrides::from_profile(profile);
     for r in effective_routes(&provided, &ov) {
@@ -138,6 +144,47 @@ pub async fn connect(
         plumbing,
         handshake: t1.elapsed(),
     })
+}
+
+/// A configuration refused because another socket holds the file's
+/// ListenPort becomes an error that says whose: a profile that is up (its
+/// state records its port), else another program. Any other error is kept.
+fn port_taken(e: anyhow::Error, profile: &Profile, port: Option<u16>) -> anyhow::Error {
+    let Some(port) = port.filter(|_| super::addr_in_use(&e)) else {
+        return e;
+    };
+    let owner = State::all()
+        .into_iter()
+        .find(|s| s.profile != profile.name && s.listen_port == Some(port))
+        .map(|s| s.profile);
+    anyhow!(port_in_use(profile, port, owner.as_deref()))
+}
+
+/// The error for a ListenPort that `owner` (a profile), or another program,
+/// already holds.
+pub fn port_in_use(profile: &Profile, port: u16, owner: Option<&str>) -> String {
+    let config = match &profile.vpn {
+        Vpn::WireGuard { config, .. } => config.display().to_string(),
+        _ => String::new(),
+    };
+    let whose = match owner {
+        Some(o) => format!(
+            "is in use by profile {o:?}, which is up: two profiles cannot listen on one port. \
+             Give one of them another ListenPort, or remove the line from one of them"
+        ),
+        None => format!(
+            "is in use by another program on this machine (no nsvpn profile holds it): find it \
+             with `ss -lunp 'sport = :{port}'` (a socket with no process is a kernel WireGuard \
+             interface: `wg show all listen-port`) and stop it, or give this profile another \
+             ListenPort, or remove the line"
+        ),
+    };
+    format!(
+        "profile {:?} ({}): field `vpn.config` ({config}): ListenPort {port} {whose} (WireGuard \
+         then picks a free port; a client needs a fixed one only if its server connects to it)",
+        profile.name,
+        profile.path.display()
+    )
 }
 
 /// Turns keepalives on (which sends one at once and so starts a handshake),
@@ -218,4 +265,25 @@ async fn handshake(
         backend.set_keepalives(&names.tunnel, ns, &restore).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_listen_port_names_its_holder() {
+        let profile = Profile::parse(
+            "bravo",
+            std::path::Path::new("/etc/nsvpn/profiles/bravo.toml"),
+            "[vpn]\nkind = \"wireguard\"\nconfig = \"/etc/nsvpn/bravo.conf\"\n",
+            false,
+        )
+        .unwrap();
+        insta::assert_snapshot!(format!(
+            "{}\n{}",
+            port_in_use(&profile, 51820, Some("alpha")),
+            port_in_use(&profile, 51820, None)
+        ));
+    }
 }

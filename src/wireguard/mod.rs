@@ -97,6 +97,23 @@ impl DeviceConfig {
     }
 }
 
+/// Whether an error is EADDRINUSE: the ListenPort is held by another socket
+/// on the host. wireguard-go refuses the port at once (UAPI errno -98,
+/// carried as an `io::Error`); the kernel takes it while the link is down
+/// and refuses to bring the link up (rtnetlink), or, were the link up,
+/// refuses it over generic netlink (an `io::Error` again).
+pub fn addr_in_use(e: &anyhow::Error) -> bool {
+    let eaddrinuse = Some(nix::errno::Errno::EADDRINUSE as i32);
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            == eaddrinuse
+            || c.downcast_ref::<rtnetlink::Error>()
+                .and_then(crate::netlink::errno)
+                == eaddrinuse
+    })
+}
+
 /// Either back-end, behind one interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -152,5 +169,31 @@ impl Backend {
             Backend::Kernel => kernel::peers(ifname, ns).await,
             Backend::Userspace => userspace::parse_get(&userspace::request(ifname, "get=1\n\n")?),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel's refusals, as `kernel::configure` (genetlink) and
+    /// `Netlink::set_up` (rtnetlink, bringing the link up) wrap them.
+    #[test]
+    fn the_kernels_eaddrinuse_is_told_apart() {
+        let genl = |errno| {
+            anyhow!(std::io::Error::from_raw_os_error(errno))
+                .context("the kernel refused the WireGuard request")
+                .context("cannot configure WireGuard device nsvt-x")
+        };
+        let rtnl = |errno: i32| {
+            let mut m = netlink_packet_core::ErrorMessage::default();
+            m.code = std::num::NonZeroI32::new(-errno);
+            anyhow!(rtnetlink::Error::NetlinkError(m)).context("cannot bring link 15 up")
+        };
+        assert!(addr_in_use(&genl(98)));
+        assert!(addr_in_use(&rtnl(98)));
+        assert!(!addr_in_use(&genl(22)));
+        assert!(!addr_in_use(&rtnl(17)));
+        assert!(!addr_in_use(&anyhow!("cannot reach wireguard-go")));
     }
 }

@@ -144,11 +144,22 @@ pub fn request(ifname: &str, req: &str) -> Result<String> {
         let errno = text.lines().find_map(|l| l.strip_prefix("errno="));
         match errno {
             Some("0") => {}
-            Some(e) => bail!("wireguard-go refused the configuration of {ifname} (errno {e})"),
+            Some(e) => return Err(refused(ifname, e)),
             None => bail!("wireguard-go closed the connection without an answer"),
         }
     }
     Ok(text)
+}
+
+/// wireguard-go's refusal of a `set`: its UAPI errno is a negative errno
+/// (-98: EADDRINUSE, the listen port is taken), kept as the cause so that
+/// callers can tell which.
+pub fn refused(ifname: &str, errno: &str) -> anyhow::Error {
+    let what = format!("wireguard-go refused the configuration of {ifname} (errno {errno})");
+    match errno.parse::<i32>() {
+        Ok(n) if n < 0 => anyhow!(std::io::Error::from_raw_os_error(-n)).context(what),
+        _ => anyhow!(what),
+    }
 }
 
 /// Finds `wireguard-go` on PATH.
@@ -236,6 +247,21 @@ mod tests {
             "keepalives",
             render_keepalives(&[(key(2), 25), (key(4), 0)])
         );
+    }
+
+    #[test]
+    fn a_taken_listen_port_is_told_apart() {
+        let e = refused("nsvt-x", "-98");
+        assert!(crate::wireguard::addr_in_use(&e));
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "wireguard-go refused the configuration of nsvt-x (errno -98): {}",
+                std::io::Error::from_raw_os_error(98)
+            )
+        );
+        assert!(!crate::wireguard::addr_in_use(&refused("nsvt-x", "-22")));
+        assert!(!crate::wireguard::addr_in_use(&refused("nsvt-x", "junk")));
     }
 
     #[test]
