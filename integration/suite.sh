@@ -53,6 +53,8 @@ echo "# the command runs as the invoking user, with no capabilities"
 expect "uid, gid and groups are the sudo user's" "65534 65534 65534" as_user nsvpn exec alpha -- sh -c 'echo $(id -u) $(id -g) $(id -G)'
 expect "no capability in any set but the bounding set; no_new_privs" "CapInh:0000000000000000 CapPrm:0000000000000000 CapEff:0000000000000000 CapAmb:0000000000000000 NoNewPrivs:1" \
   as_user nsvpn exec alpha -- sh -c "grep -E '^(CapInh|CapPrm|CapEff|CapAmb|NoNewPrivs)' /proc/self/status | tr -d '\t' | tr '\n' ' ' | sed 's/ \$//'"
+expect "with umask 077 (sudo keeps the user's), the user still reads resolv.conf inside" "nameserver 10.20.0.53" bash -c "umask 077; as_user nsvpn exec alpha -- grep ^nameserver /etc/resolv.conf"
+check "an up under umask 077 writes /etc/netns files all may read" bash -c "umask 077; nsvpn down bravo >/dev/null && nsvpn up bravo >/dev/null && [ \"\$(stat -c %a /etc/netns/nsvpn-bravo /etc/netns/nsvpn-bravo/resolv.conf /etc/netns/nsvpn-bravo/hosts | xargs)\" = '755 644 644' ]"
 expect "HOME, USER, LOGNAME and NSVPN_PROFILE are set" "/nonexistent nobody nobody alpha" as_user nsvpn exec alpha -- sh -c 'echo $HOME $USER $LOGNAME $NSVPN_PROFILE'
 expect "root's own command keeps root's powers (as ip netns exec)" "0 $(grep ^CapEff /proc/self/status | cut -f2)" bash -c "env -u SUDO_UID -u SUDO_GID -u SUDO_USER nsvpn exec alpha -- sh -c 'echo \$(id -u) \$(grep ^CapEff /proc/self/status | cut -f2)'"
 check "an unprivileged user can ping through the tunnel (ping_group_range)" as_user nsvpn exec alpha -- ping -c1 -W2 10.20.1.5

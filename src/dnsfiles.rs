@@ -95,7 +95,10 @@ fn write_file(path: &Path, content: &str) -> Result<()> {
         .mode(0o644)
         .open(&tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(content.as_bytes())
+    // Readable by all whatever the caller's umask (sudo keeps a user's
+    // 077): programs inside read these files as the user.
+    f.set_permissions(fs::Permissions::from_mode(0o644))
+        .and_then(|()| f.write_all(content.as_bytes()))
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
@@ -104,7 +107,9 @@ fn write_file(path: &Path, content: &str) -> Result<()> {
 /// Writes resolv.conf, hosts and nsswitch.conf for a profile's namespace.
 pub fn write(netns: &str, profile: &str, cfg: &DnsConfig) -> Result<PathBuf> {
     let dir = netns_etc_dir(netns);
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::create_dir_all(&dir)
+        .and_then(|()| fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
         .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
     let hostname = nix::unistd::gethostname()

@@ -57,17 +57,10 @@ pub fn mount_etc(layer: &Path, files: &[PathBuf], extra: &[(PathBuf, String)]) -
     )
     .with_context(|| format!("cannot mount a tmpfs on {}", layer.display()))?;
     for (name, bytes) in &files {
-        let path = layer.join(name);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_readable(&layer.join(name), bytes)?;
     }
     for (rel, text) in extra {
-        write_readable(&layer.join(rel), text)?;
+        write_readable(&layer.join(rel), text.as_bytes())?;
     }
     let options = format!("lowerdir={}:/etc", layer.display());
     nix::mount::mount(
@@ -88,7 +81,7 @@ pub fn mount_etc(layer: &Path, files: &[PathBuf], extra: &[(PathBuf, String)]) -
 /// Writes `text` to a new file at `path` (and its directory), readable by
 /// all whatever the umask: the user's shell reads it after nsvpn dropped to
 /// the user.
-fn write_readable(path: &Path, text: &str) -> Result<()> {
+fn write_readable(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let readable =
         |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
@@ -102,7 +95,7 @@ fn write_readable(path: &Path, text: &str) -> Result<()> {
         .create_new(true)
         .mode(0o644)
         .open(path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
         .and_then(|()| readable(path, 0o644))
         .with_context(|| format!("cannot write {}", path.display()))
 }
