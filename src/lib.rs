@@ -14,6 +14,7 @@ pub mod openconnect;
 pub mod openvpn;
 pub mod overlay;
 pub mod profile;
+pub mod signals;
 pub mod state;
 pub mod teardown;
 pub mod trust;
