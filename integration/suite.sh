@@ -80,7 +80,8 @@ status_is "down refuses and lists the process" 1 nsvpn down alpha
 grep -q "sleep 60" /tmp/out && ok "the refusal names the process" || fail "the refusal names the process"
 check "down --kill ends it and removes the profile" nsvpn down alpha --kill
 wait $sleeper 2>/dev/null
-check "exec of a profile that is down brings it up first" as_user nsvpn exec alpha -- true
+expect "exec of a profile that is down brings it up first; the command gets the caller's signal mask (up's blocked signals are not inherited)" \
+  "$(awk '/^SigBlk/{print $2}' /proc/self/status)" bash -c "as_user nsvpn exec alpha -- awk '/^SigBlk/{print \$2}' /proc/self/status 2>/dev/null"
 expect "... and it is up afterwards" "up" bash -c "nsvpn status alpha --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'"
 
 # alpha is on kernel WireGuard where the kernel has it (in a Vagrant VM, say):
@@ -146,6 +147,66 @@ status_is "a wg-quick file with PostUp is refused" 1 nsvpn up hook
 grep -q "hook.conf.*line 4: PostUp" /tmp/out && [ ! -e /run/pwned ] && ok "the error names the line; the hook did not run" || { fail "the error names the line; the hook did not run"; cat /tmp/out; }
 expect "nothing of typo or hook is left" "" bash -c "ls /run/netns /etc/netns /run/nsvpn 2>/dev/null | grep -E 'typo|hook'"
 rm -f "$LAB_DIR"/profiles/{dead,typo,hook}.*
+
+echo "# SIGINT, SIGTERM or SIGHUP during up: rolled back at once, said, non-zero"
+# interrupted DESCRIPTION SIGNAL PROFILE MOMENT STATUS CMD...: starts CMD in
+# the background as a terminal would (SIGINT not ignored), waits until
+# `MOMENT PID` succeeds (at most 10 s), sends SIGNAL, and checks that CMD
+# exits STATUS within 3 s saying it was interrupted and rolled back, and
+# that nothing of PROFILE is left. The 3 s also show that the client did not
+# inherit nsvpn's blocked signals (its SIGTERM would wait for SIGKILL, 5 s).
+interrupted() {
+  local d=$1 sig=$2 p=$3 moment=$4 want=$5; shift 5
+  rm -f /run/client-sigblk
+  env --default-signal=INT "$@" > /run/interrupted.out 2>&1 &
+  local pid=$! t0 rc ms left
+  for _ in $(seq 1000); do "$moment" "$pid" && break; sleep 0.01; done
+  t0=$(date +%s%N); kill -s "$sig" "$pid"
+  wait "$pid"; rc=$?; ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  left=$(leftovers_of "$p")
+  if [ "$rc" = "$want" ] && [ "$ms" -lt 3000 ] && [ -z "$left" ] &&
+    grep -q "profile $p: interrupted by SIG$sig: rolled back everything this \`up\` created" /run/interrupted.out; then
+    ok "$d"
+  else
+    fail "$d (exit $rc, wanted $want; $ms ms)"; sed 's/^/       /' /run/interrupted.out | tail -n 8
+    [ -z "$left" ] || echo "$left" | sed 's/^/       left: /'
+  fi
+}
+# The moments: nsvpn blocks the three signals (so it reads them); the
+# namespace exists (plumbing); the client runs, 0.3 s into the wait for it
+# (its blocked signals recorded on the way: openvpn's are what it inherited,
+# wireguard-go's what the Go runtime set).
+watching() { (( (0x$(awk '/^SigBlk/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0) & 0x4003) == 0x4003 )); }
+has_netns() { [ -e /run/netns/nsvpn-dead ] || [ -e /run/netns/nsvpn-unreach ]; }
+client_waits() {
+  local c; c=$(pgrep -f -- '(wireguard-go|openvpn) .*nsvt-(dead|unreach)') || return 1
+  sleep 0.3; awk '/^SigBlk/{print $2}' "/proc/$c/status" > /run/client-sigblk
+}
+sed 's/^Endpoint = .*/Endpoint = 203.0.113.2:51999/' "$LAB_DIR/profiles/alpha.conf" > "$LAB_DIR/profiles/dead.conf"
+printf '[vpn]\nkind = "wireguard"\nconfig = "dead.conf"\nuserspace = true\n' > "$LAB_DIR/profiles/dead.toml"
+sed 's/^remote .*/remote 203.0.113.10 1195/' "$LAB_DIR/profiles/charlie.ovpn" > "$LAB_DIR/profiles/unreach.ovpn"
+printf '[vpn]\nkind = "openvpn"\nconfig = "unreach.ovpn"\nauth_file = "charlie.auth"\n' > "$LAB_DIR/profiles/unreach.toml"
+interrupted "SIGINT as soon as up reads signals: status 130" INT dead watching 130 nsvpn up dead
+interrupted "SIGTERM mid-plumbing: status 143" TERM dead has_netns 143 nsvpn up dead
+interrupted "SIGHUP mid-plumbing: status 129" HUP dead has_netns 129 nsvpn up dead
+interrupted "SIGINT while waiting for a WireGuard handshake that never comes" INT dead client_waits 130 nsvpn up dead --timeout 30
+interrupted "SIGTERM while waiting for openvpn to reach an unreachable server" TERM unreach client_waits 143 nsvpn up unreach --timeout 30
+expect "... openvpn ran with no signal blocked" "0000000000000000" cat /run/client-sigblk
+interrupted "SIGHUP while waiting for openvpn" HUP unreach client_waits 129 nsvpn up unreach --timeout 30
+interrupted "exec's automatic up, SIGINT during the handshake wait: status 125 like exec's other errors" INT dead client_waits 125 nsvpn exec dead -- true
+interrupted "exec's automatic up, SIGTERM mid-plumbing: status 125" TERM dead has_netns 125 nsvpn exec dead -- true
+# A second Ctrl-C in the middle of the rollback: a process inside that
+# ignores SIGTERM and SIGHUP keeps the rollback busy for 3 s (until SIGKILL).
+env --default-signal=INT nsvpn up unreach --timeout 30 > /run/interrupted.out 2>&1 & pid=$!
+for _ in $(seq 1000); do client_waits && break; sleep 0.01; done
+setsid -f ip netns exec nsvpn-unreach sh -c 'trap "" TERM HUP; exec sleep 60'
+for _ in $(seq 100); do [ -n "$(ip netns pids nsvpn-unreach)" ] && break; sleep 0.01; done
+kill -INT "$pid"; sleep 1; kill -INT "$pid"
+wait "$pid"; rc=$?
+[ "$rc" = 130 ] && grep -q "interrupted by SIGINT: rolled back everything" /run/interrupted.out && [ -z "$(leftovers_of unreach)" ] \
+  && ok "a second SIGINT during the rollback does not cut it short" \
+  || { fail "a second SIGINT during the rollback does not cut it short (exit $rc)"; cat /run/interrupted.out; leftovers_of unreach; }
+rm -f "$LAB_DIR"/profiles/{dead,unreach}.* /run/interrupted.out /run/client-sigblk
 
 echo "# a crashed up is cleaned by the next down"
 nsvpn up bravo >/dev/null 2>&1   # already up

@@ -8,6 +8,7 @@ use crate::caller::{Action, Caller, Mode};
 use crate::profile::Profile;
 
 use crate::names::{self, Names};
+use crate::signals;
 use crate::state::Lock;
 use crate::teardown;
 
@@ -20,6 +21,9 @@ pub fn run(caller: &Caller, dir: &Path, name: &str, kill: bool) -> Result<()> {
     // Root needs no profile file: everything is found by name, so a profile
     // whose file was edited or removed can still be taken down.
     let names = Names::for_profile(name);
+    // A teardown cut in half would leave half a profile: SIGINT, SIGTERM and
+    // SIGHUP wait until it is done (they can still end the wait for the lock).
+    signals::watch()?;
     let _lock = Lock::acquire(name)?;
     if !teardown::any_trace(&names) {
         println!("nsvpn: profile {name} is not up; nothing to do");

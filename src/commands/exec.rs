@@ -16,6 +16,7 @@ use crate::exec::{self, ExecFailure, Plan, RealSys};
 use crate::names::{self, Names};
 use crate::netns;
 use crate::profile::Profile;
+use crate::signals;
 use crate::user::Target;
 
 /// What to run: a command line, or the user's login shell.
@@ -102,6 +103,9 @@ fn prepare_and_exec(
         env,
         target,
         argv,
+        // Only an automatic `up` above watched (and so blocked) the stop
+        // signals; exec of a profile that is up pays nothing for them.
+        signal_mask: signals::watched().map(signals::Watch::caller_mask),
     };
     Ok(exec::run(&mut RealSys, &plan))
 }

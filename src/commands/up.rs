@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use nix::sys::signal::Signal;
 
 use crate::caller::{Action, Caller};
 use crate::client::{self, Waited};
@@ -18,6 +19,7 @@ use crate::netns;
 use crate::openconnect;
 use crate::openvpn::{self, OvpnConfig};
 use crate::profile::{Profile, Vpn};
+use crate::signals;
 use crate::state::{self, Lock, State};
 use crate::teardown;
 use crate::trust;
@@ -318,6 +320,29 @@ fn prepare(profile: &Profile) -> Result<Prepared> {
 
 pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
     let prepared = prepare(profile)?;
+    // Nothing was changed so far, so a signal could end nsvpn the ordinary
+    // way (at a password prompt, too). From here on SIGINT, SIGTERM and
+    // SIGHUP are read instead of obeyed: one of them ends the current step
+    // or wait at once and takes `up` down its rollback, which no further
+    // signal cuts short.
+    signals::watch()?;
+    watched_up(profile, &prepared, opts).map_err(|e| match signals::interruption(&e) {
+        // Stopped before it made anything: nothing to roll back.
+        Some(i) if i.then.is_empty() => interrupted(&profile.name, i.signal, Ok(())),
+        _ => e,
+    })
+}
+
+/// The error of an `up` that a stop signal cut short, after its rollback.
+fn interrupted(name: &str, signal: Signal, rollback: Result<()>) -> anyhow::Error {
+    let then = match rollback {
+        Ok(()) => "rolled back everything this `up` created".to_string(),
+        Err(t) => format!("the rollback failed: {t:#}; run `nsvpn down {name}`"),
+    };
+    anyhow::Error::from(signals::Interrupted { signal, then }).context(format!("profile {name}"))
+}
+
+fn watched_up(profile: &Profile, prepared: &Prepared, opts: &Options) -> Result<Outcome> {
     let names = Names::for_profile(&profile.name);
     let _lock = Lock::acquire(&profile.name)?;
     match health(&profile.name) {
@@ -338,7 +363,9 @@ pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
         }
         Health::Down => {}
     }
-    util::block_on(preflight(profile, &names))??;
+    signals::check()?;
+    signals::block_on(preflight(profile, &names))?;
+    signals::check()?;
 
     let mut st = State {
         profile: profile.name.clone(),
@@ -350,13 +377,16 @@ pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
         started: now_unix(),
         complete: false,
         overrides: Overrides::from_profile(profile),
-        openvpn: match &prepared {
+        openvpn: match prepared {
             Prepared::Client { openvpn, .. } => openvpn.clone(),
             Prepared::WireGuard { .. } => None,
         },
     };
     st.save()?;
-    let result = bring_up(profile, &names, &prepared, opts, &mut st);
+    // A signal that arrives once the tunnel works still undoes this `up`,
+    // up to the moment the state says complete.
+    let result = bring_up(profile, &names, prepared, opts, &mut st)
+        .and_then(|o| signals::check().map(|()| o));
     match result {
         Ok(o) => {
             st.complete = true;
@@ -368,7 +398,11 @@ pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
         }
         Err(e) => {
             vlog!("up failed, rolling back: {e:#}");
-            if let Err(t) = teardown::teardown(&names, true) {
+            let rollback = teardown::teardown(&names, true);
+            if let Some(i) = signals::interruption(&e) {
+                return Err(interrupted(&profile.name, i.signal, rollback));
+            }
+            if let Err(t) = rollback {
                 return Err(e.context(format!("and the rollback failed too: {t:#}")));
             }
             Err(e)
@@ -488,15 +522,16 @@ fn bring_up(
     st: &mut State,
 ) -> Result<Outcome> {
     let t0 = Instant::now();
-    let ns = util::block_on(plumbing(profile, names))??;
+    let ns = signals::block_on(plumbing(profile, names))?;
     let plumbing = t0.elapsed();
+    signals::check()?;
     match prepared {
         Prepared::WireGuard {
             wg,
             device,
             force_userspace,
         } => {
-            let c = util::block_on(wireguard::connect::connect(
+            let c = signals::block_on(wireguard::connect::connect(
                 profile,
                 names,
                 wg,
@@ -505,7 +540,7 @@ fn bring_up(
                 ns.as_fd(),
                 opts.timeout,
                 st,
-            ))??;
+            ))?;
             Ok(Outcome::Up {
                 what: format!("WireGuard, {}", c.backend.implementation()),
                 own: plumbing + c.plumbing,
@@ -582,5 +617,33 @@ fn connect_client(
             "no connection after {:.1} s (nsvpn up --timeout SECS waits longer)",
             opts.timeout.as_secs_f64()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_up_says_so_and_what_became_of_it() {
+        let rolled_back = interrupted("acme", Signal::SIGINT, Ok(()));
+        let failed = interrupted(
+            "acme",
+            Signal::SIGHUP,
+            Err(anyhow!(
+                "cannot remove /run/netns/nsvpn-acme: Device or resource busy"
+            )),
+        );
+        assert_eq!(
+            signals::interruption(&rolled_back).map(|i| i.exit_code()),
+            Some(130)
+        );
+        assert_eq!(
+            signals::interruption(&failed).map(|i| i.exit_code()),
+            Some(129)
+        );
+        insta::assert_snapshot!(format!(
+            "nsvpn: error: {rolled_back:#}\nnsvpn: error: {failed:#}"
+        ));
     }
 }
