@@ -195,6 +195,16 @@ expect "... openvpn ran with no signal blocked" "0000000000000000" cat /run/clie
 interrupted "SIGHUP while waiting for openvpn" HUP unreach client_waits 129 nsvpn up unreach --timeout 30
 interrupted "exec's automatic up, SIGINT during the handshake wait: status 125 like exec's other errors" INT dead client_waits 125 nsvpn exec dead -- true
 interrupted "exec's automatic up, SIGTERM mid-plumbing: status 125" TERM dead has_netns 125 nsvpn exec dead -- true
+# Waiting for the lock another nsvpn holds (flock stands in for it).
+mkdir -p /run/nsvpn; flock /run/nsvpn/dead.lock sleep 30 & holder=$!
+for _ in $(seq 100); do [ -e /run/nsvpn/dead.lock ] && break; sleep 0.01; done
+env --default-signal=INT nsvpn up dead > /run/interrupted.out 2>&1 & pid=$!
+for _ in $(seq 500); do grep -q "waiting for another nsvpn" /run/interrupted.out && break; sleep 0.01; done
+t0=$(date +%s%N); kill -INT "$pid"; wait "$pid"; rc=$?; ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+kill "$holder"; wait "$holder" 2>/dev/null; rm -f /run/nsvpn/dead.lock
+[ "$rc" = 130 ] && [ "$ms" -lt 1000 ] && grep -q "profile dead: interrupted by SIGINT" /run/interrupted.out && [ -z "$(leftovers_of dead)" ] \
+  && ok "SIGINT while waiting for another nsvpn's lock ends the wait at once" \
+  || { fail "SIGINT while waiting for another nsvpn's lock ends the wait at once (exit $rc, $ms ms)"; cat /run/interrupted.out; leftovers_of dead; }
 # A second Ctrl-C in the middle of the rollback: a process inside that
 # ignores SIGTERM and SIGHUP keeps the rollback busy for 3 s (until SIGKILL).
 env --default-signal=INT nsvpn up unreach --timeout 30 > /run/interrupted.out 2>&1 & pid=$!
