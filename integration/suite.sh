@@ -218,6 +218,33 @@ wait "$pid"; rc=$?
   || { fail "a second SIGINT during the rollback does not cut it short (exit $rc)"; cat /run/interrupted.out; leftovers_of unreach; }
 rm -f "$LAB_DIR"/profiles/{dead,unreach}.* /run/interrupted.out /run/client-sigblk
 
+echo "# a name that is not a profile is an error that lists the known profiles"
+known="known profiles: alpha, bravo, charlie, delta"
+typo_named() { grep -q "no profile \"alhpa\": .*/alhpa.toml does not exist ($known;" /tmp/out && ok "$1" || { fail "$1"; cat /tmp/out; }; }
+status_is "status of a typo fails" 1 nsvpn status alhpa
+typo_named "... naming the known profiles"
+status_is "status --json of a typo fails" 1 nsvpn status --json alhpa
+typo_named "... naming the known profiles"
+expect "... with no made-up report on stdout" "" bash -c "nsvpn status --json alhpa 2>/dev/null"
+status_is "down of a typo fails" 1 nsvpn down alhpa
+typo_named "... naming the known profiles"
+status_is "exec of a typo fails with 125" 125 nsvpn exec alhpa -- true
+typo_named "... naming the known profiles"
+expect "... and none of them made anything" "" leftovers_of alhpa
+status_is "down of a profile that is not up stays a no-op" 0 nsvpn down charlie
+grep -q "profile charlie is not up; nothing to do" /tmp/out && ok "... saying so" || { fail "... saying so"; cat /tmp/out; }
+# Leftovers whose profile file is gone: an up killed with SIGKILL (no
+# rollback), then the file deleted.
+sed 's/^Endpoint = .*/Endpoint = 203.0.113.2:51999/' "$LAB_DIR/profiles/alpha.conf" > "$LAB_DIR/profiles/gone.conf"
+printf '[vpn]\nkind = "wireguard"\nconfig = "gone.conf"\nuserspace = true\n' > "$LAB_DIR/profiles/gone.toml"
+nsvpn up gone --timeout 30 > /dev/null 2>&1 & pid=$!
+for _ in $(seq 500); do pgrep -f 'wireguard-go -f nsvt-gone' > /dev/null && break; sleep 0.01; done
+kill -KILL "$pid"; wait "$pid" 2>/dev/null
+rm -f "$LAB_DIR"/profiles/gone.*
+expect "status of leftovers whose profile file was deleted says broken" "broken" bash -c "nsvpn status gone --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'"
+check "down of those leftovers removes them" nsvpn down gone
+expect "... all of them" "" leftovers_of gone
+
 echo "# a crashed up is cleaned by the next down"
 nsvpn up bravo >/dev/null 2>&1   # already up
 python3 - <<'PY'

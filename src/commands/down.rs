@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::caller::{Action, Caller, Mode};
-use crate::profile::Profile;
+use crate::profile::{self, Profile};
 
 use crate::names::{self, Names};
 use crate::signals;
@@ -19,8 +19,10 @@ pub fn run(caller: &Caller, dir: &Path, name: &str, kill: bool) -> Result<()> {
         caller.become_root_for("down", name)?;
     }
     // Root needs no profile file: everything is found by name, so a profile
-    // whose file was edited or removed can still be taken down.
+    // whose file was edited or removed can still be taken down. A name that
+    // is neither a profile nor left anything behind is a typo, not a no-op.
     let names = Names::for_profile(name);
+    profile::require_known(dir, name, || teardown::any_trace(&names))?;
     // A teardown cut in half would leave half a profile: SIGINT, SIGTERM and
     // SIGHUP wait until it is done (they can still end the wait for the lock).
     signals::watch()?;

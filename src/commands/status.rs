@@ -16,6 +16,7 @@ use crate::netlink::Netlink;
 use crate::netns::{self, Process};
 use crate::profile::{self, Profile};
 use crate::state::State;
+use crate::teardown;
 use crate::tunnel::TunnelRecord;
 use crate::util::{self, now_unix};
 use crate::wireguard::{Backend, Implementation, PeerStatus};
@@ -450,6 +451,7 @@ pub fn run(caller: &Caller, dir: &Path, name: Option<&str>, json: bool) -> Resul
     let reports: Vec<Report> = match name {
         Some(n) => {
             names::validate_profile_name(n)?;
+            profile::require_known(dir, n, || teardown::any_trace(&Names::for_profile(n)))?;
             let p = if caller.mode == Mode::FileCaps {
                 let p = Profile::load(dir, n)?;
                 caller.check_access(&p, Action::Status)?;
