@@ -80,6 +80,20 @@ status_is "down refuses and lists the process" 1 nsvpn down alpha
 grep -q "sleep 60" /tmp/out && ok "the refusal names the process" || fail "the refusal names the process"
 check "down --kill ends it and removes the profile" nsvpn down alpha --kill
 wait $sleeper 2>/dev/null
+# An interactive shell (under a terminal: script) ignores SIGTERM; a hang-up
+# ends it, as when its terminal closes.
+nsvpn up alpha > /dev/null
+mkfifo /run/shell-in; sleep 60 > /run/shell-in & holder=$!
+script -qfec "env -u SUDO_UID -u SUDO_GID -u SUDO_USER nsvpn shell alpha" /dev/null < /run/shell-in > /run/shell.out 2>&1 &
+as_user nsvpn exec alpha -- sleep 300 & sleeper=$!
+for _ in $(seq 250); do [ "$(ip netns pids nsvpn-alpha | wc -l)" -ge 2 ] && break; sleep 0.02; done; sleep 0.3
+shell=$(getent passwd root | cut -d: -f7)
+t0=$(date +%s%N); nsvpn down alpha --kill > /run/down.out 2>&1; rc=$?; ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$rc" = 0 ] && [ "$ms" -lt 1500 ] && ok "down --kill with an interactive shell and a sleep inside takes well under 3 s ($ms ms)" \
+  || { fail "down --kill with an interactive shell and a sleep inside takes well under 3 s (exit $rc, $ms ms)"; cat /run/down.out; }
+grep -q "^nsvpn: ended pid [0-9]* ($shell) with SIGHUP: it ignores SIGTERM" /run/down.out && grep -q "^nsvpn: ended pid [0-9]* (sleep 300) with SIGTERM$" /run/down.out \
+  && ok "... and names each process it ended, and the signal" || { fail "... and names each process it ended, and the signal"; cat /run/down.out; }
+kill "$holder"; wait "$holder" "$sleeper" 2>/dev/null; rm -f /run/shell-in /run/shell.out /run/down.out
 expect "exec of a profile that is down brings it up first; the command gets the caller's signal mask (up's blocked signals are not inherited)" \
   "$(awk '/^SigBlk/{print $2}' /proc/self/status)" bash -c "as_user nsvpn exec alpha -- awk '/^SigBlk/{print \$2}' /proc/self/status 2>/dev/null"
 expect "... and it is up afterwards" "up" bash -c "nsvpn status alpha --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'"

@@ -31,7 +31,8 @@ pub fn run(caller: &Caller, dir: &Path, name: &str, kill: bool) -> Result<()> {
         println!("nsvpn: profile {name} is not up; nothing to do");
         return Ok(());
     }
-    teardown::teardown(&names, kill)?;
+    let ended = teardown::teardown(&names, kill)?;
+    print!("{}", teardown::render_ended(&ended, teardown::KILL_GRACE));
     println!("nsvpn: profile {name} is down");
     Ok(())
 }

@@ -398,7 +398,7 @@ fn watched_up(profile: &Profile, prepared: &Prepared, opts: &Options) -> Result<
         }
         Err(e) => {
             vlog!("up failed, rolling back: {e:#}");
-            let rollback = teardown::teardown(&names, true);
+            let rollback = teardown::teardown(&names, true).map(drop);
             if let Some(i) = signals::interruption(&e) {
                 return Err(interrupted(&profile.name, i.signal, rollback));
             }
