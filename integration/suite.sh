@@ -63,11 +63,17 @@ expect "shell runs the user's login shell inside, with NSVPN_PROFILE" "alpha $(g
 
 echo "# exit status"
 status_is "the command's exit status comes back" 42 as_user nsvpn exec alpha -- sh -c 'exit 42'
+# said_error DESCRIPTION LINE: the output of the last status_is is exactly LINE.
+said_error() { [ "$(cat /tmp/out)" = "$2" ] && ok "$1" || { fail "$1"; echo "       wanted: $2"; sed 's/^/       got:    /' /tmp/out; }; }
 status_is "command not found is 127" 127 as_user nsvpn exec alpha -- no-such-command-xyz
+said_error "... with the error: prefix of every command" "nsvpn: error: no-such-command-xyz: command not found"
 printf 'not executable\n' > /run/not-exec; chmod 644 /run/not-exec
 status_is "command not executable is 126" 126 as_user nsvpn exec alpha -- /run/not-exec
+said_error "... with the error: prefix" "nsvpn: error: cannot run /run/not-exec: Permission denied"
 status_is "an nsvpn error (unknown profile) is 125" 125 nsvpn exec nosuchprofile -- true
+grep -q '^nsvpn: error: no profile "nosuchprofile"' /tmp/out && ok "... with the error: prefix" || { fail "... with the error: prefix"; cat /tmp/out; }
 status_is "an nsvpn error (bad name) is 125" 125 nsvpn exec ../etc -- true
+grep -q '^nsvpn: error: ' /tmp/out && ok "... with the error: prefix" || { fail "... with the error: prefix"; cat /tmp/out; }
 
 echo "# status"
 expect "status --json reports the implementation and a handshake" "userspace true" bash -c "nsvpn status bravo --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[\"implementation\"], json.dumps(r[\"peers\"][0][\"last_handshake\"] is not None))'"

@@ -98,6 +98,11 @@ pub enum ExecFailure {
 }
 
 impl ExecFailure {
+    /// The line nsvpn prints: with the `error:` prefix of every command.
+    pub fn message(&self) -> String {
+        format!("nsvpn: error: {self}")
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             ExecFailure::Setup(_) => EXIT_NSVPN_ERROR,
@@ -661,6 +666,24 @@ mod tests {
         assert_eq!(cmd(Errno::ENOEXEC).exit_code(), 126);
         assert_eq!(ExecFailure::Setup(anyhow!("x")).exit_code(), 125);
         assert_eq!(cmd(Errno::ENOENT).to_string(), "x: command not found");
+    }
+
+    /// exec's errors read like every other command's: `nsvpn: error: ...`.
+    #[test]
+    fn failure_messages() {
+        let cmd = |program: &str, errno| ExecFailure::Command {
+            program: program.into(),
+            errno,
+        };
+        let lines = [
+            ExecFailure::Setup(anyhow!(
+                "profile acme is broken: its tunnel device nsvt-acme is gone"
+            ))
+            .message(),
+            cmd("psqll", Errno::ENOENT).message(),
+            cmd("/home/alice/run.sh", Errno::EACCES).message(),
+        ];
+        insta::assert_snapshot!(lines.join("\n"));
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub fn run(caller: &Caller, dir: &Path, name: &str, what: What, opts: &up::Optio
         Ok(f) => f,
         Err(e) => ExecFailure::Setup(e),
     };
-    eprintln!("nsvpn: {failure}");
+    eprintln!("{}", failure.message());
     failure.exit_code()
 }
 
