@@ -265,6 +265,12 @@ expect "status of leftovers whose profile file was deleted says broken" "broken"
 check "down of those leftovers removes them" nsvpn down gone
 expect "... all of them" "" leftovers_of gone
 
+echo "# status and list agree on a profile whose config file is missing"
+printf '[vpn]\nkind = "wireguard"\nconfig = "missing.conf"\n' > "$LAB_DIR/profiles/nocfg.toml"
+expect "status, status --json and list all say invalid" "invalid invalid invalid" bash -c "echo \$(nsvpn status nocfg | sed -n 's/^profile nocfg: //p') \$(nsvpn status nocfg --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])') \$(nsvpn list | awk '\$1 == \"nocfg\" {print \$3}')"
+check "status says why, naming the file and the field" bash -c "nsvpn status nocfg | grep -q '^  problem: profile \"nocfg\" (.*/nocfg.toml): field \`vpn.config\`: .*/missing.conf: No such file'"
+rm -f "$LAB_DIR/profiles/nocfg.toml"
+
 echo "# a crashed up is cleaned by the next down"
 nsvpn up bravo >/dev/null 2>&1   # already up
 python3 - <<'PY'
