@@ -21,17 +21,19 @@ v6_of() { ip -n "nsvpn-$1" -6 -br addr | awk '{for (i=3;i<=NF;i++) printf "%s %s
 export -f as_user v6_of
 # IPv6 link-local entries come and go as links finish DAD: leave them out.
 host_routes() { { ip -4 route show table all; ip -6 route show table all; } | grep -v -e ' dev nsvh-' -e 'fe80' | sort; }
+# leftovers: one line per trace of nsvpn on the machine (none: empty).
 leftovers() {
-  local out=""
-  out+=$(ip netns list | grep -o '^nsvpn-[^ ]*' | sed 's/^/netns /')
-  out+=$(ip -br link | awk '{print $1}' | grep -E '^nsv[hnt]-' | sed 's/^/link /')
-  out+=$(pgrep -af 'wireguard-go|openvpn|openconnect' | grep ' nsvt-' | sed 's/^/process /')
-  out+=$(ls /etc/netns 2>/dev/null | sed 's/^/etc-netns /')
-  out+=$(ls -A /run/nsvpn 2>/dev/null | sed 's/^/run-nsvpn /')
-  out+=$(ls /run/wireguard 2>/dev/null | grep nsvt- | sed 's/^/socket /')
-  out+=$(awk '$5 ~ "^/run/netns/nsvpn-" || $5 ~ "^/etc/(resolv.conf|hosts|nsswitch.conf)$" {print "mount " $5}' /proc/self/mountinfo)
-  echo -n "$out"
+  ip netns list | grep -o '^nsvpn-[^ ]*' | sed 's/^/netns /'
+  ip -br link | awk '{print $1}' | grep -E '^nsv[hnt]-' | sed 's/^/link /'
+  pgrep -af 'wireguard-go|openvpn|openconnect' | grep ' nsvt-' | sed 's/^/process /'
+  ls /etc/netns 2>/dev/null | sed 's/^/etc-netns /'
+  ls -A /run/nsvpn 2>/dev/null | sed 's/^/run-nsvpn /'
+  ls /run/wireguard 2>/dev/null | grep nsvt- | sed 's/^/socket /'
+  awk '$5 ~ "^/run/netns/nsvpn-" || $5 ~ "^/etc/(resolv.conf|hosts|nsswitch.conf)$" {print "mount " $5}' /proc/self/mountinfo
+  true
 }
+# leftovers_of PROFILE: the lines of leftovers that are PROFILE's.
+leftovers_of() { leftovers | grep -E -- "[ -]$1(\$|[.@ ])"; true; }
 
 # inside PROFILE CMD...: runs CMD in the namespace as nobody, the way a shell
 # started before the tunnel died goes on running there.

@@ -65,11 +65,17 @@ expect "shell runs the user's login shell inside, with NSVPN_PROFILE" "alpha $(g
 
 echo "# exit status"
 status_is "the command's exit status comes back" 42 as_user nsvpn exec alpha -- sh -c 'exit 42'
+# said_error DESCRIPTION LINE: the output of the last status_is is exactly LINE.
+said_error() { [ "$(cat /tmp/out)" = "$2" ] && ok "$1" || { fail "$1"; echo "       wanted: $2"; sed 's/^/       got:    /' /tmp/out; }; }
 status_is "command not found is 127" 127 as_user nsvpn exec alpha -- no-such-command-xyz
+said_error "... with the error: prefix of every command" "nsvpn: error: no-such-command-xyz: command not found"
 printf 'not executable\n' > /run/not-exec; chmod 644 /run/not-exec
 status_is "command not executable is 126" 126 as_user nsvpn exec alpha -- /run/not-exec
+said_error "... with the error: prefix" "nsvpn: error: cannot run /run/not-exec: Permission denied"
 status_is "an nsvpn error (unknown profile) is 125" 125 nsvpn exec nosuchprofile -- true
+grep -q '^nsvpn: error: no profile "nosuchprofile"' /tmp/out && ok "... with the error: prefix" || { fail "... with the error: prefix"; cat /tmp/out; }
 status_is "an nsvpn error (bad name) is 125" 125 nsvpn exec ../etc -- true
+grep -q '^nsvpn: error: ' /tmp/out && ok "... with the error: prefix" || { fail "... with the error: prefix"; cat /tmp/out; }
 
 echo "# status"
 expect "status --json reports the implementation and a handshake" "userspace true" bash -c "nsvpn status bravo --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[\"implementation\"], json.dumps(r[\"peers\"][0][\"last_handshake\"] is not None))'"
@@ -82,7 +88,22 @@ status_is "down refuses and lists the process" 1 nsvpn down alpha
 grep -q "sleep 60" /tmp/out && ok "the refusal names the process" || fail "the refusal names the process"
 check "down --kill ends it and removes the profile" nsvpn down alpha --kill
 wait $sleeper 2>/dev/null
-check "exec of a profile that is down brings it up first" as_user nsvpn exec alpha -- true
+# An interactive shell (under a terminal: script) ignores SIGTERM; a hang-up
+# ends it, as when its terminal closes.
+nsvpn up alpha > /dev/null
+mkfifo /run/shell-in; sleep 60 > /run/shell-in & holder=$!
+script -qfec "env -u SUDO_UID -u SUDO_GID -u SUDO_USER nsvpn shell alpha" /dev/null < /run/shell-in > /run/shell.out 2>&1 &
+as_user nsvpn exec alpha -- sleep 300 & sleeper=$!
+for _ in $(seq 250); do [ "$(ip netns pids nsvpn-alpha | wc -l)" -ge 2 ] && break; sleep 0.02; done; sleep 0.3
+shell=$(getent passwd root | cut -d: -f7)
+t0=$(date +%s%N); nsvpn down alpha --kill > /run/down.out 2>&1; rc=$?; ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$rc" = 0 ] && [ "$ms" -lt 1500 ] && ok "down --kill with an interactive shell and a sleep inside takes well under 3 s ($ms ms)" \
+  || { fail "down --kill with an interactive shell and a sleep inside takes well under 3 s (exit $rc, $ms ms)"; cat /run/down.out; }
+grep -q "^nsvpn: ended pid [0-9]* ($shell) with SIGHUP: it ignores SIGTERM" /run/down.out && grep -q "^nsvpn: ended pid [0-9]* (sleep 300) with SIGTERM$" /run/down.out \
+  && ok "... and names each process it ended, and the signal" || { fail "... and names each process it ended, and the signal"; cat /run/down.out; }
+kill "$holder"; wait "$holder" "$sleeper" 2>/dev/null; rm -f /run/shell-in /run/shell.out /run/down.out
+expect "exec of a profile that is down brings it up first; the command gets the caller's signal mask (up's blocked signals are not inherited)" \
+  "$(awk '/^SigBlk/{print $2}' /proc/self/status)" bash -c "as_user nsvpn exec alpha -- awk '/^SigBlk/{print \$2}' /proc/self/status 2>/dev/null"
 expect "... and it is up afterwards" "up" bash -c "nsvpn status alpha --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'"
 
 # alpha is on kernel WireGuard where the kernel has it (in a Vagrant VM, say):
@@ -181,6 +202,109 @@ expect "nothing of portb is left" "" port_traces
 kill "$holder"; wait "$holder" 2>/dev/null
 check "down porta, up bravo again" bash -c "nsvpn down porta && nsvpn up bravo"
 rm -f "$LAB_DIR"/profiles/port{a,b}.*
+
+echo "# SIGINT, SIGTERM or SIGHUP during up: rolled back at once, said, non-zero"
+# interrupted DESCRIPTION SIGNAL PROFILE MOMENT STATUS CMD...: starts CMD in
+# the background as a terminal would (SIGINT not ignored), waits until
+# `MOMENT PID` succeeds (at most 10 s), sends SIGNAL, and checks that CMD
+# exits STATUS within 3 s saying it was interrupted and rolled back, and
+# that nothing of PROFILE is left. The 3 s also show that the client did not
+# inherit nsvpn's blocked signals (its SIGTERM would wait for SIGKILL, 5 s).
+interrupted() {
+  local d=$1 sig=$2 p=$3 moment=$4 want=$5; shift 5
+  rm -f /run/client-sigblk
+  env --default-signal=INT "$@" > /run/interrupted.out 2>&1 &
+  local pid=$! t0 rc ms left
+  for _ in $(seq 1000); do "$moment" "$pid" && break; sleep 0.01; done
+  t0=$(date +%s%N); kill -s "$sig" "$pid"
+  wait "$pid"; rc=$?; ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  left=$(leftovers_of "$p")
+  if [ "$rc" = "$want" ] && [ "$ms" -lt 3000 ] && [ -z "$left" ] &&
+    grep -q "profile $p: interrupted by SIG$sig: rolled back everything this \`up\` created" /run/interrupted.out; then
+    ok "$d"
+  else
+    fail "$d (exit $rc, wanted $want; $ms ms)"; sed 's/^/       /' /run/interrupted.out | tail -n 8
+    [ -z "$left" ] || echo "$left" | sed 's/^/       left: /'
+  fi
+}
+# The moments: nsvpn blocks the three signals (so it reads them); the
+# namespace exists (plumbing); the client runs, 0.3 s into the wait for it
+# (its blocked signals recorded on the way: openvpn's are what it inherited,
+# wireguard-go's what the Go runtime set).
+watching() { (( (0x$(awk '/^SigBlk/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0) & 0x4003) == 0x4003 )); }
+has_netns() { [ -e /run/netns/nsvpn-dead ] || [ -e /run/netns/nsvpn-unreach ]; }
+client_waits() {
+  local c; c=$(pgrep -f -- '(wireguard-go|openvpn) .*nsvt-(dead|unreach)') || return 1
+  sleep 0.3; awk '/^SigBlk/{print $2}' "/proc/$c/status" > /run/client-sigblk
+}
+sed 's/^Endpoint = .*/Endpoint = 203.0.113.2:51999/' "$LAB_DIR/profiles/alpha.conf" > "$LAB_DIR/profiles/dead.conf"
+printf '[vpn]\nkind = "wireguard"\nconfig = "dead.conf"\nuserspace = true\n' > "$LAB_DIR/profiles/dead.toml"
+sed 's/^remote .*/remote 203.0.113.10 1195/' "$LAB_DIR/profiles/charlie.ovpn" > "$LAB_DIR/profiles/unreach.ovpn"
+printf '[vpn]\nkind = "openvpn"\nconfig = "unreach.ovpn"\nauth_file = "charlie.auth"\n' > "$LAB_DIR/profiles/unreach.toml"
+interrupted "SIGINT as soon as up reads signals: status 130" INT dead watching 130 nsvpn up dead
+interrupted "SIGTERM mid-plumbing: status 143" TERM dead has_netns 143 nsvpn up dead
+interrupted "SIGHUP mid-plumbing: status 129" HUP dead has_netns 129 nsvpn up dead
+interrupted "SIGINT while waiting for a WireGuard handshake that never comes" INT dead client_waits 130 nsvpn up dead --timeout 30
+interrupted "SIGTERM while waiting for openvpn to reach an unreachable server" TERM unreach client_waits 143 nsvpn up unreach --timeout 30
+expect "... openvpn ran with no signal blocked" "0000000000000000" cat /run/client-sigblk
+interrupted "SIGHUP while waiting for openvpn" HUP unreach client_waits 129 nsvpn up unreach --timeout 30
+interrupted "exec's automatic up, SIGINT during the handshake wait: status 125 like exec's other errors" INT dead client_waits 125 nsvpn exec dead -- true
+interrupted "exec's automatic up, SIGTERM mid-plumbing: status 125" TERM dead has_netns 125 nsvpn exec dead -- true
+# Waiting for the lock another nsvpn holds (flock stands in for it).
+mkdir -p /run/nsvpn; flock /run/nsvpn/dead.lock sleep 30 & holder=$!
+for _ in $(seq 100); do [ -e /run/nsvpn/dead.lock ] && break; sleep 0.01; done
+env --default-signal=INT nsvpn up dead > /run/interrupted.out 2>&1 & pid=$!
+for _ in $(seq 500); do grep -q "waiting for another nsvpn" /run/interrupted.out && break; sleep 0.01; done
+t0=$(date +%s%N); kill -INT "$pid"; wait "$pid"; rc=$?; ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+kill "$holder"; wait "$holder" 2>/dev/null; rm -f /run/nsvpn/dead.lock
+[ "$rc" = 130 ] && [ "$ms" -lt 1000 ] && grep -q "profile dead: interrupted by SIGINT" /run/interrupted.out && [ -z "$(leftovers_of dead)" ] \
+  && ok "SIGINT while waiting for another nsvpn's lock ends the wait at once" \
+  || { fail "SIGINT while waiting for another nsvpn's lock ends the wait at once (exit $rc, $ms ms)"; cat /run/interrupted.out; leftovers_of dead; }
+# A second Ctrl-C in the middle of the rollback: a process inside that
+# ignores SIGTERM and SIGHUP keeps the rollback busy for 3 s (until SIGKILL).
+env --default-signal=INT nsvpn up unreach --timeout 30 > /run/interrupted.out 2>&1 & pid=$!
+for _ in $(seq 1000); do client_waits && break; sleep 0.01; done
+setsid -f ip netns exec nsvpn-unreach sh -c 'trap "" TERM HUP; exec sleep 60'
+for _ in $(seq 100); do [ -n "$(ip netns pids nsvpn-unreach)" ] && break; sleep 0.01; done
+kill -INT "$pid"; sleep 1; kill -INT "$pid"
+wait "$pid"; rc=$?
+[ "$rc" = 130 ] && grep -q "interrupted by SIGINT: rolled back everything" /run/interrupted.out && [ -z "$(leftovers_of unreach)" ] \
+  && ok "a second SIGINT during the rollback does not cut it short" \
+  || { fail "a second SIGINT during the rollback does not cut it short (exit $rc)"; cat /run/interrupted.out; leftovers_of unreach; }
+rm -f "$LAB_DIR"/profiles/{dead,unreach}.* /run/interrupted.out /run/client-sigblk
+
+echo "# a name that is not a profile is an error that lists the known profiles"
+known="known profiles: alpha, bravo, charlie, delta"
+typo_named() { grep -q "no profile \"alhpa\": .*/alhpa.toml does not exist ($known;" /tmp/out && ok "$1" || { fail "$1"; cat /tmp/out; }; }
+status_is "status of a typo fails" 1 nsvpn status alhpa
+typo_named "... naming the known profiles"
+status_is "status --json of a typo fails" 1 nsvpn status --json alhpa
+typo_named "... naming the known profiles"
+expect "... with no made-up report on stdout" "" bash -c "nsvpn status --json alhpa 2>/dev/null"
+status_is "down of a typo fails" 1 nsvpn down alhpa
+typo_named "... naming the known profiles"
+status_is "exec of a typo fails with 125" 125 nsvpn exec alhpa -- true
+typo_named "... naming the known profiles"
+expect "... and none of them made anything" "" leftovers_of alhpa
+status_is "down of a profile that is not up stays a no-op" 0 nsvpn down charlie
+grep -q "profile charlie is not up; nothing to do" /tmp/out && ok "... saying so" || { fail "... saying so"; cat /tmp/out; }
+# Leftovers whose profile file is gone: an up killed with SIGKILL (no
+# rollback), then the file deleted.
+sed 's/^Endpoint = .*/Endpoint = 203.0.113.2:51999/' "$LAB_DIR/profiles/alpha.conf" > "$LAB_DIR/profiles/gone.conf"
+printf '[vpn]\nkind = "wireguard"\nconfig = "gone.conf"\nuserspace = true\n' > "$LAB_DIR/profiles/gone.toml"
+nsvpn up gone --timeout 30 > /dev/null 2>&1 & pid=$!
+for _ in $(seq 500); do pgrep -f 'wireguard-go -f nsvt-gone' > /dev/null && break; sleep 0.01; done
+kill -KILL "$pid"; wait "$pid" 2>/dev/null
+rm -f "$LAB_DIR"/profiles/gone.*
+expect "status of leftovers whose profile file was deleted says broken" "broken" bash -c "nsvpn status gone --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'"
+check "down of those leftovers removes them" nsvpn down gone
+expect "... all of them" "" leftovers_of gone
+
+echo "# status and list agree on a profile whose config file is missing"
+printf '[vpn]\nkind = "wireguard"\nconfig = "missing.conf"\n' > "$LAB_DIR/profiles/nocfg.toml"
+expect "status, status --json and list all say invalid" "invalid invalid invalid" bash -c "echo \$(nsvpn status nocfg | sed -n 's/^profile nocfg: //p') \$(nsvpn status nocfg --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])') \$(nsvpn list | awk '\$1 == \"nocfg\" {print \$3}')"
+check "status says why, naming the file and the field" bash -c "nsvpn status nocfg | grep -q '^  problem: profile \"nocfg\" (.*/nocfg.toml): field \`vpn.config\`: .*/missing.conf: No such file'"
+rm -f "$LAB_DIR/profiles/nocfg.toml"
 
 echo "# a crashed up is cleaned by the next down"
 nsvpn up bravo >/dev/null 2>&1   # already up

@@ -12,10 +12,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::SigSet;
 use nix::sys::wait::waitpid;
 use nix::unistd::{
     ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, execv, fork, pipe, setsid,
 };
+
+use crate::signals::Watch;
 
 /// The programs nsvpn runs as tunnel clients. A process counts as a
 /// profile's client when it is one of these and its arguments name the
@@ -36,7 +39,9 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
 /// Starts `program args...` in a session of its own, detached from nsvpn
 /// (re-parented to init, so that nothing nsvpn execs later ever inherits it
 /// as a child), with stdout and stderr appended to `log` and `stdin_data`
-/// (if any) on its standard input, and `fd3` (if any) as its descriptor 3.
+/// (if any) on its standard input, `fd3` (if any) as its descriptor 3, and
+/// an empty signal mask (nsvpn's `up` blocks SIGINT, SIGTERM and SIGHUP, and
+/// a mask survives exec: `down`'s SIGTERM would stay pending forever).
 /// Returns its pid.
 pub fn spawn(
     program: &Path,
@@ -73,12 +78,14 @@ pub fn spawn(
     let (rd, wr) = pipe().context("pipe")?;
 
     // SAFETY: between fork and exec the children only call async-signal-safe
-    // functions (setsid, fork, dup2, execv, write, _exit) on data prepared above.
+    // functions (setsid, fork, dup2, pthread_sigmask, execv, write, _exit) on
+    // data prepared above.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             let _ = setsid();
             match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
+                    let _ = SigSet::empty().thread_set_mask();
                     let _ = dup2_stdin(&stdin);
                     let _ = dup2_stdout(&log_file);
                     let _ = dup2_stderr(&log_file);
@@ -204,10 +211,23 @@ pub enum Waited {
 
 /// Sleeps in poll(2) until `ready` is readable, process `pid` exits, or
 /// `timeout` passes: no busy waiting, no hang when the client dies early.
+/// Once nsvpn watches the stop signals (`signals::watch`), one of them
+/// ends the wait at once with `signals::Interrupted`.
 pub fn wait_ready(ready: impl AsFd, pid: u32, timeout: Duration) -> Result<Waited> {
+    wait_or_stop(ready, pid, timeout, crate::signals::watched())
+}
+
+fn wait_or_stop(
+    ready: impl AsFd,
+    pid: u32,
+    timeout: Duration,
+    stop: Option<&Watch>,
+) -> Result<Waited> {
     let pfd = pidfd(pid);
     let deadline = Instant::now() + timeout;
+    let check = || stop.map_or(Ok(()), Watch::check);
     loop {
+        check()?;
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Ok(Waited::TimedOut);
@@ -215,6 +235,9 @@ pub fn wait_ready(ready: impl AsFd, pid: u32, timeout: Duration) -> Result<Waite
         let mut fds = vec![PollFd::new(ready.as_fd(), PollFlags::POLLIN)];
         if let Ok(p) = &pfd {
             fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(w) = stop {
+            fds.push(PollFd::new(w.fd(), PollFlags::POLLIN));
         }
         // Without pidfds (old kernels), look at the process every 100 ms.
         let slice = if pfd.is_ok() {
@@ -227,11 +250,12 @@ pub fn wait_ready(ready: impl AsFd, pid: u32, timeout: Duration) -> Result<Waite
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => bail!("poll: {e}"),
         }
+        check()?;
         let readable = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
         if readable(&fds[0]) {
             return Ok(Waited::Ready);
         }
-        if fds.get(1).is_some_and(readable) || !crate::util::alive(pid) {
+        if (pfd.is_ok() && readable(&fds[1])) || !crate::util::alive(pid) {
             return Ok(Waited::Exited);
         }
     }
@@ -313,5 +337,42 @@ mod tests {
             "{text}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn blocked_signals(pid: u32) -> String {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// While `up` watches the stop signals, a signal ends the wait for the
+    /// client at once, and the client itself runs with none blocked.
+    #[test]
+    fn a_stop_signal_ends_the_wait_and_the_client_has_an_empty_mask() {
+        use crate::signals::testing::{raise_later, restore, this_thread};
+        use nix::sys::signal::Signal;
+        let dir = std::env::temp_dir().join(format!("nsvpn-client-sig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = Watch::new().unwrap();
+        let pid = sh("exec sleep 30", &dir.join("log"));
+        let mask = blocked_signals(pid);
+        let (a, _b) = UnixDatagram::pair().unwrap();
+        raise_later(this_thread(), Signal::SIGINT, Duration::from_millis(100));
+        let t = Instant::now();
+        let waited = wait_or_stop(&a, pid, Duration::from_secs(20), Some(&w));
+        let took = t.elapsed();
+        restore(w);
+        stop(pid, Duration::from_secs(1));
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        assert_eq!(mask, "0000000000000000");
+        let e = waited.unwrap_err();
+        let i = crate::signals::interruption(&e).unwrap();
+        assert_eq!(i.signal, Signal::SIGINT);
+        assert!(took < Duration::from_secs(5), "{took:?}");
     }
 }

@@ -23,7 +23,11 @@
 //!    shell runs without them;
 //! 7. drop: groups, gid, uid, every capability set but the bounding set,
 //!    then `no_new_privs` (a root target keeps root's powers);
-//! 8. `execvp`.
+//! 8. after an automatic `up` only (which blocks SIGINT, SIGTERM and SIGHUP
+//!    to read them itself), give back the caller's signal mask: a mask
+//!    survives `execve`, and the command must see Ctrl-C. A signal that
+//!    arrived since `up` finished ends nsvpn here, before the command;
+//! 9. `execvp`.
 //!
 //! All of it runs single-threaded, with no async runtime. The system calls go
 //! through the [`Sys`] trait so the order can be checked without root.
@@ -36,6 +40,7 @@ use anyhow::{Context, Result, anyhow};
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
+use nix::sys::signal::SigSet;
 use nix::unistd::{Gid, Uid};
 
 use crate::shellrc::Prompt;
@@ -71,6 +76,7 @@ pub trait Sys {
     fn setresuid(&mut self, uid: Uid) -> Result<()>;
     fn clear_capabilities(&mut self) -> Result<()>;
     fn set_no_new_privs(&mut self) -> Result<()>;
+    fn set_signal_mask(&mut self, mask: &SigSet) -> Result<()>;
     /// Only returns on failure.
     fn execvp(&mut self, argv: &[CString], env: &[CString]) -> Errno;
 }
@@ -94,6 +100,9 @@ pub struct Plan<'a> {
     /// environment that use them (instead of `argv` and `env`, which run
     /// when the overlay cannot be made).
     pub prompt: Option<Prompt>,
+    /// The caller's signal mask, to give back last; `Some` only when this
+    /// exec brought the profile up (and so blocked the stop signals).
+    pub signal_mask: Option<SigSet>,
 }
 
 impl Plan<'_> {
@@ -114,6 +123,11 @@ pub enum ExecFailure {
 }
 
 impl ExecFailure {
+    /// The line nsvpn prints: with the `error:` prefix of every command.
+    pub fn message(&self) -> String {
+        format!("nsvpn: error: {self}")
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             ExecFailure::Setup(_) => EXIT_NSVPN_ERROR,
@@ -244,6 +258,10 @@ fn enter_and_drop<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<bool> {
         sys.clear_capabilities()
             .context("cannot clear capabilities")?;
         sys.set_no_new_privs().context("cannot set no_new_privs")?;
+    }
+    if let Some(mask) = &plan.signal_mask {
+        sys.set_signal_mask(mask)
+            .context("cannot give the command the caller's signal mask")?;
     }
     Ok(overlaid.is_ok())
 }
@@ -397,6 +415,9 @@ impl Sys for RealSys {
     fn set_no_new_privs(&mut self) -> Result<()> {
         nix::sys::prctl::set_no_new_privs().map_err(Into::into)
     }
+    fn set_signal_mask(&mut self, mask: &SigSet) -> Result<()> {
+        mask.thread_set_mask().map_err(Into::into)
+    }
     fn execvp(&mut self, argv: &[CString], env: &[CString]) -> Errno {
         let Some(prog) = argv.first() else {
             return Errno::EINVAL;
@@ -534,6 +555,10 @@ mod tests {
         fn set_no_new_privs(&mut self) -> Result<()> {
             self.rec("no_new_privs".into())
         }
+        fn set_signal_mask(&mut self, m: &SigSet) -> Result<()> {
+            let names: Vec<&str> = m.iter().map(|s| s.as_str()).collect();
+            self.rec(format!("sigmask([{}])", names.join(", ")))
+        }
         fn execvp(&mut self, argv: &[CString], env: &[CString]) -> Errno {
             self.env = env.to_vec();
             let _ = self.rec(format!("execvp({argv:?})"));
@@ -569,6 +594,7 @@ mod tests {
             argv: vec![CString::new("psql").unwrap()],
             env: vec![],
             prompt: None,
+            signal_mask: None,
         }
     }
 
@@ -640,6 +666,40 @@ mod tests {
                 r.calls
             );
         }
+    }
+
+    /// After an automatic `up`, the command gets the caller's signal mask
+    /// back, as the last step before execvp (root's command too); without
+    /// one, the mask is left alone (exec of a profile that is up).
+    #[test]
+    fn after_an_automatic_up_the_callers_signal_mask_comes_back_last() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        for uid in [1000, 0] {
+            let mut p = plan(f.as_fd(), uid);
+            p.signal_mask = Some([nix::sys::signal::Signal::SIGUSR1].into_iter().collect());
+            let mut r = Recorder::default();
+            run(&mut r, &p);
+            let n = r.calls.len();
+            assert_eq!(
+                r.calls[n - 2..],
+                ["sigmask([SIGUSR1])", "execvp([\"psql\"])"],
+                "{:?}",
+                r.calls
+            );
+        }
+        let mut r = Recorder::default();
+        run(&mut r, &plan(f.as_fd(), 1000));
+        assert!(!r.calls.iter().any(|c| c.starts_with("sigmask")));
+
+        let mut p = plan(f.as_fd(), 1000);
+        p.signal_mask = Some(SigSet::empty());
+        let mut r = Recorder {
+            fail_on: vec!["sigmask"],
+            ..Default::default()
+        };
+        let failure = run(&mut r, &p);
+        assert_eq!(failure.exit_code(), EXIT_NSVPN_ERROR);
+        assert!(!r.calls.iter().any(|c| c.starts_with("execvp")));
     }
 
     #[test]
@@ -724,6 +784,24 @@ mod tests {
         assert_eq!(cmd(Errno::ENOEXEC).exit_code(), 126);
         assert_eq!(ExecFailure::Setup(anyhow!("x")).exit_code(), 125);
         assert_eq!(cmd(Errno::ENOENT).to_string(), "x: command not found");
+    }
+
+    /// exec's errors read like every other command's: `nsvpn: error: ...`.
+    #[test]
+    fn failure_messages() {
+        let cmd = |program: &str, errno| ExecFailure::Command {
+            program: program.into(),
+            errno,
+        };
+        let lines = [
+            ExecFailure::Setup(anyhow!(
+                "profile acme is broken: its tunnel device nsvt-acme is gone"
+            ))
+            .message(),
+            cmd("psqll", Errno::ENOENT).message(),
+            cmd("/home/alice/run.sh", Errno::EACCES).message(),
+        ];
+        insta::assert_snapshot!(lines.join("\n"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod openvpn;
 pub mod overlay;
 pub mod profile;
 pub mod shellrc;
+pub mod signals;
 pub mod state;
 pub mod teardown;
 pub mod trust;

@@ -8,6 +8,7 @@ use nsvpn::caller::Caller;
 use nsvpn::cli::{Cli, Command};
 use nsvpn::commands::{self, exec::What, up};
 use nsvpn::exec::EXIT_NSVPN_ERROR;
+use nsvpn::signals::{self, Interrupted};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -81,7 +82,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nsvpn: error: {e:#}");
-            ExitCode::FAILURE
+            // Stopped by a signal: 128 + its number, as a shell reports it.
+            ExitCode::from(signals::interruption(&e).map_or(1, Interrupted::exit_code))
         }
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
 use crate::ipnet::{IpNet, Ipv4Net};
@@ -226,6 +226,38 @@ pub fn list_names(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Whether `dir` has a profile file for `name` (valid or not).
+pub fn exists(dir: &Path, name: &str) -> bool {
+    dir.join(format!("{name}.toml")).exists()
+}
+
+/// The error for a name that is not a profile in `dir`, which lists the
+/// `known` ones (a typo is the likely cause).
+pub fn unknown(dir: &Path, name: &str, known: &[String]) -> anyhow::Error {
+    let hint = if known.is_empty() {
+        format!("there are no profiles in {}", dir.display())
+    } else {
+        format!("known profiles: {}", known.join(", "))
+    };
+    anyhow!(
+        "no profile {name:?}: {} does not exist ({hint}; profiles are looked up in \
+         --profiles DIR, else ${ENV_DIR}, else {DEFAULT_DIR})",
+        dir.join(format!("{name}.toml")).display()
+    )
+}
+
+/// Refuses a name that is neither a profile in `dir` nor, by `has_traces`,
+/// the name of leftovers on this machine (those of a profile whose file was
+/// deleted still count: they must stay removable): a typo must not pass
+/// for a profile that is down.
+pub fn require_known(dir: &Path, name: &str, has_traces: impl FnOnce() -> bool) -> Result<()> {
+    if exists(dir, name) || has_traces() {
+        Ok(())
+    } else {
+        Err(unknown(dir, name, &list_names(dir).unwrap_or_default()))
+    }
+}
+
 impl Profile {
     /// Loads and checks the profile `name` from `dir`.
     pub fn load(dir: &Path, name: &str) -> Result<Profile> {
@@ -241,17 +273,7 @@ impl Profile {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let known = list_names(dir).unwrap_or_default();
-                let hint = if known.is_empty() {
-                    format!("there are no profiles in {}", dir.display())
-                } else {
-                    format!("known profiles: {}", known.join(", "))
-                };
-                bail!(
-                    "no profile {name:?}: {} does not exist ({hint}; profiles are looked up in \
-                     --profiles DIR, else ${ENV_DIR}, else {DEFAULT_DIR})",
-                    path.display()
-                );
+                return Err(unknown(dir, name, &list_names(dir).unwrap_or_default()));
             }
             Err(e) => {
                 return Err(
@@ -606,6 +628,34 @@ groups = ["consultants"]
         );
         assert!(missing.contains("known profiles: x"), "{missing}");
         assert!(bad_name.contains("not allowed"), "{bad_name}");
+    }
+
+    #[test]
+    fn a_name_is_known_by_its_file_or_its_leftovers() {
+        let dir = std::env::temp_dir().join(format!("nsvpn-known-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("x.toml"), "not even valid").unwrap();
+        let file = require_known(&dir, "x", || panic!("the file is enough"));
+        let leftovers = require_known(&dir, "gone", || true);
+        let typo = require_known(&dir, "y", || false);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(file.is_ok() && leftovers.is_ok());
+        let typo = typo.unwrap_err().to_string();
+        assert!(
+            typo.contains("no profile \"y\"") && typo.contains("known profiles: x"),
+            "{typo}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_name_lists_the_known_profiles() {
+        let dir = Path::new("/etc/nsvpn/profiles");
+        let known = ["acme".to_string(), "corp".to_string()];
+        insta::assert_snapshot!(format!(
+            "nsvpn: error: {}\nnsvpn: error: {}",
+            unknown(dir, "acne", &known),
+            unknown(dir, "acne", &[])
+        ));
     }
 }
 

@@ -142,8 +142,8 @@ impl Lock {
                 Ok(l) => l,
                 Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
                     eprintln!("nsvpn: waiting for another nsvpn working on profile {profile} ...");
-                    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| {
-                        anyhow!(e).context(format!("cannot lock {}", path.display()))
+                    wait_for(f, &path).with_context(|| {
+                        format!("stopped waiting for the other nsvpn working on profile {profile}")
                     })?
                 }
                 Err((_, e)) => {
@@ -161,6 +161,26 @@ impl Lock {
                 _ => continue,
             }
         }
+    }
+}
+
+/// Waits for the lock another nsvpn holds. Blocked in flock(2), nsvpn would
+/// not see a stop signal it watches (`signals::watch`), so then it sleeps on
+/// the signalfd between tries, 100 ms apart.
+fn wait_for(f: fs::File, path: &Path) -> Result<Flock<fs::File>> {
+    let cannot =
+        |e: nix::errno::Errno| anyhow!(e).context(format!("cannot lock {}", path.display()));
+    let Some(stop) = crate::signals::watched() else {
+        return Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| cannot(e));
+    };
+    let mut f = f;
+    loop {
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(l),
+            Err((back, nix::errno::Errno::EWOULDBLOCK)) => f = back,
+            Err((_, e)) => return Err(cannot(e)),
+        }
+        stop.sleep(std::time::Duration::from_millis(100))?;
     }
 }
 

@@ -31,23 +31,104 @@ fn host_link_exists(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()
 }
 
-/// Ends processes: SIGTERM to all, then SIGKILL to those left after `grace`.
-pub fn end_processes(procs: &[Process], grace: Duration) {
-    for p in procs {
-        let _ = kill(Pid::from_raw(p.pid as i32), Signal::SIGTERM);
-    }
-    let start = std::time::Instant::now();
-    while procs.iter().any(|p| util::alive(p.pid)) && start.elapsed() < grace {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    for p in procs.iter().filter(|p| util::alive(p.pid)) {
-        util::terminate(Pid::from_raw(p.pid as i32), Duration::ZERO);
+/// How long processes inside get to end before SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(3);
+
+/// A process [`end_processes`] ended, and with what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub pid: u32,
+    pub command: String,
+    /// SIGTERM, or SIGHUP for a process that ignores SIGTERM.
+    pub signal: Signal,
+    /// Still running after the grace time: SIGKILL ended it.
+    pub killed: bool,
+}
+
+/// The signals `pid` ignores (SIG_IGN), from /proc; none if it is gone.
+fn ignored_signals(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+/// SIGTERM, unless the process ignores it but not SIGHUP: an interactive
+/// shell (bash, zsh) ignores SIGTERM and ends on a hang-up, as when its
+/// terminal closes, passing the hang-up on to its jobs.
+fn polite_signal(pid: u32) -> Signal {
+    let ignored = ignored_signals(pid);
+    let ignores = |s: Signal| ignored & (1 << (s as u32 - 1)) != 0;
+    if ignores(Signal::SIGTERM) && !ignores(Signal::SIGHUP) {
+        Signal::SIGHUP
+    } else {
+        Signal::SIGTERM
     }
 }
 
+/// Ends processes: to each the signal that ends it politely (and SIGCONT,
+/// since a stopped process acts on nothing else), then SIGKILL to those
+/// left after `grace`. Returns what it ended (not those already gone).
+pub fn end_processes(procs: &[Process], grace: Duration) -> Vec<Ended> {
+    let mut sent = Vec::new();
+    for p in procs {
+        let pid = Pid::from_raw(p.pid as i32);
+        let signal = polite_signal(p.pid);
+        if kill(pid, signal).is_ok() {
+            let _ = kill(pid, Signal::SIGCONT);
+            sent.push((p, signal));
+        }
+    }
+    let start = std::time::Instant::now();
+    while sent.iter().any(|(p, _)| util::alive(p.pid)) && start.elapsed() < grace {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sent.into_iter()
+        .map(|(p, signal)| {
+            let killed = util::alive(p.pid);
+            if killed {
+                util::terminate(Pid::from_raw(p.pid as i32), Duration::ZERO);
+            }
+            Ended {
+                pid: p.pid,
+                command: p.command.clone(),
+                signal,
+                killed,
+            }
+        })
+        .collect()
+}
+
+/// What `down --kill` says it ended, a line each.
+pub fn render_ended(ended: &[Ended], grace: Duration) -> String {
+    let mut s = String::new();
+    for e in ended {
+        let why = if e.killed {
+            format!(
+                "SIGKILL: still running {} s after {}",
+                grace.as_secs(),
+                e.signal
+            )
+        } else if e.signal == Signal::SIGHUP {
+            "SIGHUP: it ignores SIGTERM, as an interactive shell does".to_string()
+        } else {
+            e.signal.to_string()
+        };
+        s.push_str(&format!(
+            "nsvpn: ended pid {} ({}) with {why}\n",
+            e.pid, e.command
+        ));
+    }
+    s
+}
+
 /// Removes everything of the profile. Processes still inside the namespace
-/// make it refuse, unless `kill`, which ends them first.
-pub fn teardown(names: &Names, kill_inside: bool) -> Result<()> {
+/// make it refuse, unless `kill`, which ends them first (and returns them).
+pub fn teardown(names: &Names, kill_inside: bool) -> Result<Vec<Ended>> {
     let st = State::load(&names.profile);
     let inside = netns::processes_in(&names.netns);
     if !inside.is_empty() {
@@ -64,8 +145,8 @@ pub fn teardown(names: &Names, kill_inside: bool) -> Result<()> {
             );
         }
         vlog!("ending {} process(es) inside {}", inside.len(), names.netns);
-        end_processes(&inside, Duration::from_secs(3));
     }
+    let ended = end_processes(&inside, KILL_GRACE);
 
     // The VPN client goes first, while its tunnel still works, so that it
     // can tell the server it is leaving (openvpn's exit notification,
@@ -136,7 +217,7 @@ pub fn teardown(names: &Names, kill_inside: bool) -> Result<()> {
     }
     if problems.is_empty() {
         state::remove(&names.profile)?;
-        Ok(())
+        Ok(ended)
     } else {
         bail!(
             "profile {}: some of it could not be removed (its state is kept in {} so that `nsvpn down` can try again):\n  {}",
@@ -144,5 +225,85 @@ pub fn teardown(names: &Names, kill_inside: bool) -> Result<()> {
             state::profile_dir(&names.profile).display(),
             problems.join("\n  ")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command};
+    use std::time::Instant;
+
+    /// `sh -c SCRIPT`, once it has become `sleep` (its traps in place).
+    fn sleeper(script: &str) -> (Child, Process) {
+        let child = Command::new("sh").args(["-c", script]).spawn().unwrap();
+        let pid = child.id();
+        let t = Instant::now();
+        while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n"
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "{script} never ran sleep"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let command = netns::process_command(pid);
+        (child, Process { pid, command })
+    }
+
+    #[test]
+    fn each_process_gets_the_signal_that_ends_it_and_stubborn_ones_sigkill() {
+        let (mut plain, p1) = sleeper("exec sleep 31");
+        let (mut shell_like, p2) = sleeper("trap '' TERM; exec sleep 32");
+        let t = Instant::now();
+        let ended = end_processes(&[p1.clone(), p2.clone()], Duration::from_secs(10));
+        let took = t.elapsed();
+        let (mut stubborn, p3) = sleeper("trap '' TERM HUP; exec sleep 33");
+        let t3 = Instant::now();
+        let forced = end_processes(std::slice::from_ref(&p3), Duration::from_millis(300));
+        let took3 = t3.elapsed();
+        for c in [&mut plain, &mut shell_like, &mut stubborn] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+
+        let ended_with = |p: &Process, signal, killed| Ended {
+            pid: p.pid,
+            command: p.command.clone(),
+            signal,
+            killed,
+        };
+        assert_eq!(
+            ended,
+            [
+                ended_with(&p1, Signal::SIGTERM, false),
+                ended_with(&p2, Signal::SIGHUP, false)
+            ]
+        );
+        // Not the grace time: nothing here ignores the signal it got.
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        assert_eq!(forced, [ended_with(&p3, Signal::SIGTERM, true)]);
+        assert!(took3 >= Duration::from_millis(300), "{took3:?}");
+        // Already gone: nothing to end, nothing to say.
+        assert_eq!(end_processes(&[p1], Duration::from_secs(1)), []);
+    }
+
+    #[test]
+    fn down_says_what_it_ended() {
+        let e = |pid, command: &str, signal, killed| Ended {
+            pid,
+            command: command.into(),
+            signal,
+            killed,
+        };
+        insta::assert_snapshot!(render_ended(
+            &[
+                e(805, "/bin/bash", Signal::SIGHUP, false),
+                e(812, "sleep 300", Signal::SIGTERM, false),
+                e(901, "stubborn --daemon", Signal::SIGTERM, true),
+            ],
+            KILL_GRACE
+        ));
+        assert_eq!(render_ended(&[], KILL_GRACE), "");
     }
 }

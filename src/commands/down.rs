@@ -5,9 +5,10 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::caller::{Action, Caller, Mode};
-use crate::profile::Profile;
+use crate::profile::{self, Profile};
 
 use crate::names::{self, Names};
+use crate::signals;
 use crate::state::Lock;
 use crate::teardown;
 
@@ -18,14 +19,20 @@ pub fn run(caller: &Caller, dir: &Path, name: &str, kill: bool) -> Result<()> {
         caller.become_root_for("down", name)?;
     }
     // Root needs no profile file: everything is found by name, so a profile
-    // whose file was edited or removed can still be taken down.
+    // whose file was edited or removed can still be taken down. A name that
+    // is neither a profile nor left anything behind is a typo, not a no-op.
     let names = Names::for_profile(name);
+    profile::require_known(dir, name, || teardown::any_trace(&names))?;
+    // A teardown cut in half would leave half a profile: SIGINT, SIGTERM and
+    // SIGHUP wait until it is done (they can still end the wait for the lock).
+    signals::watch()?;
     let _lock = Lock::acquire(name)?;
     if !teardown::any_trace(&names) {
         println!("nsvpn: profile {name} is not up; nothing to do");
         return Ok(());
     }
-    teardown::teardown(&names, kill)?;
+    let ended = teardown::teardown(&names, kill)?;
+    print!("{}", teardown::render_ended(&ended, teardown::KILL_GRACE));
     println!("nsvpn: profile {name} is down");
     Ok(())
 }

@@ -17,6 +17,7 @@ use crate::names::{self, Names};
 use crate::netns;
 use crate::profile::Profile;
 use crate::shellrc;
+use crate::signals;
 use crate::user::Target;
 
 /// What to run: a command line, or the user's login shell.
@@ -31,7 +32,7 @@ pub fn run(caller: &Caller, dir: &Path, name: &str, what: What, opts: &up::Optio
         Ok(f) => f,
         Err(e) => ExecFailure::Setup(e),
     };
-    eprintln!("nsvpn: {failure}");
+    eprintln!("{}", failure.message());
     failure.exit_code()
 }
 
@@ -112,6 +113,9 @@ fn prepare_and_exec(
         target,
         argv,
         prompt: prompt.flatten(),
+        // Only an automatic `up` above watched (and so blocked) the stop
+        // signals; exec of a profile that is up pays nothing for them.
+        signal_mask: signals::watched().map(signals::Watch::caller_mask),
     };
     Ok(exec::run(&mut RealSys, &plan))
 }

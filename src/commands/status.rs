@@ -16,6 +16,7 @@ use crate::netlink::Netlink;
 use crate::netns::{self, Process};
 use crate::profile::{self, Profile};
 use crate::state::State;
+use crate::teardown;
 use crate::tunnel::TunnelRecord;
 use crate::util::{self, now_unix};
 use crate::wireguard::{Backend, Implementation, PeerStatus};
@@ -23,7 +24,9 @@ use crate::wireguard::{Backend, Implementation, PeerStatus};
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub profile: String,
-    /// "up", "down", or "broken" (traces exist but the tunnel is not working).
+    /// "up", "down", "broken" (traces exist but the tunnel is not working),
+    /// or "invalid" (down, and its profile file does not load: `up` would
+    /// refuse it; `list` says the same).
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -250,6 +253,24 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
     r
 }
 
+/// The report of `name`, whose profile file loaded as `loaded`. A file that
+/// exists but does not load is a problem, and makes a profile that is down
+/// "invalid", as `list` has it.
+fn report(dir: &Path, name: &str, loaded: &Result<Profile>) -> Report {
+    let mut r = gather(name, loaded.as_ref().ok());
+    if let Err(e) = loaded
+        && profile::exists(dir, name)
+    {
+        if r.state == "down" {
+            r.state = "invalid".into();
+        }
+        r.problems.push(format!(
+            "{e:#}; `nsvpn up {name}` refuses it until that is fixed"
+        ));
+    }
+    r
+}
+
 fn is_link_local_v6(a: std::net::IpAddr) -> bool {
     matches!(a, std::net::IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
 }
@@ -288,6 +309,12 @@ pub fn render(r: &Report, now: u64) -> String {
         .unwrap_or_default();
     s.push_str(&format!("profile {}{desc}: {}\n", r.profile, r.state));
     if r.state == "down" && r.problems.is_empty() {
+        return s;
+    }
+    if r.state == "invalid" {
+        for p in &r.problems {
+            s.push_str(&format!("  problem: {p}\n"));
+        }
         return s;
     }
     let kv = |s: &mut String, k: &str, v: String| s.push_str(&format!("  {k:<15}{v}\n"));
@@ -429,14 +456,15 @@ pub fn run(caller: &Caller, dir: &Path, name: Option<&str>, json: bool) -> Resul
     let reports: Vec<Report> = match name {
         Some(n) => {
             names::validate_profile_name(n)?;
+            profile::require_known(dir, n, || teardown::any_trace(&Names::for_profile(n)))?;
             let p = if caller.mode == Mode::FileCaps {
                 let p = Profile::load(dir, n)?;
                 caller.check_access(&p, Action::Status)?;
-                Some(p)
+                Ok(p)
             } else {
-                Profile::load(dir, n).ok()
+                Profile::load(dir, n)
             };
-            vec![gather(n, p.as_ref())]
+            vec![report(dir, n, &p)]
         }
         None => {
             let mut all: Vec<String> = profile::list_names(dir).unwrap_or_default();
@@ -447,9 +475,9 @@ pub fn run(caller: &Caller, dir: &Path, name: Option<&str>, json: bool) -> Resul
             }
             all.sort();
             all.iter()
-                .map(|n| (n, Profile::load(dir, n).ok()))
-                .filter(|(_, p)| caller.mode != Mode::FileCaps || admitted(caller, p.as_ref()))
-                .map(|(n, p)| gather(n, p.as_ref()))
+                .map(|n| (n, Profile::load(dir, n)))
+                .filter(|(_, p)| caller.mode != Mode::FileCaps || admitted(caller, p.as_ref().ok()))
+                .map(|(n, p)| report(dir, n, &p))
                 .collect()
         }
     };
@@ -570,6 +598,29 @@ mod tests {
             tx_bytes: 42_000,
         });
         insta::assert_snapshot!(render(&r, 1_700_000_000));
+    }
+
+    /// A profile whose config file is missing: `status` and `list` both say
+    /// "invalid", and `status` names the file and the field.
+    #[test]
+    fn status_and_list_agree_on_an_invalid_profile() {
+        let dir = std::env::temp_dir().join(format!("nsvpn-invalid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = "nsvpn-unit-nocfg";
+        std::fs::write(
+            dir.join(format!("{name}.toml")),
+            "[vpn]\nkind = \"wireguard\"\nconfig = \"missing.conf\"\n",
+        )
+        .unwrap();
+        let r = report(&dir, name, &Profile::load(&dir, name));
+        let rows = crate::commands::list::rows(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        assert_eq!(r.state, "invalid");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].state, r.state);
+        let text = render(&r, 0).replace(&dir.display().to_string(), "DIR");
+        insta::assert_snapshot!(text);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use nix::sys::signal::Signal;
 
 use crate::caller::{Action, Caller};
 use crate::client::{self, Waited};
@@ -18,6 +19,7 @@ use crate::netns;
 use crate::openconnect;
 use crate::openvpn::{self, OvpnConfig};
 use crate::profile::{Profile, Vpn};
+use crate::signals;
 use crate::state::{self, Lock, State};
 use crate::teardown;
 use crate::trust;
@@ -493,6 +495,29 @@ fn prepare_openvpn(
 
 pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
     let prepared = prepare(profile, opts)?;
+    // Nothing was changed so far, so a signal could end nsvpn the ordinary
+    // way (at a password prompt, too). From here on SIGINT, SIGTERM and
+    // SIGHUP are read instead of obeyed: one of them ends the current step
+    // or wait at once and takes `up` down its rollback, which no further
+    // signal cuts short.
+    signals::watch()?;
+    watched_up(profile, &prepared, opts).map_err(|e| match signals::interruption(&e) {
+        // Stopped before it made anything: nothing to roll back.
+        Some(i) if i.then.is_empty() => interrupted(&profile.name, i.signal, Ok(())),
+        _ => e,
+    })
+}
+
+/// The error of an `up` that a stop signal cut short, after its rollback.
+fn interrupted(name: &str, signal: Signal, rollback: Result<()>) -> anyhow::Error {
+    let then = match rollback {
+        Ok(()) => "rolled back everything this `up` created".to_string(),
+        Err(t) => format!("the rollback failed: {t:#}; run `nsvpn down {name}`"),
+    };
+    anyhow::Error::from(signals::Interrupted { signal, then }).context(format!("profile {name}"))
+}
+
+fn watched_up(profile: &Profile, prepared: &Prepared, opts: &Options) -> Result<Outcome> {
     let names = Names::for_profile(&profile.name);
     let _lock = Lock::acquire(&profile.name)?;
     match health(&profile.name) {
@@ -513,7 +538,9 @@ pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
         }
         Health::Down => {}
     }
-    util::block_on(preflight(profile, &names))??;
+    signals::check()?;
+    signals::block_on(preflight(profile, &names))?;
+    signals::check()?;
 
     let mut st = State {
         profile: profile.name.clone(),
@@ -526,13 +553,16 @@ pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
         complete: false,
         overrides: Overrides::from_profile(profile),
         listen_port: None,
-        openvpn: match &prepared {
+        openvpn: match prepared {
             Prepared::Client(c) => c.openvpn.clone(),
             Prepared::WireGuard { .. } => None,
         },
     };
     st.save()?;
-    let result = bring_up(profile, &names, &prepared, opts, &mut st);
+    // A signal that arrives once the tunnel works still undoes this `up`,
+    // up to the moment the state says complete.
+    let result = bring_up(profile, &names, prepared, opts, &mut st)
+        .and_then(|o| signals::check().map(|()| o));
     match result {
         Ok(o) => {
             st.complete = true;
@@ -544,7 +574,11 @@ pub fn up(profile: &Profile, opts: &Options) -> Result<Outcome> {
         }
         Err(e) => {
             vlog!("up failed, rolling back: {e:#}");
-            if let Err(t) = teardown::teardown(&names, true) {
+            let rollback = teardown::teardown(&names, true).map(drop);
+            if let Some(i) = signals::interruption(&e) {
+                return Err(interrupted(&profile.name, i.signal, rollback));
+            }
+            if let Err(t) = rollback {
                 return Err(e.context(format!("and the rollback failed too: {t:#}")));
             }
             Err(e)
@@ -664,15 +698,16 @@ fn bring_up(
     st: &mut State,
 ) -> Result<Outcome> {
     let t0 = Instant::now();
-    let ns = util::block_on(plumbing(profile, names))??;
+    let ns = signals::block_on(plumbing(profile, names))?;
     let plumbing = t0.elapsed();
+    signals::check()?;
     match prepared {
         Prepared::WireGuard {
             wg,
             device,
             force_userspace,
         } => {
-            let c = util::block_on(wireguard::connect::connect(
+            let c = signals::block_on(wireguard::connect::connect(
                 profile,
                 names,
                 wg,
@@ -681,7 +716,7 @@ fn bring_up(
                 ns.as_fd(),
                 opts.timeout,
                 st,
-            ))??;
+            ))?;
             Ok(Outcome::Up {
                 what: format!("WireGuard, {}", c.backend.implementation()),
                 own: plumbing + c.plumbing,
@@ -789,4 +824,32 @@ fn servers_tried(cfg: &OvpnConfig, log: &str) -> String {
             }
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_up_says_so_and_what_became_of_it() {
+        let rolled_back = interrupted("acme", Signal::SIGINT, Ok(()));
+        let failed = interrupted(
+            "acme",
+            Signal::SIGHUP,
+            Err(anyhow!(
+                "cannot remove /run/netns/nsvpn-acme: Device or resource busy"
+            )),
+        );
+        assert_eq!(
+            signals::interruption(&rolled_back).map(|i| i.exit_code()),
+            Some(130)
+        );
+        assert_eq!(
+            signals::interruption(&failed).map(|i| i.exit_code()),
+            Some(129)
+        );
+        insta::assert_snapshot!(format!(
+            "nsvpn: error: {rolled_back:#}\nnsvpn: error: {failed:#}"
+        ));
+    }
 }
