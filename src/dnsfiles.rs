@@ -2,6 +2,8 @@
 //! which `exec` (and `ip netns exec`) bind over their /etc twins.
 
 use std::fs;
+
+use crate::paths;
 use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -15,12 +17,6 @@ pub struct DnsConfig {
     pub servers: Vec<IpAddr>,
     pub search: Vec<String>,
     pub hosts: Vec<(String, IpAddr)>,
-}
-
-pub const NETNS_ETC: &str = "/etc/netns";
-
-pub fn netns_etc_dir(netns: &str) -> PathBuf {
-    Path::new(NETNS_ETC).join(netns)
 }
 
 pub fn render_resolv_conf(profile: &str, cfg: &DnsConfig) -> String {
@@ -106,7 +102,7 @@ fn write_file(path: &Path, content: &str) -> Result<()> {
 
 /// Writes resolv.conf, hosts and nsswitch.conf for a profile's namespace.
 pub fn write(netns: &str, profile: &str, cfg: &DnsConfig) -> Result<PathBuf> {
-    let dir = netns_etc_dir(netns);
+    let dir = paths::netns_etc(netns);
     fs::create_dir_all(&dir)
         .and_then(|()| fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)))
         .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -129,7 +125,7 @@ pub fn write(netns: &str, profile: &str, cfg: &DnsConfig) -> Result<PathBuf> {
 /// Removes the profile's /etc/netns directory (and /etc/netns itself when
 /// nsvpn created it and it is now empty). Missing is fine.
 pub fn remove(netns: &str) -> Result<()> {
-    let dir = netns_etc_dir(netns);
+    let dir = paths::netns_etc(netns);
     match fs::remove_dir_all(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -140,7 +136,7 @@ pub fn remove(netns: &str) -> Result<()> {
 
 /// Reads back the DNS servers and search domains of a written resolv.conf.
 pub fn read_resolv_conf(netns: &str) -> Option<(Vec<String>, Vec<String>)> {
-    let text = fs::read_to_string(netns_etc_dir(netns).join("resolv.conf")).ok()?;
+    let text = fs::read_to_string(paths::netns_etc(netns).join("resolv.conf")).ok()?;
     let mut servers = Vec::new();
     let mut search = Vec::new();
     for line in text.lines() {

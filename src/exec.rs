@@ -159,7 +159,7 @@ impl std::fmt::Display for ExecFailure {
 
 /// The binds for a namespace: every regular file in /etc/netns/<ns>/.
 pub fn binds_for(netns: &str) -> Vec<(PathBuf, PathBuf)> {
-    let dir = crate::dnsfiles::netns_etc_dir(netns);
+    let dir = crate::paths::netns_etc(netns);
     let mut out: Vec<(PathBuf, PathBuf)> = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()

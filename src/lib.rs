@@ -13,6 +13,7 @@ pub mod netns;
 pub mod openconnect;
 pub mod openvpn;
 pub mod overlay;
+pub mod paths;
 pub mod profile;
 pub mod shellrc;
 pub mod signals;

@@ -9,20 +9,16 @@
 //! thread ever changes namespace.
 
 use std::fs;
+
+use crate::paths::{self, NETNS_DIR};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
-
-pub const NETNS_DIR: &str = "/run/netns";
-
-pub fn path(name: &str) -> PathBuf {
-    Path::new(NETNS_DIR).join(name)
-}
 
 /// Whether the namespace file exists and holds a namespace (not merely an
 /// empty file left by a crash between create and bind).
@@ -32,7 +28,7 @@ pub fn exists(name: &str) -> bool {
 
 /// Opens the namespace, checking that the file really is a bound nsfs inode.
 pub fn open(name: &str) -> Result<OwnedFd> {
-    let p = path(name);
+    let p = paths::netns(name);
     let f = fs::File::open(&p).with_context(|| format!("cannot open namespace {}", p.display()))?;
     let st =
         nix::sys::statfs::fstatfs(&f).with_context(|| format!("cannot stat {}", p.display()))?;
@@ -72,7 +68,7 @@ fn ensure_netns_dir() -> Result<()> {
 /// Creates the namespace `name`. Fails if it exists already.
 pub fn create(name: &str) -> Result<()> {
     ensure_netns_dir()?;
-    let p = path(name);
+    let p = paths::netns(name);
     fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -102,7 +98,7 @@ pub fn create(name: &str) -> Result<()> {
 /// Removes the namespace `name`: unmounts and deletes its file. A namespace
 /// that is absent, or a file that was never bound, is fine.
 pub fn delete(name: &str) -> Result<()> {
-    let p = path(name);
+    let p = paths::netns(name);
     match umount2(&p, MntFlags::MNT_DETACH) {
         Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
         Err(e) => return Err(anyhow!(e).context(format!("cannot unmount {}", p.display()))),
@@ -198,7 +194,7 @@ pub struct Process {
 
 /// The processes living in namespace `name` (this process excluded).
 pub fn processes_in(name: &str) -> Vec<Process> {
-    let Ok(meta) = fs::metadata(path(name)) else {
+    let Ok(meta) = fs::metadata(paths::netns(name)) else {
         return Vec::new();
     };
     let (dev, ino) = (meta.dev(), meta.ino());

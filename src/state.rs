@@ -12,10 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::names::{Names, VethAddrs};
 use crate::openvpn::OvpnConfig;
+use crate::paths::{self, RUN_DIR};
 use crate::tunnel::Overrides;
 use crate::wireguard::Implementation;
-
-pub const RUN_DIR: &str = "/run/nsvpn";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -43,18 +42,6 @@ pub struct State {
     pub openvpn: Option<OvpnConfig>,
 }
 
-pub fn profile_dir(profile: &str) -> PathBuf {
-    Path::new(RUN_DIR).join(profile)
-}
-
-fn state_path(profile: &str) -> PathBuf {
-    profile_dir(profile).join("state.json")
-}
-
-pub fn log_path(profile: &str, what: &str) -> PathBuf {
-    profile_dir(profile).join(format!("{what}.log"))
-}
-
 fn ensure_run_dir() -> Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -65,7 +52,7 @@ fn ensure_run_dir() -> Result<()> {
 
 impl State {
     pub fn save(&self) -> Result<()> {
-        let dir = profile_dir(&self.profile);
+        let dir = paths::profile_dir(&self.profile);
         // Readable by all: a file-capability `exec` runs as the user and
         // reads the state. Nothing secret is in it; logs and the hook socket
         // are root-only.
@@ -74,7 +61,7 @@ impl State {
             .mode(0o755)
             .create(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = state_path(&self.profile);
+        let path = paths::state_file(&self.profile);
         let tmp = path.with_extension("tmp");
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -89,7 +76,7 @@ impl State {
     }
 
     pub fn load(profile: &str) -> Option<State> {
-        let text = fs::read_to_string(state_path(profile)).ok()?;
+        let text = fs::read_to_string(paths::state_file(profile)).ok()?;
         serde_json::from_str(&text).ok()
     }
 
@@ -108,12 +95,11 @@ impl State {
 
 /// Removes the profile's runtime directory. Missing is fine.
 pub fn remove(profile: &str) -> Result<()> {
-    match fs::remove_dir_all(profile_dir(profile)) {
+    match fs::remove_dir_all(paths::profile_dir(profile)) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => {
-            Err(e).with_context(|| format!("cannot remove {}", profile_dir(profile).display()))
-        }
+        Err(e) => Err(e)
+            .with_context(|| format!("cannot remove {}", paths::profile_dir(profile).display())),
     }
 }
 
@@ -129,7 +115,7 @@ pub struct Lock {
 impl Lock {
     pub fn acquire(profile: &str) -> Result<Lock> {
         ensure_run_dir()?;
-        let path = Path::new(RUN_DIR).join(format!("{profile}.lock"));
+        let path = paths::lock_file(profile);
         loop {
             let f = fs::OpenOptions::new()
                 .write(true)

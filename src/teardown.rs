@@ -13,15 +13,15 @@ use crate::client;
 use crate::names::Names;
 use crate::netlink::Netlink;
 use crate::netns::{self, Process};
+use crate::paths;
 use crate::state::{self, State};
-use crate::wireguard::userspace;
 use crate::{dnsfiles, util, vlog};
 
 /// Whether anything of the profile exists on this machine.
 pub fn any_trace(names: &Names) -> bool {
     State::load(&names.profile).is_some()
-        || netns::path(&names.netns).exists()
-        || dnsfiles::netns_etc_dir(&names.netns).exists()
+        || paths::netns(&names.netns).exists()
+        || paths::netns_etc(&names.netns).exists()
         || !client::find_processes(&names.tunnel).is_empty()
         || host_link_exists(&names.host_veth)
         || host_link_exists(&names.tunnel)
@@ -203,7 +203,7 @@ pub fn teardown(names: &Names, kill_inside: bool) -> Result<Vec<Ended>> {
         Err(e) => problems.push(format!("{e:#}")),
     }
 
-    let sock = userspace::socket_path(&names.tunnel);
+    let sock = paths::wireguard_socket(&names.tunnel);
     if sock.exists()
         && let Err(e) = std::fs::remove_file(&sock)
     {
@@ -222,7 +222,7 @@ pub fn teardown(names: &Names, kill_inside: bool) -> Result<Vec<Ended>> {
         bail!(
             "profile {}: some of it could not be removed (its state is kept in {} so that `nsvpn down` can try again):\n  {}",
             names.profile,
-            state::profile_dir(&names.profile).display(),
+            paths::profile_dir(&names.profile).display(),
             problems.join("\n  ")
         )
     }

@@ -19,8 +19,8 @@ use crate::ipnet::IpNet;
 use crate::names::Names;
 use crate::netlink::{Netlink, Route, errno};
 use crate::netns;
+use crate::paths;
 use crate::profile::Profile;
-use crate::state;
 
 /// One address of the tunnel device; `peer` is the far end of a
 /// point-to-point link (OpenVPN's net30/p2p topologies).
@@ -123,17 +123,13 @@ pub struct TunnelRecord {
     pub dns: DnsConfig,
 }
 
-fn record_path(profile: &str) -> PathBuf {
-    state::profile_dir(profile).join("tunnel.json")
-}
-
 impl TunnelRecord {
     pub fn load(profile: &str) -> Option<TunnelRecord> {
-        serde_json::from_str(&std::fs::read_to_string(record_path(profile)).ok()?).ok()
+        serde_json::from_str(&std::fs::read_to_string(paths::tunnel_record(profile)).ok()?).ok()
     }
 
     pub fn save(&self, profile: &str) -> Result<()> {
-        let path = record_path(profile);
+        let path = paths::tunnel_record(profile);
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_string_pretty(self)?)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
@@ -248,11 +244,6 @@ pub enum HookMessage {
     },
 }
 
-/// In a root-only directory: a socket gets its mode only after bind.
-fn socket_path(profile: &str) -> PathBuf {
-    state::profile_dir(profile).join("private/hook.sock")
-}
-
 /// The socket a waiting `up` listens on (root-only, in /run/nsvpn/<p>/private/).
 pub struct HookListener {
     sock: UnixDatagram,
@@ -261,7 +252,7 @@ pub struct HookListener {
 
 impl HookListener {
     pub fn bind(profile: &str) -> Result<HookListener> {
-        let path = socket_path(profile);
+        let path = paths::hook_socket(profile);
         if let Some(dir) = path.parent() {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()
@@ -303,7 +294,7 @@ pub fn notify(profile: &str, msg: &HookMessage) {
     };
     let _ = sock.set_write_timeout(Some(Duration::from_secs(1)));
     if let Ok(data) = serde_json::to_vec(msg) {
-        let _ = sock.send_to(&data, socket_path(profile));
+        let _ = sock.send_to(&data, paths::hook_socket(profile));
     }
 }
 

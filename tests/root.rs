@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use nsvpn::names::{Names, VethAddrs};
 use nsvpn::netlink::{Netlink, Route};
+use nsvpn::paths;
 use nsvpn::state::State;
 use nsvpn::{dnsfiles, netns, teardown, util};
 
@@ -207,7 +208,7 @@ fn a_failed_up_removes_everything_it_created() {
     let names = Names::for_profile("t3");
     assert!(!teardown::any_trace(&names), "up left traces behind");
     assert!(State::load("t3").is_none());
-    assert!(!dnsfiles::netns_etc_dir(&names.netns).exists());
+    assert!(!paths::netns_etc(&names.netns).exists());
     // A zombie that the sandbox's init has not reaped yet is not running.
     assert!(
         sh("ps -eo stat=,comm= | awk '$1 !~ /^Z/ && $2 == \"wireguard-go\"'")

@@ -106,7 +106,7 @@ fn prepare_and_exec(
     let plan = Plan {
         netns: &names.netns,
         ns: ns.as_fd(),
-        layer: crate::dnsfiles::netns_etc_dir(&names.netns),
+        layer: crate::paths::netns_etc(&names.netns),
         binds: exec::binds_for(&names.netns),
         hidden: exec::hidden_dirs(),
         env,

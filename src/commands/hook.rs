@@ -12,7 +12,8 @@ use anyhow::{Result, anyhow, bail};
 use crate::names;
 use crate::openconnect::{self, Reason};
 use crate::openvpn;
-use crate::state::{self, State};
+use crate::paths;
+use crate::state::State;
 use crate::tunnel::{self, HookMessage, TunnelRecord, TunnelSetup};
 
 /// Runs the hook; the return value is its exit status (non-zero makes
@@ -45,7 +46,7 @@ fn hook(kind: &str, profile: &str, env: BTreeMap<String, String>) -> Result<()> 
     let st = State::load(profile).ok_or_else(|| {
         anyhow!(
             "profile {profile} is not being brought up by nsvpn (no state in {})",
-            state::profile_dir(profile).display()
+            paths::profile_dir(profile).display()
         )
     })?;
     if st.kind != kind {
@@ -60,7 +61,7 @@ fn hook(kind: &str, profile: &str, env: BTreeMap<String, String>) -> Result<()> 
                     "openvpn called the hook with script_type={script_type:?}; nsvpn only installs it as the up script"
                 );
             }
-            let log = std::fs::read_to_string(state::log_path(profile, openvpn::PROGRAM))
+            let log = std::fs::read_to_string(paths::log_file(profile, openvpn::PROGRAM))
                 .unwrap_or_default();
             let pushed = openvpn::last_push_reply(&log);
             let cfg = st.openvpn.clone().unwrap_or_default();

@@ -14,6 +14,7 @@ use crate::dnsfiles;
 use crate::names::{self, Names};
 use crate::netlink::Netlink;
 use crate::netns::{self, Process};
+use crate::paths;
 use crate::profile::{self, Profile};
 use crate::state::State;
 use crate::teardown;
@@ -140,7 +141,7 @@ fn base_report(name: &str, profile: Option<&Profile>) -> Report {
 pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
     let mut r = base_report(name, profile);
     let Some(st) = State::load(name) else {
-        if netns::path(&r.namespace).exists() {
+        if paths::netns(&r.namespace).exists() {
             r.state = "broken".into();
             r.problems
                 .push("the namespace exists but nsvpn has no state for it (a crashed `up`?): run `nsvpn down`".into());

@@ -18,9 +18,10 @@ use crate::netlink::Netlink;
 use crate::netns;
 use crate::openconnect;
 use crate::openvpn::{self, OvpnConfig};
+use crate::paths;
 use crate::profile::{Profile, Vpn};
 use crate::signals;
-use crate::state::{self, Lock, State};
+use crate::state::{Lock, State};
 use crate::teardown;
 use crate::trust;
 use crate::tunnel::{HookListener, HookMessage, Overrides, TunnelRecord};
@@ -103,7 +104,7 @@ impl Reconnect {
 
 /// The last error in a client's log since it last connected.
 fn last_error(profile: &str, program: &str) -> Option<String> {
-    let log = std::fs::read_to_string(state::log_path(profile, program)).ok()?;
+    let log = std::fs::read_to_string(paths::log_file(profile, program)).ok()?;
     let since = ["Initialization Sequence Completed", "nsvpn hook: "]
         .iter()
         .filter_map(|m| log.rfind(m))
@@ -123,7 +124,7 @@ pub fn reconnecting(profile: &str, st: &State) -> Result<Option<Reconnect>, Stri
     use openvpn::management::{self, Connection};
     match st.kind.as_str() {
         "openvpn" => {
-            let states = management::query(&management::socket_path(profile))
+            let states = management::query(&paths::openvpn_management(profile))
                 .map_err(|e| format!("{e:#}"))?;
             Ok(match management::connection(&states) {
                 Some(Connection::Reconnecting { since, now, reason }) => Some(Reconnect {
@@ -477,7 +478,7 @@ fn prepare_openvpn(
         profile: &profile.name,
         hook_exe: &hook_exe()?,
         auth_file,
-        management: &openvpn::management::socket_path(&profile.name),
+        management: &paths::openvpn_management(&profile.name),
         wait: opts.timeout,
     })
     .map_err(|e| anyhow!(e))?;
@@ -745,7 +746,7 @@ fn connect_client(
 ) -> Result<(String, u64, Duration)> {
     let program = c.program;
     let listener = HookListener::bind(&profile.name)?;
-    let log = state::log_path(&profile.name, program);
+    let log = paths::log_file(&profile.name, program);
     let t0 = Instant::now();
     let fd3 = c.fd3.as_ref().map(|f| f.as_fd());
     let pid = client::spawn(&c.path, &c.args, c.stdin.as_deref(), fd3, &log)?;

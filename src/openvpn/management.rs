@@ -6,15 +6,10 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-
-/// In the profile's root-only directory.
-pub fn socket_path(profile: &str) -> PathBuf {
-    crate::state::profile_dir(profile).join("private/openvpn.sock")
-}
 
 /// One line of openvpn's state history.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,8 +13,9 @@ use crate::dnsfiles;
 use crate::names::Names;
 use crate::netlink::{Netlink, Route, errno};
 use crate::netns;
+use crate::paths;
 use crate::profile::{Profile, Vpn};
-use crate::state::{self, State};
+use crate::state::State;
 use crate::tunnel::{Overrides, TunnelSetup, effective_dns, effective_routes};
 use crate::util;
 use crate::vlog;
@@ -100,7 +101,7 @@ pub async fn connect(
     st.implementation = Some(backend.implementation());
     st.listen_port = device.listen_port;
     if backend == Backend::Userspace {
-        let log = state::log_path(&profile.name, "wireguard-go");
+        let log = paths::log_file(&profile.name, "wireguard-go");
         let pid = userspace::spawn(&names.tunnel, &log)?;
         st.pid = Some(pid);
         st.save()?;

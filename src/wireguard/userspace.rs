@@ -9,14 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use super::{DeviceConfig, PeerStatus};
+use crate::paths::WIREGUARD_SOCKETS;
 use crate::wgquick::Key;
 
-pub const SOCKET_DIR: &str = "/var/run/wireguard";
 pub const PROGRAM: &str = "wireguard-go";
-
-pub fn socket_path(ifname: &str) -> PathBuf {
-    Path::new(SOCKET_DIR).join(format!("{ifname}.sock"))
-}
 
 /// The UAPI request that sets the whole device.
 pub fn render_set(cfg: &DeviceConfig) -> String {
@@ -117,7 +113,7 @@ pub fn parse_get(reply: &str) -> Result<Vec<PeerStatus>> {
 
 /// Sends one UAPI request to the device's socket and returns the reply.
 pub fn request(ifname: &str, req: &str) -> Result<String> {
-    let path = socket_path(ifname);
+    let path = crate::paths::wireguard_socket(ifname);
     let mut s = UnixStream::connect(&path)
         .with_context(|| format!("cannot reach wireguard-go at {}", path.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -176,14 +172,15 @@ pub fn find_program() -> Result<PathBuf> {
 /// Returns its pid.
 pub fn spawn(ifname: &str, log: &Path) -> Result<u32> {
     let program = find_program()?;
-    std::fs::create_dir_all(SOCKET_DIR).with_context(|| format!("cannot create {SOCKET_DIR}"))?;
+    std::fs::create_dir_all(WIREGUARD_SOCKETS)
+        .with_context(|| format!("cannot create {WIREGUARD_SOCKETS}"))?;
     crate::client::spawn(&program, &["-f".into(), ifname.into()], None, None, log)
 }
 
 /// Waits until wireguard-go has opened its UAPI socket. Fails if the process
 /// exits first or nothing happens within `timeout`.
 pub fn wait_for_socket(ifname: &str, pid: u32, log: &Path, timeout: Duration) -> Result<()> {
-    let path = socket_path(ifname);
+    let path = crate::paths::wireguard_socket(ifname);
     let start = Instant::now();
     loop {
         if UnixStream::connect(&path).is_ok() {
