@@ -31,7 +31,6 @@ pub const FILE_CAPS_UP: &str = "cap_net_admin,cap_sys_admin,cap_setuid,cap_setgi
 
 /// PATH for the rest of an `up`/`down` that nsvpn runs as root for a user:
 /// the user's own PATH must not choose the programs root runs.
-pub const ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -197,7 +196,7 @@ impl Caller {
             unsafe { std::env::remove_var(k) };
         }
         // SAFETY: as above.
-        unsafe { std::env::set_var("PATH", ROOT_PATH) };
+        unsafe { std::env::set_var("PATH", crate::util::SYSTEM_PATH) };
         Ok(())
     }
 }

@@ -25,13 +25,11 @@ use crate::signals::Watch;
 /// profile's tunnel device.
 pub const PROGRAMS: [&str; 3] = ["wireguard-go", "openvpn", "openconnect"];
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// Finds `program` on PATH (or the standard system directories).
 pub fn find_program(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+    let path = std::env::var_os("PATH").unwrap_or_else(|| crate::util::SYSTEM_PATH.into());
     std::env::split_paths(&path)
-        .chain(std::env::split_paths(OsStr::new(DEFAULT_PATH)))
+        .chain(std::env::split_paths(OsStr::new(crate::util::SYSTEM_PATH)))
         .map(|d| d.join(program))
         .find(|p| p.is_file())
 }
@@ -122,19 +120,9 @@ pub fn spawn(
     }
 }
 
-fn cmdline(pid: u32) -> Option<Vec<Vec<u8>>> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    Some(
-        raw.split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect(),
-    )
-}
-
 /// Whether `pid` is a running client (one of [`PROGRAMS`]) serving `ifname`.
 pub fn is_ours(pid: u32, ifname: &str) -> bool {
-    let Some(args) = cmdline(pid) else {
+    let Some(args) = crate::util::cmdline(pid) else {
         return false;
     };
     let prog_ok = args.first().is_some_and(|a| {
@@ -148,44 +136,24 @@ pub fn is_ours(pid: u32, ifname: &str) -> bool {
 
 /// Every client process serving `ifname` (found by command line).
 pub fn find_processes(ifname: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
-                && crate::util::alive(pid)
-                && is_ours(pid, ifname)
-            {
-                out.push(pid);
-            }
-        }
-    }
-    out
+    crate::util::other_pids()
+        .filter(|pid| crate::util::alive(*pid) && is_ours(*pid, ifname))
+        .collect()
 }
 
 /// Running `nsvpn hook <kind> <profile>` processes (a client's script that
 /// may still be applying a tunnel while the profile is torn down).
 pub fn find_hooks(profile: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    let me = std::process::id();
-    if let Ok(rd) = std::fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            if pid == me || !crate::util::alive(pid) {
-                continue;
-            }
-            if let Some(args) = cmdline(pid)
-                && args.len() >= 4
-                && args[1] == b"hook"
-                && args[3] == profile.as_bytes()
-                && Path::new(OsStr::from_bytes(&args[0])).file_name() == Some(OsStr::new("nsvpn"))
-            {
-                out.push(pid);
-            }
-        }
-    }
-    out
+    let is_hook = |args: &[Vec<u8>]| {
+        args.len() >= 4
+            && args[1] == b"hook"
+            && args[3] == profile.as_bytes()
+            && Path::new(OsStr::from_bytes(&args[0])).file_name() == Some(OsStr::new("nsvpn"))
+    };
+    crate::util::other_pids()
+        .filter(|pid| crate::util::alive(*pid))
+        .filter(|pid| crate::util::cmdline(*pid).is_some_and(|a| is_hook(&a)))
+        .collect()
 }
 
 /// A file descriptor that becomes readable when process `pid` exits
@@ -340,6 +308,15 @@ mod tests {
     }
 
     fn blocked_signals(pid: u32) -> String {
+        // Read once the child has exec'd: before, it may not have reset the
+        // mask it inherited yet.
+        let t = Instant::now();
+        while crate::util::cmdline(pid)
+            .is_none_or(|a| a.first().is_none_or(|c| !c.ends_with(b"sleep")))
+            && t.elapsed() < Duration::from_secs(2)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         status
             .lines()

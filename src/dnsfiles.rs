@@ -4,9 +4,8 @@
 use std::fs;
 
 use crate::paths;
-use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -83,21 +82,9 @@ pub fn render_nsswitch(profile: &str, host_nsswitch: &str) -> String {
 }
 
 fn write_file(path: &Path, content: &str) -> Result<()> {
-    let tmp = path.with_extension("nsvpn-tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
     // Readable by all whatever the caller's umask (sudo keeps a user's
     // 077): programs inside read these files as the user.
-    f.set_permissions(fs::Permissions::from_mode(0o644))
-        .and_then(|()| f.write_all(content.as_bytes()))
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    crate::util::write_atomic(path, content.as_bytes(), 0o644)
 }
 
 /// Writes resolv.conf, hosts and nsswitch.conf for a profile's namespace.

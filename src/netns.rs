@@ -197,29 +197,17 @@ pub fn processes_in(name: &str) -> Vec<Process> {
     let Ok(meta) = fs::metadata(paths::netns(name)) else {
         return Vec::new();
     };
-    let (dev, ino) = (meta.dev(), meta.ino());
-    let me = std::process::id();
-    let mut out = Vec::new();
-    let Ok(rd) = fs::read_dir("/proc") else {
-        return out;
+    let inside = |pid: &u32| {
+        fs::metadata(format!("/proc/{pid}/ns/net"))
+            .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
     };
-    for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(m) = fs::metadata(e.path().join("ns/net")) else {
-            continue;
-        };
-        if m.dev() == dev && m.ino() == ino {
-            out.push(Process {
-                pid,
-                command: process_command(pid),
-            });
-        }
-    }
+    let mut out: Vec<Process> = crate::util::other_pids()
+        .filter(inside)
+        .map(|pid| Process {
+            pid,
+            command: process_command(pid),
+        })
+        .collect();
     out.sort_by_key(|p| p.pid);
     out
 }

@@ -2,7 +2,6 @@
 //! the tunnel process, and per-profile locks.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -61,18 +60,8 @@ impl State {
             .mode(0o755)
             .create(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = paths::state_file(&self.profile);
-        let tmp = path.with_extension("tmp");
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(serde_json::to_string_pretty(self)?.as_bytes())?;
-        f.sync_all().ok();
-        fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+        let text = serde_json::to_string_pretty(self)?;
+        crate::util::write_atomic(&paths::state_file(&self.profile), text.as_bytes(), 0o644)
     }
 
     pub fn load(profile: &str) -> Option<State> {

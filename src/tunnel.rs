@@ -129,11 +129,8 @@ impl TunnelRecord {
     }
 
     pub fn save(&self, profile: &str) -> Result<()> {
-        let path = paths::tunnel_record(profile);
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(self)?)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+        let text = serde_json::to_string_pretty(self)?;
+        crate::util::write_atomic(&paths::tunnel_record(profile), text.as_bytes(), 0o644)
     }
 
     /// Notes an event that does not change the tunnel (a reconnect attempt,

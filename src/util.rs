@@ -142,3 +142,50 @@ pub fn sealed_memfd(name: &str, data: &[u8]) -> anyhow::Result<std::os::fd::Owne
     fcntl(&f, FcntlArg::F_ADD_SEALS(seals)).context("cannot seal a memfd")?;
     Ok(f.into())
 }
+
+/// The system's programs, for root: nsvpn looks for VPN clients here and
+/// gives it to root's own processes (never a user's PATH).
+pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Replaces `path` with `bytes` all at once (a reader sees the old file or
+/// the new, never half of one), with `mode` whatever the caller's umask.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let tmp = path.with_extension("nsvpn-tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|()| f.write_all(bytes))
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Every running process's pid but this one's, from /proc.
+pub fn other_pids() -> impl Iterator<Item = u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(move |pid| *pid != me)
+}
+
+/// A process's command line, word by word (None once it is gone).
+pub fn cmdline(pid: u32) -> Option<Vec<Vec<u8>>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect(),
+    )
+}
