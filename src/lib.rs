@@ -1,8 +1,8 @@
 //! nsvpn: one network namespace per VPN profile.
 
+pub mod backend;
 pub mod caller;
 pub mod cli;
-pub mod client;
 pub mod commands;
 pub mod dnsfiles;
 pub mod exec;
@@ -10,8 +10,6 @@ pub mod ipnet;
 pub mod names;
 pub mod netlink;
 pub mod netns;
-pub mod openconnect;
-pub mod openvpn;
 pub mod overlay;
 pub mod paths;
 pub mod profile;
@@ -23,5 +21,3 @@ pub mod trust;
 pub mod tunnel;
 pub mod user;
 pub mod util;
-pub mod wgquick;
-pub mod wireguard;

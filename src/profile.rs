@@ -674,7 +674,7 @@ mod example_tests {
             let p = Profile::parse(&n, &dir.join(format!("{n}.toml")), &text, false)
                 .unwrap_or_else(|e| panic!("profiles/{n}.toml: {e:#}"));
             if let Vpn::OpenConnect { args, .. } = &p.vpn {
-                crate::openconnect::check_args(args)
+                crate::backend::openconnect::check_args(args)
                     .unwrap_or_else(|e| panic!("profiles/{n}.toml: {e:?}"));
             }
         }

@@ -9,11 +9,11 @@ use anyhow::{Context, Result, anyhow};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::openvpn::OvpnConfig;
+use crate::backend::wireguard::Implementation;
 use crate::names::{Names, VethAddrs};
-use crate::openvpn::OvpnConfig;
 use crate::paths::{self, RUN_DIR};
 use crate::tunnel::Overrides;
-use crate::wireguard::Implementation;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {

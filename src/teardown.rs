@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::client;
+use crate::backend::client;
 use crate::names::Names;
 use crate::netlink::Netlink;
 use crate::netns::{self, Process};

@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 
+use nsvpn::backend::wireguard::{userspace, wgquick};
+use nsvpn::backend::{openconnect, openvpn};
 use nsvpn::ipnet::IpNet;
 use nsvpn::profile::Profile;
-use nsvpn::{openconnect, openvpn, wgquick, wireguard::userspace};
 use proptest::prelude::*;
 
 /// Values that are almost right: addresses, CIDRs, names, paths, numbers and

@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use anyhow::{Result, anyhow, bail};
 
+use crate::backend::openconnect::{self, Reason};
+use crate::backend::openvpn;
 use crate::names;
-use crate::openconnect::{self, Reason};
-use crate::openvpn;
 use crate::paths;
 use crate::state::State;
 use crate::tunnel::{self, HookMessage, TunnelRecord, TunnelSetup};

@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::backend::wireguard::{Backend, Implementation, PeerStatus};
 use crate::caller::{Action, Caller, Mode};
 use crate::commands::up::{Health, assess, client_program};
 use crate::dnsfiles;
@@ -20,7 +21,6 @@ use crate::state::State;
 use crate::teardown;
 use crate::tunnel::TunnelRecord;
 use crate::util::{self, now_unix};
-use crate::wireguard::{Backend, Implementation, PeerStatus};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

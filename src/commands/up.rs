@@ -10,14 +10,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use nix::sys::signal::Signal;
 
+use crate::backend::client::{self, Waited};
+use crate::backend::openconnect;
+use crate::backend::openvpn::{self, OvpnConfig};
+use crate::backend::wireguard::connect::link_index;
+use crate::backend::wireguard::wgquick::{self, WgQuick};
+use crate::backend::wireguard::{self, DeviceConfig, userspace};
 use crate::caller::{Action, Caller};
-use crate::client::{self, Waited};
 use crate::ipnet::IpNet;
 use crate::names::Names;
 use crate::netlink::Netlink;
 use crate::netns;
-use crate::openconnect;
-use crate::openvpn::{self, OvpnConfig};
 use crate::paths;
 use crate::profile::{Profile, Vpn};
 use crate::signals;
@@ -27,9 +30,6 @@ use crate::trust;
 use crate::tunnel::{HookListener, HookMessage, Overrides, TunnelRecord};
 use crate::util::{self, now_unix};
 use crate::vlog;
-use crate::wgquick::{self, WgQuick};
-use crate::wireguard::connect::link_index;
-use crate::wireguard::{self, DeviceConfig, userspace};
 
 #[derive(Debug, Clone)]
 pub struct Options {

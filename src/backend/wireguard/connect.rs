@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, bail};
 
 use super::{Backend, DeviceConfig, TRIGGER_KEEPALIVE, userspace};
+use crate::backend::wireguard::wgquick::WgQuick;
 use crate::dnsfiles;
 use crate::names::Names;
 use crate::netlink::{Netlink, Route, errno};
@@ -19,7 +20,6 @@ use crate::state::State;
 use crate::tunnel::{Overrides, TunnelSetup, effective_dns, effective_routes};
 use crate::util;
 use crate::vlog;
-use crate::wgquick::WgQuick;
 
 pub const DEFAULT_MTU: u32 = 1420;
 

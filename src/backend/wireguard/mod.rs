@@ -4,13 +4,14 @@
 pub mod connect;
 pub mod kernel;
 pub mod userspace;
+pub mod wgquick;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use anyhow::{Result, anyhow};
 
+use crate::backend::wireguard::wgquick::{Key, WgQuick};
 use crate::ipnet::IpNet;
-use crate::wgquick::{Key, WgQuick};
 
 /// Keepalive interval used for a moment after `up` to make the first
 /// handshake happen now, for peers whose file sets none.

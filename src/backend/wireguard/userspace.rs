@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use super::{DeviceConfig, PeerStatus};
+use crate::backend::wireguard::wgquick::Key;
 use crate::paths::WIREGUARD_SOCKETS;
-use crate::wgquick::Key;
 
 pub const PROGRAM: &str = "wireguard-go";
 
@@ -160,7 +160,7 @@ pub fn refused(ifname: &str, errno: &str) -> anyhow::Error {
 
 /// Finds `wireguard-go` on PATH.
 pub fn find_program() -> Result<PathBuf> {
-    crate::client::find_program(PROGRAM).ok_or_else(|| {
+    crate::backend::client::find_program(PROGRAM).ok_or_else(|| {
         anyhow!(
             "this kernel has no WireGuard module and {PROGRAM} is not installed: install it \
              (Debian/Ubuntu: apt-get install wireguard-go) or load the module (modprobe wireguard)"
@@ -174,7 +174,7 @@ pub fn spawn(ifname: &str, log: &Path) -> Result<u32> {
     let program = find_program()?;
     std::fs::create_dir_all(WIREGUARD_SOCKETS)
         .with_context(|| format!("cannot create {WIREGUARD_SOCKETS}"))?;
-    crate::client::spawn(&program, &["-f".into(), ifname.into()], None, None, log)
+    crate::backend::client::spawn(&program, &["-f".into(), ifname.into()], None, None, log)
 }
 
 /// Waits until wireguard-go has opened its UAPI socket. Fails if the process
@@ -206,7 +206,7 @@ pub fn wait_for_socket(ifname: &str, pid: u32, log: &Path, timeout: Duration) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wireguard::PeerConfig;
+    use crate::backend::wireguard::PeerConfig;
 
     fn key(b: u8) -> Key {
         Key([b; 32])
@@ -249,7 +249,7 @@ mod tests {
     #[test]
     fn a_taken_listen_port_is_told_apart() {
         let e = refused("nsvt-x", "-98");
-        assert!(crate::wireguard::addr_in_use(&e));
+        assert!(crate::backend::wireguard::addr_in_use(&e));
         assert_eq!(
             format!("{e:#}"),
             format!(
@@ -257,8 +257,12 @@ mod tests {
                 std::io::Error::from_raw_os_error(98)
             )
         );
-        assert!(!crate::wireguard::addr_in_use(&refused("nsvt-x", "-22")));
-        assert!(!crate::wireguard::addr_in_use(&refused("nsvt-x", "junk")));
+        assert!(!crate::backend::wireguard::addr_in_use(&refused(
+            "nsvt-x", "-22"
+        )));
+        assert!(!crate::backend::wireguard::addr_in_use(&refused(
+            "nsvt-x", "junk"
+        )));
     }
 
     #[test]

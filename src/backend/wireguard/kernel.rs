@@ -14,8 +14,8 @@ use netlink_packet_wireguard::{
 };
 
 use super::{DeviceConfig, PeerStatus};
+use crate::backend::wireguard::wgquick::Key;
 use crate::ipnet::IpNet;
-use crate::wgquick::Key;
 
 fn allowed_ip(net: &IpNet) -> WireguardAllowedIp {
     WireguardAllowedIp(vec![
@@ -235,7 +235,7 @@ pub fn peers_from_replies(replies: &[WireguardMessage]) -> Vec<PeerStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wireguard::PeerConfig;
+    use crate::backend::wireguard::PeerConfig;
     use netlink_packet_core::Emitable;
 
     #[test]
