@@ -8,6 +8,7 @@ use nsvpn::caller::Caller;
 use nsvpn::cli::{Cli, Command};
 use nsvpn::commands::{self, exec::What, up};
 use nsvpn::exec::EXIT_NSVPN_ERROR;
+use nsvpn::lifecycle;
 use nsvpn::signals::{self, Interrupted};
 
 fn main() -> ExitCode {
@@ -43,13 +44,13 @@ fn main() -> ExitCode {
     };
     nsvpn::trust::require_root_owned(caller.for_other_user());
     let dir = caller.profile_dir(cli.profiles.as_deref());
-    let default_up = up::Options::default();
+    let default_up = lifecycle::Options::default();
     let result = match cli.command {
         Command::Up { profile, timeout } => up::run(
             &caller,
             &dir,
             &profile,
-            &up::Options {
+            &lifecycle::Options {
                 timeout: Duration::from_secs(timeout),
             },
         ),

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use nsvpn::commands::up;
+use nsvpn::lifecycle as up;
 use nsvpn::profile::Profile;
 
 fn cases() -> Vec<PathBuf> {

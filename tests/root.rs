@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use nsvpn::lifecycle::teardown;
 use nsvpn::names::{Names, VethAddrs};
 use nsvpn::netlink::{Netlink, Route};
 use nsvpn::paths;
 use nsvpn::state::State;
-use nsvpn::{dnsfiles, netns, teardown, util};
+use nsvpn::{dnsfiles, netns, util};
 
 const IN_SANDBOX: &str = "NSVPN_TEST_IN_SANDBOX";
 
@@ -194,10 +195,10 @@ fn a_failed_up_removes_everything_it_created() {
         ),
     );
     let profile = nsvpn::profile::Profile::load(&dir, "t3").unwrap();
-    let opts = nsvpn::commands::up::Options {
+    let opts = nsvpn::lifecycle::Options {
         timeout: Duration::from_secs(1),
     };
-    let err = match nsvpn::commands::up::up(&profile, &opts) {
+    let err = match nsvpn::lifecycle::up(&profile, &opts) {
         Ok(_) => panic!("up succeeded without a peer"),
         Err(e) => format!("{e:#}"),
     };

@@ -1,7 +1,195 @@
 //! The VPN kinds, one folder or file each with the same shape, and what
-//! they share. Nothing outside this folder matches on the kind.
+//! they share. Each kind answers the same questions: check its config
+//! (`prepare`), connect, which program it runs, why it failed, and whether
+//! its client is reconnecting. Nothing outside this folder matches on the
+//! kind.
 
 pub mod client;
 pub mod openconnect;
 pub mod openvpn;
 pub mod wireguard;
+
+use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::names::Names;
+use crate::profile::{Profile, Vpn};
+use crate::signals;
+use crate::state::State;
+use crate::trust;
+
+/// Everything read and checked before the machine is touched.
+pub enum Prepared {
+    WireGuard(wireguard::Prepared),
+    /// openvpn or openconnect: a client that calls nsvpn's hook.
+    Client(client::Launch),
+}
+
+/// Reads and checks everything the profile's kind needs, without touching
+/// the machine. `wait` is how long `up` waits for the VPN.
+pub fn prepare(profile: &Profile, wait: Duration) -> Result<Prepared> {
+    Ok(match &profile.vpn {
+        Vpn::WireGuard { config, userspace } => {
+            Prepared::WireGuard(wireguard::prepare(profile, config, *userspace, wait)?)
+        }
+        Vpn::OpenVpn { config, auth_file } => Prepared::Client(openvpn::prepare(
+            profile,
+            config,
+            auth_file.as_deref(),
+            wait,
+        )?),
+        Vpn::OpenConnect {
+            server,
+            protocol,
+            user,
+            password_file,
+            args,
+        } => Prepared::Client(openconnect::prepare(
+            profile,
+            &openconnect::Settings {
+                server,
+                protocol: protocol.as_deref(),
+                user: user.as_deref(),
+                with_password: false,
+                args,
+            },
+            password_file.as_deref(),
+            wait,
+        )?),
+    })
+}
+
+impl Prepared {
+    /// Records in the new state what the kind's later steps (the hook,
+    /// `status`) need.
+    pub fn seed(&self, st: &mut State) {
+        if let Prepared::Client(c) = self {
+            st.openvpn = c.openvpn.clone();
+        }
+    }
+}
+
+/// How a connection went: what it is, nsvpn's own time, the wait for the VPN.
+pub struct Connected {
+    /// "WireGuard, wireguard-go", "OpenVPN, tunnel 10.8.0.2/24 ...".
+    pub what: String,
+    pub own: Duration,
+    pub waited: Duration,
+}
+
+/// Brings the tunnel up in the namespace `ns` (made, with its veth).
+pub fn connect(
+    profile: &Profile,
+    names: &Names,
+    prepared: &Prepared,
+    ns: BorrowedFd<'_>,
+    st: &mut State,
+) -> Result<Connected> {
+    match prepared {
+        Prepared::WireGuard(p) => {
+            let c = signals::block_on(wireguard::connect::connect(
+                profile,
+                names,
+                &p.wg,
+                &p.device,
+                p.force_userspace,
+                ns,
+                p.wait,
+                st,
+            ))?;
+            Ok(Connected {
+                what: format!("WireGuard, {}", c.backend.implementation()),
+                own: c.plumbing,
+                waited: c.handshake,
+            })
+        }
+        Prepared::Client(c) => client::connect(profile, c, st),
+    }
+}
+
+/// The program behind a profile's tunnel, for messages.
+pub fn program(st: &State) -> &'static str {
+    match st.kind.as_str() {
+        "openvpn" => openvpn::PROGRAM,
+        "openconnect" => openconnect::PROGRAM,
+        _ => wireguard::userspace::PROGRAM,
+    }
+}
+
+/// A client that lost its connection and is making it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconnect {
+    /// Seconds since the epoch.
+    pub since: u64,
+    /// The last error, in plain words, if the client said one.
+    pub last_error: Option<String>,
+}
+
+impl Reconnect {
+    pub fn describe(&self, now: u64) -> String {
+        format!(
+            "reconnecting since {} s ago{}",
+            now.saturating_sub(self.since),
+            self.last_error
+                .as_ref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// Whether the profile's VPN client is reconnecting: openvpn says so on its
+/// management socket, openconnect through nsvpn's hook (`attempt-reconnect`).
+/// An error when the client cannot be asked (the socket is root's alone).
+pub fn reconnecting(profile: &str, st: &State) -> Result<Option<Reconnect>, String> {
+    match st.kind.as_str() {
+        "openvpn" => openvpn::reconnecting(profile),
+        "openconnect" => Ok(openconnect::reconnecting(profile)),
+        _ => Ok(None),
+    }
+}
+
+/// "profile "x" (path): field `f`" for error messages.
+pub(crate) fn at(profile: &Profile, field: &str) -> String {
+    format!(
+        "profile {:?} ({}): field `{field}`",
+        profile.name,
+        profile.path.display()
+    )
+}
+
+pub(crate) fn read_config(profile: &Profile, field: &str, path: &Path) -> Result<String> {
+    trust::check(
+        path,
+        &at(profile, field),
+        trust::Role::field(profile, field),
+    )?;
+    std::fs::read_to_string(path)
+        .with_context(|| format!("{} ({})", at(profile, field), path.display()))
+}
+
+/// A file with keys or passwords: trusted like the profile, and warned
+/// about when others can read it.
+pub(crate) fn check_secret(profile: &Profile, field: &str, path: &Path) -> Result<()> {
+    trust::check(
+        path,
+        &at(profile, field),
+        trust::Role::field(profile, field),
+    )?;
+    trust::warn_if_exposed(path, &at(profile, field));
+    Ok(())
+}
+
+pub(crate) fn find_client(program: &'static str) -> Result<PathBuf> {
+    client::find_program(program).ok_or_else(|| {
+        anyhow!("{program} is not installed: install it (Debian/Ubuntu: apt-get install {program})")
+    })
+}
+
+pub(crate) fn hook_exe() -> Result<PathBuf> {
+    std::env::current_exe()
+        .context("cannot tell where the nsvpn binary is (for the VPN client's hook)")
+}

@@ -8,8 +8,18 @@ use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::backend::client::{Launch, last_error};
+use crate::backend::{Reconnect, at, check_secret, find_client, hook_exe};
 use crate::ipnet::{IpNet, netmask_prefix};
+use crate::names::Names;
+use crate::profile::Profile;
+use crate::tunnel::TunnelRecord;
 use crate::tunnel::{TunAddr, TunnelSetup, env_get as get, last_log_line};
+use crate::util;
 
 pub const PROGRAM: &str = "openconnect";
 pub const DEFAULT_PROTOCOL: &str = "anyconnect";
@@ -148,6 +158,71 @@ pub fn client_args(
     a.extend(s.args.iter().map(OsString::from));
     a.push(s.server.into());
     Ok(a)
+}
+
+/// Reads and checks what openconnect needs: its arguments, the password
+/// (from `password_file`, or asked on the terminal).
+pub fn prepare(
+    profile: &Profile,
+    settings: &Settings,
+    password_file: Option<&Path>,
+    wait: Duration,
+) -> Result<Launch> {
+    let Settings {
+        server, user, args, ..
+    } = *settings;
+    check_args(args)
+        .map_err(|errs| anyhow!("{}:\n  {}", at(profile, "vpn.args"), errs.join("\n  ")))?;
+    let password = match password_file {
+        Some(f) => {
+            check_secret(profile, "vpn.password_file", f)?;
+            let text = std::fs::read_to_string(f).with_context(|| {
+                format!("{} ({})", at(profile, "vpn.password_file"), f.display())
+            })?;
+            let pw = text.lines().next().unwrap_or("").to_string();
+            if pw.is_empty() {
+                bail!(
+                    "{} ({}): the file is empty",
+                    at(profile, "vpn.password_file"),
+                    f.display()
+                );
+            }
+            Some(pw)
+        }
+        None if user.is_some() && util::stdin_is_terminal() => Some(util::read_password(
+            &format!("Password for {} at {server}: ", user.unwrap_or("")),
+        )?),
+        None => None,
+    };
+    let path = find_client(PROGRAM)?;
+    let names = Names::for_profile(&profile.name);
+    let settings = Settings {
+        with_password: password.is_some(),
+        ..*settings
+    };
+    let args = client_args(&settings, &names.tunnel, &profile.name, &hook_exe()?)
+        .map_err(|e| anyhow!(e))?;
+    Ok(Launch {
+        program: PROGRAM,
+        path,
+        args,
+        stdin: password.map(|p| format!("{p}\n").into_bytes()),
+        fd3: None,
+        wait,
+        label: "OpenConnect",
+        failure_reason,
+        openvpn: None,
+    })
+}
+
+/// Whether openconnect is reconnecting: its hook recorded
+/// `attempt-reconnect` and no connect since.
+pub fn reconnecting(profile: &str) -> Option<Reconnect> {
+    let rec = TunnelRecord::load(profile)?;
+    (!rec.connected && rec.event == "attempt-reconnect").then(|| Reconnect {
+        since: rec.at,
+        last_error: last_error(profile, PROGRAM, failure_reason),
+    })
 }
 
 fn split_routes(env: &BTreeMap<String, String>, prefix: &str) -> Result<Vec<IpNet>, String> {

@@ -7,10 +7,10 @@ use anyhow::Result;
 use crate::caller::{Action, Caller, Mode};
 use crate::profile::{self, Profile};
 
+use crate::lifecycle::teardown;
 use crate::names::{self, Names};
 use crate::signals;
 use crate::state::Lock;
-use crate::teardown;
 
 pub fn run(caller: &Caller, dir: &Path, name: &str, kill: bool) -> Result<()> {
     names::validate_profile_name(name)?;

@@ -11,8 +11,8 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow};
 
 use crate::caller::{Action, Caller, Mode};
-use crate::commands::up;
 use crate::exec::{self, ExecFailure, Plan, RealSys};
+use crate::lifecycle::{self as up, Health};
 use crate::names::{self, Names};
 use crate::netns;
 use crate::profile::Profile;
@@ -78,14 +78,14 @@ fn prepare_and_exec(
     // Open the namespace once: it both tells that the profile is up and is
     // what setns needs.
     let ns = match up::health(name) {
-        up::Health::Up(ns) => ns,
-        up::Health::Reconnecting(ns, why) => {
+        Health::Up(ns) => ns,
+        Health::Reconnecting(ns, why) => {
             eprintln!(
                 "nsvpn: warning: profile {name}: {why}; the command runs, but reaches the network only once the VPN is back"
             );
             ns
         }
-        up::Health::Down => {
+        Health::Down => {
             let profile = Profile::load(dir, name)?;
             caller
                 .become_root_for("up", name)
@@ -94,7 +94,7 @@ fn prepare_and_exec(
             up::up(&profile, opts)?;
             netns::open(&names.netns).with_context(|| format!("profile {name} went down"))?
         }
-        up::Health::Broken(why) => {
+        Health::Broken(why) => {
             return Err(anyhow!(
                 "profile {name} is broken: {why}. Nothing inside can reach the network; \
                  run `nsvpn down {name}` and `nsvpn up {name}` (`nsvpn status {name}` tells more)"

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::caller::{Caller, Mode};
 use crate::commands::status;
-use crate::commands::up::{Health, assess};
+use crate::lifecycle::{Health, assess};
 use crate::profile::{self, Profile};
 
 pub struct Row {

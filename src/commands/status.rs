@@ -8,17 +8,18 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::backend::program as client_program;
 use crate::backend::wireguard::{Backend, Implementation, PeerStatus};
 use crate::caller::{Action, Caller, Mode};
-use crate::commands::up::{Health, assess, client_program};
 use crate::dnsfiles;
+use crate::lifecycle::teardown;
+use crate::lifecycle::{Health, assess};
 use crate::names::{self, Names};
 use crate::netlink::Netlink;
 use crate::netns::{self, Process};
 use crate::paths;
 use crate::profile::{self, Profile};
 use crate::state::State;
-use crate::teardown;
 use crate::tunnel::TunnelRecord;
 use crate::util::{self, now_unix};
 
@@ -641,7 +642,7 @@ mod tests {
             last_error: Some("server unreachable: the connection was refused".into()),
         });
         r.problems.push(
-            crate::commands::up::Reconnect {
+            crate::backend::Reconnect {
                 since: 1_700_000_000 - 19,
                 last_error: Some("server unreachable: the connection was refused".into()),
             }

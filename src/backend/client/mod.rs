@@ -3,6 +3,8 @@
 //! when its tunnel is up, which moves the device into the profile's
 //! namespace.
 
+pub mod launch;
 pub mod process;
 
+pub use launch::{Launch, connect, last_error};
 pub use process::*;

@@ -16,8 +16,17 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Duration;
 
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::backend::client::{Launch, last_error};
+use crate::backend::{Reconnect, at, check_secret, find_client, hook_exe, read_config};
 use crate::ipnet::{IpNet, netmask_prefix};
+use crate::names::Names;
+use crate::paths;
+use crate::profile::Profile;
+use crate::trust;
 use crate::tunnel::{TunAddr, TunnelSetup, env_get as get, last_log_line};
+use crate::util;
 
 pub const PROGRAM: &str = "openvpn";
 
@@ -31,7 +40,7 @@ fn quote(s: &str) -> Option<String> {
 pub const CONFIG_FD: i32 = 3;
 
 /// What nsvpn runs openvpn with.
-pub struct Launch<'a> {
+pub struct Command<'a> {
     /// The user's `.ovpn` (its directory is openvpn's, for relative paths).
     pub config: &'a Path,
     pub cfg: &'a OvpnConfig,
@@ -64,7 +73,7 @@ pub fn wait_for(cfg: &OvpnConfig, wait: Duration) -> Duration {
 
 /// The command line nsvpn runs: the checked copy of the user's file, then
 /// nsvpn's options, which come later and so win.
-pub fn client_args(l: &Launch) -> Result<Vec<OsString>, String> {
+pub fn client_args(l: &Command) -> Result<Vec<OsString>, String> {
     let exe = quote(&l.hook_exe.to_string_lossy()).ok_or_else(|| {
         format!(
             "nsvpn's own path {} contains a quote or backslash; openvpn could not run it as its hook",
@@ -133,6 +142,137 @@ pub fn remotes_tried(log: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Reads the `.ovpn` (and the files it includes) as openvpn would, checks
+/// it, and hands openvpn the checked copy on a sealed memfd.
+pub fn prepare(
+    profile: &Profile,
+    config: &Path,
+    auth_file: Option<&Path>,
+    wait: Duration,
+) -> Result<Launch> {
+    let text = read_config(profile, "vpn.config", config)?;
+    let dir = config.parent().unwrap_or(Path::new("/"));
+    let mut load = |name: &str| -> std::result::Result<(String, String), String> {
+        let path = dir.join(name);
+        trust::check(
+            &path,
+            &at(profile, "vpn.config"),
+            trust::Role::field(profile, "vpn.config"),
+        )
+        .map_err(|e| format!("{e:#}"))?;
+        std::fs::read_to_string(&path)
+            .map(|t| (path.display().to_string(), t))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let checked = config::check(&text, &mut load).map_err(|errs| {
+        anyhow!(
+            "{} ({}): this .ovpn file could act on the host or take the tunnel out of nsvpn's hands:\n  {}",
+            at(profile, "vpn.config"),
+            config.display(),
+            errs.join("\n  ")
+        )
+    })?;
+    for w in &checked.warnings {
+        eprintln!("nsvpn: warning: {}: {w}", config.display());
+    }
+    let cfg = checked.config;
+    if cfg.prompts_for_password && auth_file.is_none() {
+        bail!(
+            "{}: {} asks for a user name and password (`auth-user-pass` with no file), and nsvpn runs openvpn \
+             without a terminal: put the user name and the password on two lines of a root-only file and \
+             name it in the profile",
+            at(profile, "vpn.auth_file"),
+            config.display()
+        );
+    }
+    if let Some(a) = auth_file {
+        check_secret(profile, "vpn.auth_file", a)?;
+        std::fs::File::open(a)
+            .with_context(|| format!("{} ({})", at(profile, "vpn.auth_file"), a.display()))?;
+    }
+    let path = find_client(PROGRAM)?;
+    let names = Names::for_profile(&profile.name);
+    let wait = wait_for(&cfg, wait);
+    let args = client_args(&Command {
+        config,
+        cfg: &cfg,
+        tunnel: &names.tunnel,
+        profile: &profile.name,
+        hook_exe: &hook_exe()?,
+        auth_file,
+        management: &paths::openvpn_management(&profile.name),
+        wait,
+    })
+    .map_err(|e| anyhow!(e))?;
+    Ok(Launch {
+        program: PROGRAM,
+        path,
+        args,
+        stdin: None,
+        fd3: Some(util::sealed_memfd("nsvpn-ovpn", checked.text.as_bytes())?),
+        wait,
+        label: "OpenVPN",
+        failure_reason,
+        openvpn: Some(cfg),
+    })
+}
+
+/// Whether openvpn is reconnecting, as its management socket says. An
+/// error when it cannot be asked (the socket is root's alone).
+pub fn reconnecting(profile: &str) -> Result<Option<Reconnect>, String> {
+    use management::Connection;
+    let states =
+        management::query(&paths::openvpn_management(profile)).map_err(|e| format!("{e:#}"))?;
+    Ok(match management::connection(&states) {
+        Some(Connection::Reconnecting { since, now, reason }) => Some(Reconnect {
+            since,
+            last_error: last_error(profile, PROGRAM, failure_reason).or_else(|| {
+                Some(format!(
+                    "openvpn {}{}",
+                    now.to_lowercase(),
+                    reason.map(|r| format!(" after {r}")).unwrap_or_default()
+                ))
+            }),
+        }),
+        Some(Connection::Connected { .. }) | None => None,
+    })
+}
+
+/// "; servers tried: ...; not tried yet: ..." when the file lists several.
+pub fn servers_tried(cfg: &OvpnConfig, log: &str) -> String {
+    if cfg.remotes.len() < 2 {
+        return String::new();
+    }
+    let tried = remotes_tried(log);
+    format!(
+        "\nthe .ovpn lists {} servers ({}); openvpn tried {}{}",
+        cfg.remotes.len(),
+        cfg.remotes.join(", "),
+        if tried.is_empty() {
+            "none of them".to_string()
+        } else {
+            tried.join(", ")
+        },
+        {
+            let pending: Vec<&str> = cfg
+                .remotes
+                .iter()
+                .filter(|r| {
+                    let (host, rest) = r.split_once(' ').unwrap_or((r, ""));
+                    let port = rest.split('/').next().unwrap_or("");
+                    !tried.contains(&format!("{host}:{port}"))
+                })
+                .map(String::as_str)
+                .collect();
+            if pending.is_empty() || tried.is_empty() {
+                String::new()
+            } else {
+                format!("; not tried yet: {}", pending.join(", "))
+            }
+        }
+    )
 }
 
 /// The options of the last PUSH_REPLY in openvpn's log.
@@ -369,8 +509,8 @@ fn strip_timestamp(l: &str) -> String {
 mod tests {
     use super::*;
 
-    fn launch<'a>(cfg: &'a OvpnConfig, hook: &'a Path) -> Launch<'a> {
-        Launch {
+    fn launch<'a>(cfg: &'a OvpnConfig, hook: &'a Path) -> Command<'a> {
+        Command {
             config: Path::new("/etc/nsvpn/corp.ovpn"),
             cfg,
             tunnel: "nsvt-corp",

@@ -7,11 +7,16 @@ pub mod userspace;
 pub mod wgquick;
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 
 use crate::backend::wireguard::wgquick::{Key, WgQuick};
+use crate::backend::{at, read_config};
 use crate::ipnet::IpNet;
+use crate::profile::Profile;
+use crate::trust;
 
 /// Keepalive interval used for a moment after `up` to make the first
 /// handshake happen now, for peers whose file sets none.
@@ -171,6 +176,42 @@ impl Backend {
             Backend::Userspace => userspace::parse_get(&userspace::request(ifname, "get=1\n\n")?),
         }
     }
+}
+
+/// A WireGuard profile, read and checked.
+pub struct Prepared {
+    pub wg: WgQuick,
+    pub device: DeviceConfig,
+    pub force_userspace: bool,
+    /// How long to wait for the first handshake.
+    pub wait: Duration,
+}
+
+/// Reads and checks the wg-quick file (and that wireguard-go is there when
+/// the profile asks for it).
+pub fn prepare(
+    profile: &Profile,
+    config: &Path,
+    force_userspace: bool,
+    wait: Duration,
+) -> Result<Prepared> {
+    let text = read_config(profile, "vpn.config", config)?;
+    trust::warn_if_exposed(config, &at(profile, "vpn.config"));
+    let where_ = || format!("{} ({})", at(profile, "vpn.config"), config.display());
+    let wg = wgquick::parse(&text).map_err(|e| anyhow!("{}: {e}", where_()))?;
+    for w in &wg.warnings {
+        eprintln!("nsvpn: warning: {}: {w}", config.display());
+    }
+    let device = DeviceConfig::from_wgquick(&wg).with_context(where_)?;
+    if force_userspace {
+        userspace::find_program()?;
+    }
+    Ok(Prepared {
+        wg,
+        device,
+        force_userspace,
+        wait,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,10 @@
+//! The lifecycle of a profile, below the commands: bringing it up, judging
+//! its health, and removing it. Commands parse, check access, call these and
+//! print; they never import each other.
+
+pub mod health;
+pub mod teardown;
+pub mod up;
+
+pub use health::{Health, assess, health};
+pub use up::{Options, Outcome, check, up};
