@@ -225,6 +225,7 @@ impl Netlink {
         Ok(msgs.iter().filter_map(address_from_message).collect())
     }
 
+    /// Adds a route; one that is already there is fine.
     pub async fn add_route(&self, route: &Route) -> Result<()> {
         let mut b = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(route.dest.network(), route.dest.prefix())
@@ -238,12 +239,11 @@ impl Netlink {
         if route.link_scope && route.gateway.is_none() {
             b = b.scope(RouteScope::Link);
         }
-        self.handle
-            .route()
-            .add(b.build())
-            .execute()
-            .await
-            .with_context(|| format!("cannot add the route to {}", route.dest))
+        match self.handle.route().add(b.build()).execute().await {
+            // Already there (a reconnect applies the same routes again).
+            Err(e) if errno(&e) == Some(nix::errno::Errno::EEXIST as i32) => Ok(()),
+            r => r.with_context(|| format!("cannot add the route to {}", route.dest)),
+        }
     }
 
     /// Routes of the main table, IPv4 and IPv6, without the kernel's local

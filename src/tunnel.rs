@@ -1,25 +1,19 @@
-//! Tunnels that a VPN client (openvpn, openconnect) creates and hands over
-//! through nsvpn's hook: what the client says the tunnel is, applying it
-//! inside the profile's namespace, the record `status` reads, and the
-//! message that tells a waiting `up` how it went.
+//! A tunnel inside a profile's namespace, for every kind: what the VPN says
+//! the tunnel is ([`TunnelSetup`]), the profile's overrides of it, and the
+//! one path that applies it there ([`configure`]; [`apply`] first moves a
+//! client's device in).
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::os::fd::{AsFd, BorrowedFd};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::dnsfiles::{self, DnsConfig};
 use crate::ipnet::IpNet;
 use crate::names::Names;
-use crate::netlink::{Netlink, Route, errno};
+use crate::netlink::{Netlink, Route};
 use crate::netns;
-use crate::paths;
 use crate::profile::Profile;
 
 /// One address of the tunnel device; `peer` is the far end of a
@@ -41,18 +35,6 @@ pub struct TunnelSetup {
     pub routes: Vec<IpNet>,
     pub dns_servers: Vec<IpAddr>,
     pub dns_search: Vec<String>,
-}
-
-/// A non-empty variable of a client's script environment.
-pub fn env_get<'a>(env: &'a BTreeMap<String, String>, k: &str) -> Option<&'a str> {
-    env.get(k).map(String::as_str).filter(|v| !v.is_empty())
-}
-
-/// The last line of a client's log that contains one of `pats`.
-pub fn last_log_line<'a>(log: &'a str, pats: &[&str]) -> Option<&'a str> {
-    log.lines()
-        .rev()
-        .find(|l| pats.iter().any(|p| l.contains(p)))
 }
 
 /// The parts of the profile that replace what the VPN provides. Kept in the
@@ -103,64 +85,62 @@ pub fn effective_dns(setup: &TunnelSetup, ov: &Overrides) -> DnsConfig {
     }
 }
 
-/// What is known about the tunnel of a client-driven profile, kept in
-/// /run/nsvpn/<profile>/tunnel.json by the hook and read by `status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TunnelRecord {
-    /// The last event the client reported: connect, restart, reconnect,
-    /// attempt-reconnect, disconnect.
-    pub event: String,
-    /// Whether the client last said the tunnel is up.
-    pub connected: bool,
-    /// Seconds since the epoch of the last event.
-    pub at: u64,
-    /// How many times the tunnel was (re)applied.
-    pub connects: u32,
-    pub device: String,
+/// What was applied inside the namespace, for records and messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// "10.8.0.2/24", "10.8.0.6/32 peer 10.8.0.5".
     pub addresses: Vec<String>,
     pub mtu: Option<u32>,
-    pub routes: Vec<String>,
+    pub routes: Vec<IpNet>,
     pub dns: DnsConfig,
 }
 
-impl TunnelRecord {
-    pub fn load(profile: &str) -> Option<TunnelRecord> {
-        serde_json::from_str(&std::fs::read_to_string(paths::tunnel_record(profile)).ok()?).ok()
-    }
-
-    pub fn save(&self, profile: &str) -> Result<()> {
-        let text = serde_json::to_string_pretty(self)?;
-        crate::util::write_atomic(&paths::tunnel_record(profile), text.as_bytes(), 0o644)
-    }
-
-    /// Notes an event that does not change the tunnel (a reconnect attempt,
-    /// a disconnect).
-    pub fn mark(profile: &str, event: &str, connected: bool) -> Result<()> {
-        if let Some(mut r) = TunnelRecord::load(profile) {
-            r.event = event.to_string();
-            r.connected = connected;
-            r.at = crate::util::now_unix();
-            r.save(profile)?;
-        }
-        Ok(())
-    }
-}
-
-fn exists(e: &anyhow::Error) -> bool {
-    e.chain()
-        .filter_map(|c| c.downcast_ref::<rtnetlink::Error>())
-        .any(|r| errno(r) == Some(nix::errno::Errno::EEXIST as i32))
-}
-
-/// Moves the client's tunnel device into the profile's namespace (unless a
-/// reconnect kept it there) and applies addresses, MTU, routes and DNS.
-/// Returns the record for `status`.
-pub fn apply(
+/// The one path that applies a tunnel inside the profile's namespace, for
+/// every kind, once the device `tun` is there: its addresses (IPv6 turned on
+/// only if the VPN gave an IPv6 address), MTU and up, the routes (the
+/// profile's `[routes]`, else the VPN's) and the namespace's DNS files (the
+/// profile's `[dns]`/`[hosts]` over the VPN's).
+pub async fn configure(
+    inner: &Netlink,
+    ns: BorrowedFd<'_>,
+    tun: u32,
     names: &Names,
     setup: &TunnelSetup,
     ov: &Overrides,
-    event: &str,
-) -> Result<TunnelRecord> {
+) -> Result<Applied> {
+    netns::enable_ipv6_if_provided(
+        ns,
+        &names.tunnel,
+        setup.addresses.iter().map(|a| a.local.addr()),
+    )?;
+    for a in &setup.addresses {
+        inner.set_address(tun, a.local, a.peer).await?;
+    }
+    inner.set_up(tun, setup.mtu).await?;
+    let routes = effective_routes(setup, ov);
+    for r in &routes {
+        inner.add_route(&Route::via_link(*r, tun)).await?;
+    }
+    let dns = effective_dns(setup, ov);
+    dnsfiles::write(&names.netns, &names.profile, &dns)?;
+    Ok(Applied {
+        addresses: setup
+            .addresses
+            .iter()
+            .map(|a| match a.peer {
+                Some(p) => format!("{} peer {p}", a.local),
+                None => a.local.to_string(),
+            })
+            .collect(),
+        mtu: setup.mtu,
+        routes,
+        dns,
+    })
+}
+
+/// Moves a client's tunnel device into the profile's namespace (unless a
+/// reconnect kept it there) and configures it there.
+pub fn apply(names: &Names, setup: &TunnelSetup, ov: &Overrides) -> Result<Applied> {
     if setup.device != names.tunnel {
         bail!(
             "the VPN client reports the tunnel device {:?}, not {:?} as nsvpn asked: refusing to touch it",
@@ -168,8 +148,6 @@ pub fn apply(
             names.tunnel
         );
     }
-    let routes = effective_routes(setup, ov);
-    let dns = effective_dns(setup, ov);
     let ns = netns::open(&names.netns)?;
     crate::util::block_on(async {
         let host = Netlink::here()?;
@@ -188,111 +166,8 @@ pub fn apply(
                 )
             })?
             .index;
-        netns::enable_ipv6_if_provided(
-            ns.as_fd(),
-            &setup.device,
-            setup.addresses.iter().map(|a| a.local.addr()),
-        )?;
-        for a in &setup.addresses {
-            inner.set_address(tun, a.local, a.peer).await?;
-        }
-        inner.set_up(tun, setup.mtu).await?;
-        for r in &routes {
-            if let Err(e) = inner.add_route(&Route::via_link(*r, tun)).await
-                && !exists(&e)
-            {
-                return Err(e);
-            }
-        }
-        anyhow::Ok(())
-    })??;
-    dnsfiles::write(&names.netns, &names.profile, &dns)?;
-    let connects = TunnelRecord::load(&names.profile).map_or(0, |r| r.connects);
-    Ok(TunnelRecord {
-        event: event.to_string(),
-        connected: true,
-        at: crate::util::now_unix(),
-        connects: connects + 1,
-        device: setup.device.clone(),
-        addresses: setup
-            .addresses
-            .iter()
-            .map(|a| match a.peer {
-                Some(p) => format!("{} peer {p}", a.local),
-                None => a.local.to_string(),
-            })
-            .collect(),
-        mtu: setup.mtu,
-        routes: routes.iter().map(ToString::to_string).collect(),
-        dns,
-    })
-}
-
-/// What the hook tells the `up` that waits for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum HookMessage {
-    /// The tunnel is applied; `own_ms` is the hook's own time.
-    Connected {
-        own_ms: u64,
-        summary: String,
-    },
-    Failed {
-        error: String,
-    },
-}
-
-/// The socket a waiting `up` listens on (root-only, in /run/nsvpn/<p>/private/).
-pub struct HookListener {
-    sock: UnixDatagram,
-    path: PathBuf,
-}
-
-impl HookListener {
-    pub fn bind(profile: &str) -> Result<HookListener> {
-        let path = paths::hook_socket(profile);
-        if let Some(dir) = path.parent() {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let _ = std::fs::remove_file(&path);
-        let sock =
-            UnixDatagram::bind(&path).with_context(|| format!("cannot bind {}", path.display()))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        sock.set_nonblocking(true)?;
-        Ok(HookListener { sock, path })
-    }
-
-    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.sock.as_fd()
-    }
-
-    /// The message waiting on the socket, if any.
-    pub fn recv(&self) -> Option<HookMessage> {
-        let mut buf = vec![0u8; 64 * 1024];
-        let n = self.sock.recv(&mut buf).ok()?;
-        serde_json::from_slice(&buf[..n]).ok()
-    }
-}
-
-impl Drop for HookListener {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Tells a waiting `up`, if there is one, how the hook went.
-pub fn notify(profile: &str, msg: &HookMessage) {
-    let Ok(sock) = UnixDatagram::unbound() else {
-        return;
-    };
-    let _ = sock.set_write_timeout(Some(Duration::from_secs(1)));
-    if let Ok(data) = serde_json::to_vec(msg) {
-        let _ = sock.send_to(&data, paths::hook_socket(profile));
-    }
+        configure(&inner, ns.as_fd(), tun, names, setup, ov).await
+    })?
 }
 
 #[cfg(test)]

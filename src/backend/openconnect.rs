@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use crate::backend::client::hook::{TunnelRecord, env_get as get, last_log_line};
 use crate::backend::client::{Launch, last_error};
 use crate::backend::{Reconnect, at, check_secret, find_client, hook_exe};
 use crate::ipnet::{IpNet, netmask_prefix};
 use crate::names::Names;
 use crate::profile::Profile;
-use crate::tunnel::TunnelRecord;
-use crate::tunnel::{TunAddr, TunnelSetup, env_get as get, last_log_line};
+use crate::tunnel::{TunAddr, TunnelSetup};
 use crate::util;
 
 pub const PROGRAM: &str = "openconnect";
@@ -213,6 +213,30 @@ pub fn prepare(
         failure_reason,
         openvpn: None,
     })
+}
+
+/// What openconnect's script environment says, by `reason`: a tunnel to
+/// apply at `connect` and `reconnect`; `attempt-reconnect` and `disconnect`
+/// are only recorded for `status`; `pre-init` needs nothing.
+pub fn hook_event(
+    profile: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<Option<(TunnelSetup, &'static str)>> {
+    let reason = env.get("reason").map(String::as_str).unwrap_or("");
+    let event = match Reason::parse(reason).map_err(|e| anyhow!(e))? {
+        Reason::PreInit => return Ok(None),
+        Reason::AttemptReconnect => {
+            TunnelRecord::mark(profile, "attempt-reconnect", false)?;
+            return Ok(None);
+        }
+        Reason::Disconnect => {
+            TunnelRecord::mark(profile, "disconnect", false)?;
+            return Ok(None);
+        }
+        Reason::Connect => "connect",
+        Reason::Reconnect => "reconnect",
+    };
+    Ok(Some((setup_from_env(env).map_err(|e| anyhow!(e))?, event)))
 }
 
 /// Whether openconnect is reconnecting: its hook recorded

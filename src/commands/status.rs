@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::backend::client::hook::TunnelRecord;
 use crate::backend::program as client_program;
 use crate::backend::wireguard::{Backend, Implementation, PeerStatus};
 use crate::caller::{Action, Caller, Mode};
@@ -20,7 +21,6 @@ use crate::netns::{self, Process};
 use crate::paths;
 use crate::profile::{self, Profile};
 use crate::state::State;
-use crate::tunnel::TunnelRecord;
 use crate::util::{self, now_unix};
 
 #[derive(Debug, Clone, Serialize)]

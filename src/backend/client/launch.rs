@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 
+use super::hook::{HookListener, HookMessage};
 use super::process::{self, Waited};
 use crate::backend::Connected;
 use crate::backend::openvpn::{self, OvpnConfig};
 use crate::paths;
 use crate::profile::Profile;
 use crate::state::State;
-use crate::tunnel::{HookListener, HookMessage};
 use crate::util;
 use crate::vlog;
 

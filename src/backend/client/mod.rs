@@ -3,6 +3,7 @@
 //! when its tunnel is up, which moves the device into the profile's
 //! namespace.
 
+pub mod hook;
 pub mod launch;
 pub mod process;
 

@@ -18,14 +18,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use crate::backend::client::hook::{env_get as get, last_log_line};
 use crate::backend::client::{Launch, last_error};
 use crate::backend::{Reconnect, at, check_secret, find_client, hook_exe, read_config};
 use crate::ipnet::{IpNet, netmask_prefix};
 use crate::names::Names;
 use crate::paths;
 use crate::profile::Profile;
+use crate::state::State;
 use crate::trust;
-use crate::tunnel::{TunAddr, TunnelSetup, env_get as get, last_log_line};
+use crate::tunnel::{TunAddr, TunnelSetup};
 use crate::util;
 
 pub const PROGRAM: &str = "openvpn";
@@ -273,6 +275,32 @@ pub fn servers_tried(cfg: &OvpnConfig, log: &str) -> String {
             }
         }
     )
+}
+
+/// What openvpn's `up` script environment says of the tunnel (with the
+/// pushed options from the log), and the event: `connect`, or `restart`
+/// after a reconnect.
+pub fn hook_event(
+    profile: &str,
+    st: &State,
+    env: &BTreeMap<String, String>,
+) -> Result<Option<(TunnelSetup, &'static str)>> {
+    let script_type = env.get("script_type").map(String::as_str).unwrap_or("");
+    if script_type != "up" {
+        bail!(
+            "openvpn called the hook with script_type={script_type:?}; nsvpn only installs it as the up script"
+        );
+    }
+    let log = std::fs::read_to_string(paths::log_file(profile, PROGRAM)).unwrap_or_default();
+    let pushed = last_push_reply(&log);
+    let cfg = st.openvpn.clone().unwrap_or_default();
+    let setup = setup_from_env(env, pushed.as_deref(), &cfg).map_err(|e| anyhow!(e))?;
+    let event = if env.get("script_context").is_some_and(|c| c == "restart") {
+        "restart"
+    } else {
+        "connect"
+    };
+    Ok(Some((setup, event)))
 }
 
 /// The options of the last PUSH_REPLY in openvpn's log.

@@ -10,14 +10,12 @@ use anyhow::{Result, anyhow, bail};
 
 use super::{Backend, DeviceConfig, TRIGGER_KEEPALIVE, userspace};
 use crate::backend::wireguard::wgquick::WgQuick;
-use crate::dnsfiles;
 use crate::names::Names;
-use crate::netlink::{Netlink, Route, errno};
-use crate::netns;
+use crate::netlink::{Netlink, errno};
 use crate::paths;
 use crate::profile::{Profile, Vpn};
 use crate::state::State;
-use crate::tunnel::{Overrides, TunnelSetup, effective_dns, effective_routes};
+use crate::tunnel::{Overrides, TunAddr, TunnelSetup};
 use crate::util;
 use crate::vlog;
 
@@ -38,21 +36,9 @@ pub async fn link_index(nl: &Netlink, name: &str) -> Result<u32> {
         .ok_or_else(|| anyhow!("the link {name} vanished"))
 }
 
-async fn add_route_once(nl: &Netlink, route: &Route) -> Result<()> {
-    match nl.add_route(route).await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let exists = e
-                .chain()
-                .filter_map(|c| c.downcast_ref::<rtnetlink::Error>())
-                .any(|r| errno(r) == Some(nix::errno::Errno::EEXIST as i32));
-            if exists { Ok(()) } else { Err(e) }
-        }
-    }
-}
-
 /// What the wg-quick file provides, in the form the profile's overrides
-/// apply to: every peer's AllowedIPs as routes, its DNS line.
+/// apply to: its addresses and MTU, every peer's AllowedIPs as routes, its
+/// DNS line.
 pub fn provided(names: &Names, wg: &WgQuick) -> TunnelSetup {
     TunnelSetup {
         device: names.tunnel.clone(),
@@ -61,9 +47,17 @@ pub fn provided(names: &Names, wg: &WgQuick) -> TunnelSetup {
             .iter()
             .flat_map(|p| p.allowed_ips.iter().copied())
             .collect(),
+        addresses: wg
+            .addresses
+            .iter()
+            .map(|a| TunAddr {
+                local: *a,
+                peer: None,
+            })
+            .collect(),
+        mtu: Some(wg.mtu.unwrap_or(DEFAULT_MTU)),
         dns_servers: wg.dns_servers.clone(),
         dns_search: wg.dns_search.clone(),
-        ..Default::default()
     }
 }
 
@@ -116,21 +110,18 @@ pub async fn connect(
     let tun = link_index(&host, &names.tunnel).await?;
     host.move_to_netns(tun, ns).await?;
     let tun = link_index(&inner, &names.tunnel).await?;
-    netns::enable_ipv6_if_provided(ns, &names.tunnel, wg.addresses.iter().map(|a| a.addr()))?;
-    for a in &wg.addresses {
-        inner.add_address(tun, *a).await?;
-    }
-    // Kernel WireGuard opens its socket (on the host) only now.
-    inner
-        .set_up(tun, Some(wg.mtu.unwrap_or(DEFAULT_MTU)))
-        .await
-        .map_err(|e| port_taken(e, profile, device.listen_port))?;
-    let provided = provided(names, wg);
-    let ov = Overrides::from_profile(profile);
-    for r in effective_routes(&provided, &ov) {
-        add_route_once(&inner, &Route::via_link(r, tun)).await?;
-    }
-    dnsfiles::write(&names.netns, &profile.name, &effective_dns(&provided, &ov))?;
+    // Kernel WireGuard opens its socket (on the host) only when the link
+    // comes up, inside `configure`.
+    crate::tunnel::configure(
+        &inner,
+        ns,
+        tun,
+        names,
+        &provided(names, wg),
+        &Overrides::from_profile(profile),
+    )
+    .await
+    .map_err(|e| port_taken(e, profile, device.listen_port))?;
     let plumbing = t0.elapsed();
     vlog!(
         "tunnel {} configured ({:?}); waiting for the handshake",
