@@ -135,7 +135,6 @@ pub struct Profile {
     pub veth: VethAddrs,
 }
 
-/// A host name as /etc/hosts and resolv.conf accept it.
 /// A TOML error on one line: where, which field, what (never the line's own
 /// text, which the message does not need).
 fn toml_error(text: &str, e: &toml::de::Error) -> String {
@@ -183,16 +182,25 @@ fn field_at(lines: &[&str], index: usize) -> Option<String> {
     })
 }
 
-pub fn is_hostname(s: &str) -> bool {
+/// A domain name: labels of ASCII letters, digits, '-' and '_', separated
+/// by dots, each 1 to 63 bytes long, at most 253 bytes in all. The one check
+/// for names in profiles and wg-quick files; wg-quick's `DNS` takes any such
+/// name as a search domain.
+pub fn is_domain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && !l.starts_with('-')
                 && l.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
+}
+
+/// A host name as /etc/hosts and resolv.conf accept it: a domain name
+/// whose labels do not start with '-'.
+pub fn is_hostname(s: &str) -> bool {
+    is_domain(s) && !s.split('.').any(|l| l.starts_with('-'))
 }
 
 fn is_account_name(s: &str) -> bool {
@@ -712,6 +720,21 @@ groups = ["consultants"]
             unknown(dir, "acne", &known),
             unknown(dir, "acne", &[])
         ));
+    }
+
+    /// wg-quick's `DNS` takes a search domain that a profile's `[dns]`
+    /// refuses (a label starting with '-'); the two checks share the rest.
+    #[test]
+    fn a_host_name_is_a_domain_with_no_label_starting_with_a_hyphen() {
+        for both in ["acme.internal", "a_b.c-d", "x", &"a".repeat(63)] {
+            assert!(is_domain(both) && is_hostname(both), "{both:?}");
+        }
+        for domain_only in ["-corp", "a.-b"] {
+            assert!(is_domain(domain_only) && !is_hostname(domain_only));
+        }
+        for neither in ["", "a..b", "a b", ".a", &"a".repeat(64), "ä"] {
+            assert!(!is_domain(neither) && !is_hostname(neither), "{neither:?}");
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::ipnet::IpNet;
+use crate::profile::is_domain;
 
 /// A 32-byte WireGuard key. Its Debug form never shows the bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -176,17 +177,6 @@ fn parse_endpoint(v: &str) -> Result<Endpoint, String> {
         return Err("port 0 is not a valid endpoint port".into());
     }
     Ok(Endpoint { host, port })
-}
-
-fn is_domain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
 }
 
 /// Why a key wg-quick acts on is ignored: what it does on the host, and why
