@@ -135,7 +135,6 @@ pub struct Profile {
     pub veth: VethAddrs,
 }
 
-/// A host name as /etc/hosts and resolv.conf accept it.
 /// A TOML error on one line: where, which field, what (never the line's own
 /// text, which the message does not need).
 fn toml_error(text: &str, e: &toml::de::Error) -> String {
@@ -183,16 +182,25 @@ fn field_at(lines: &[&str], index: usize) -> Option<String> {
     })
 }
 
-pub fn is_hostname(s: &str) -> bool {
+/// A domain name: labels of ASCII letters, digits, '-' and '_', separated
+/// by dots, each 1 to 63 bytes long, at most 253 bytes in all. The one check
+/// for names in profiles and wg-quick files; wg-quick's `DNS` takes any such
+/// name as a search domain.
+pub fn is_domain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && !l.starts_with('-')
                 && l.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
+}
+
+/// A host name as /etc/hosts and resolv.conf accept it: a domain name
+/// whose labels do not start with '-'.
+pub fn is_hostname(s: &str) -> bool {
+    is_domain(s) && !s.split('.').any(|l| l.starts_with('-'))
 }
 
 fn is_account_name(s: &str) -> bool {
@@ -287,217 +295,32 @@ impl Profile {
     /// Parses a profile's text. `check_files` also checks that the files it
     /// names exist (off in unit tests of the format).
     pub fn parse(name: &str, path: &Path, text: &str, check_files: bool) -> Result<Profile> {
-        let at = || format!("profile {name:?} ({})", path.display());
+        let src = Source {
+            name,
+            path,
+            check_files,
+        };
         let raw: RawProfile =
-            toml::from_str(text).map_err(|e| anyhow!("{}: {}", at(), toml_error(text, &e)))?;
-        let field = |f: &str, msg: String| anyhow!("{}: field `{f}`: {msg}", at());
-        let base = path.parent().unwrap_or(Path::new("/"));
-        let file = |f: &str, v: &str| -> Result<PathBuf> {
-            if v.is_empty() {
-                return Err(field(f, "is empty".into()));
-            }
-            let p = base.join(v);
-            if check_files {
-                match std::fs::metadata(&p) {
-                    Ok(m) if m.is_file() => {}
-                    Ok(_) => {
-                        return Err(field(f, format!("{} is not a regular file", p.display())));
-                    }
-                    Err(e) => return Err(field(f, format!("{}: {e}", p.display()))),
-                }
-            }
-            Ok(p)
-        };
-
-        let v = raw.vpn;
-        let only = |f: &str, present: bool, kind: &str| -> Result<()> {
-            if present {
-                Err(field(f, format!("is only for kind = \"{kind}\"")))
-            } else {
-                Ok(())
-            }
-        };
-        let vpn = match v.kind.as_str() {
-            "wireguard" => {
-                only("vpn.server", v.server.is_some(), "openconnect")?;
-                only("vpn.protocol", v.protocol.is_some(), "openconnect")?;
-                only("vpn.user", v.user.is_some(), "openconnect")?;
-                only(
-                    "vpn.password_file",
-                    v.password_file.is_some(),
-                    "openconnect",
-                )?;
-                only("vpn.args", v.args.is_some(), "openconnect")?;
-                only("vpn.auth_file", v.auth_file.is_some(), "openvpn")?;
-                let config = v.config.ok_or_else(|| {
-                    field("vpn.config", "is missing: name the wg-quick file".into())
-                })?;
-                Vpn::WireGuard {
-                    config: file("vpn.config", &config)?,
-                    userspace: v.userspace.unwrap_or(false),
-                }
-            }
-            "openvpn" => {
-                only("vpn.userspace", v.userspace.is_some(), "wireguard")?;
-                only("vpn.server", v.server.is_some(), "openconnect")?;
-                only("vpn.protocol", v.protocol.is_some(), "openconnect")?;
-                only("vpn.user", v.user.is_some(), "openconnect")?;
-                only(
-                    "vpn.password_file",
-                    v.password_file.is_some(),
-                    "openconnect",
-                )?;
-                only("vpn.args", v.args.is_some(), "openconnect")?;
-                let config = v
-                    .config
-                    .ok_or_else(|| field("vpn.config", "is missing: name the .ovpn file".into()))?;
-                Vpn::OpenVpn {
-                    config: file("vpn.config", &config)?,
-                    auth_file: v.auth_file.map(|a| file("vpn.auth_file", &a)).transpose()?,
-                }
-            }
-            "openconnect" => {
-                only("vpn.userspace", v.userspace.is_some(), "wireguard")?;
-                only("vpn.config", v.config.is_some(), "wireguard\" or \"openvpn")?;
-                only("vpn.auth_file", v.auth_file.is_some(), "openvpn")?;
-                let server = v.server.ok_or_else(|| {
-                    field("vpn.server", "is missing: name the VPN gateway".into())
-                })?;
-                if server.is_empty() || server.chars().any(|c| c.is_whitespace() || c.is_control())
-                {
-                    return Err(field(
-                        "vpn.server",
-                        format!("{server:?} is not a host name or URL"),
-                    ));
-                }
-                Vpn::OpenConnect {
-                    server,
-                    protocol: v.protocol,
-                    user: v.user,
-                    password_file: v
-                        .password_file
-                        .map(|p| file("vpn.password_file", &p))
-                        .transpose()?,
-                    args: v.args.unwrap_or_default(),
-                }
-            }
-            other => {
-                return Err(field(
-                    "vpn.kind",
-                    format!(
-                        "{other:?} is not a VPN kind: use \"wireguard\", \"openvpn\" or \"openconnect\""
-                    ),
-                ));
-            }
-        };
-
-        let routes = match raw.routes {
-            None => None,
-            Some(r) => {
-                let mut out = Vec::new();
-                for (i, s) in r.include.iter().enumerate() {
-                    let n: IpNet = s.parse().map_err(|e| {
-                        field(&format!("routes.include[{i}]"), format!("{s:?}: {e}"))
-                    })?;
-                    out.push(n.trunc());
-                }
-                Some(out)
-            }
-        };
-
+            toml::from_str(text).map_err(|e| anyhow!("{}: {}", src.at(), toml_error(text, &e)))?;
+        let vpn = src.vpn(raw.vpn)?;
+        let routes = raw.routes.map(|r| src.routes(&r)).transpose()?;
         let (dns_servers, dns_search) = match raw.dns {
             None => (None, None),
-            Some(d) => {
-                let servers = d
-                    .servers
-                    .map(|ss| {
-                        ss.iter()
-                            .enumerate()
-                            .map(|(i, s)| {
-                                s.parse::<IpAddr>().map_err(|_| {
-                                    field(
-                                        &format!("dns.servers[{i}]"),
-                                        format!("{s:?} is not an IP address"),
-                                    )
-                                })
-                            })
-                            .collect::<Result<Vec<_>>>()
-                    })
-                    .transpose()?;
-                let search = d
-                    .search
-                    .map(|ss| {
-                        for (i, s) in ss.iter().enumerate() {
-                            if !is_hostname(s) {
-                                return Err(field(
-                                    &format!("dns.search[{i}]"),
-                                    format!("{s:?} is not a domain name"),
-                                ));
-                            }
-                        }
-                        Ok(ss)
-                    })
-                    .transpose()?;
-                (servers, search)
-            }
+            Some(d) => (
+                d.servers.map(|s| src.dns_servers(&s)).transpose()?,
+                d.search.map(|s| src.dns_search(s)).transpose()?,
+            ),
         };
-
-        let mut hosts = Vec::new();
-        for (h, a) in raw.hosts.unwrap_or_default() {
-            if !is_hostname(&h) {
-                return Err(field(&format!("hosts.{h:?}"), "is not a host name".into()));
-            }
-            let ip = a.parse::<IpAddr>().map_err(|_| {
-                field(
-                    &format!("hosts.{h:?}"),
-                    format!("{a:?} is not an IP address"),
-                )
-            })?;
-            hosts.push((h, ip));
-        }
-
+        let hosts = src.hosts(raw.hosts.unwrap_or_default())?;
         let access = match raw.access {
             None => Access::default(),
-            Some(a) => {
-                for (i, u) in a.users.iter().enumerate() {
-                    if !is_account_name(u) {
-                        return Err(field(
-                            &format!("access.users[{i}]"),
-                            format!("{u:?} is not a user name"),
-                        ));
-                    }
-                }
-                for (i, g) in a.groups.iter().enumerate() {
-                    if !is_account_name(g) {
-                        return Err(field(
-                            &format!("access.groups[{i}]"),
-                            format!("{g:?} is not a group name"),
-                        ));
-                    }
-                }
-                Access {
-                    users: a.users,
-                    groups: a.groups,
-                }
-            }
+            Some(a) => src.access(a)?,
         };
-
         let veth = match raw.veth {
             None => VethAddrs::for_profile(name),
-            Some(v) => {
-                let subnet: Ipv4Net = v
-                    .subnet
-                    .parse()
-                    .map_err(|e| field("veth.subnet", format!("{:?}: {e}", v.subnet)))?;
-                VethAddrs::from_subnet(subnet).map_err(|e| field("veth.subnet", e.to_string()))?
-            }
+            Some(v) => src.veth(&v)?,
         };
-
-        if let Some(d) = &raw.description
-            && d.chars().any(|c| c.is_control())
-        {
-            return Err(field("description", "has control characters".into()));
-        }
+        src.description(raw.description.as_deref())?;
 
         Ok(Profile {
             name: name.to_string(),
@@ -511,6 +334,247 @@ impl Profile {
             access,
             veth,
         })
+    }
+}
+
+/// A profile file being parsed: what its errors name, and where the paths
+/// it holds start from. One method per section of the file.
+struct Source<'a> {
+    name: &'a str,
+    path: &'a Path,
+    /// Whether the files the profile names must exist.
+    check_files: bool,
+}
+
+impl Source<'_> {
+    /// What every error starts with: the profile and its file.
+    fn at(&self) -> String {
+        format!("profile {:?} ({})", self.name, self.path.display())
+    }
+
+    /// An error about the field `f` (dotted, as in `vpn.config`).
+    fn field(&self, f: &str, msg: String) -> anyhow::Error {
+        anyhow!("{}: field `{f}`: {msg}", self.at())
+    }
+
+    /// The path `v` given in field `f`, relative to the profile's directory
+    /// unless absolute; with `check_files`, it must be a regular file.
+    fn file(&self, f: &str, v: &str) -> Result<PathBuf> {
+        if v.is_empty() {
+            return Err(self.field(f, "is empty".into()));
+        }
+        let base = self.path.parent().unwrap_or(Path::new("/"));
+        let p = base.join(v);
+        if self.check_files {
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_file() => {}
+                Ok(_) => {
+                    return Err(self.field(f, format!("{} is not a regular file", p.display())));
+                }
+                Err(e) => return Err(self.field(f, format!("{}: {e}", p.display()))),
+            }
+        }
+        Ok(p)
+    }
+
+    /// Refuses the field `f` of `[vpn]`, when `present`, as belonging to
+    /// another `kind`.
+    fn only(&self, f: &str, present: bool, kind: &str) -> Result<()> {
+        if present {
+            Err(self.field(f, format!("is only for kind = \"{kind}\"")))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `[vpn]`: the tunnel, read by its `kind`.
+    fn vpn(&self, v: RawVpn) -> Result<Vpn> {
+        match v.kind.as_str() {
+            "wireguard" => self.wireguard(v),
+            "openvpn" => self.openvpn(v),
+            "openconnect" => self.openconnect(v),
+            other => Err(self.field(
+                "vpn.kind",
+                format!(
+                    "{other:?} is not a VPN kind: use \"wireguard\", \"openvpn\" or \"openconnect\""
+                ),
+            )),
+        }
+    }
+
+    /// `[vpn]` with kind = "wireguard": the wg-quick file and `userspace`.
+    fn wireguard(&self, v: RawVpn) -> Result<Vpn> {
+        self.only("vpn.server", v.server.is_some(), "openconnect")?;
+        self.only("vpn.protocol", v.protocol.is_some(), "openconnect")?;
+        self.only("vpn.user", v.user.is_some(), "openconnect")?;
+        self.only(
+            "vpn.password_file",
+            v.password_file.is_some(),
+            "openconnect",
+        )?;
+        self.only("vpn.args", v.args.is_some(), "openconnect")?;
+        self.only("vpn.auth_file", v.auth_file.is_some(), "openvpn")?;
+        let config = v
+            .config
+            .ok_or_else(|| self.field("vpn.config", "is missing: name the wg-quick file".into()))?;
+        Ok(Vpn::WireGuard {
+            config: self.file("vpn.config", &config)?,
+            userspace: v.userspace.unwrap_or(false),
+        })
+    }
+
+    /// `[vpn]` with kind = "openvpn": the .ovpn file and `auth_file`.
+    fn openvpn(&self, v: RawVpn) -> Result<Vpn> {
+        self.only("vpn.userspace", v.userspace.is_some(), "wireguard")?;
+        self.only("vpn.server", v.server.is_some(), "openconnect")?;
+        self.only("vpn.protocol", v.protocol.is_some(), "openconnect")?;
+        self.only("vpn.user", v.user.is_some(), "openconnect")?;
+        self.only(
+            "vpn.password_file",
+            v.password_file.is_some(),
+            "openconnect",
+        )?;
+        self.only("vpn.args", v.args.is_some(), "openconnect")?;
+        let config = v
+            .config
+            .ok_or_else(|| self.field("vpn.config", "is missing: name the .ovpn file".into()))?;
+        Ok(Vpn::OpenVpn {
+            config: self.file("vpn.config", &config)?,
+            auth_file: v
+                .auth_file
+                .map(|a| self.file("vpn.auth_file", &a))
+                .transpose()?,
+        })
+    }
+
+    /// `[vpn]` with kind = "openconnect": the server, and what openconnect
+    /// is given besides.
+    fn openconnect(&self, v: RawVpn) -> Result<Vpn> {
+        self.only("vpn.userspace", v.userspace.is_some(), "wireguard")?;
+        self.only("vpn.config", v.config.is_some(), "wireguard\" or \"openvpn")?;
+        self.only("vpn.auth_file", v.auth_file.is_some(), "openvpn")?;
+        let server = v
+            .server
+            .ok_or_else(|| self.field("vpn.server", "is missing: name the VPN gateway".into()))?;
+        if server.is_empty() || server.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(self.field(
+                "vpn.server",
+                format!("{server:?} is not a host name or URL"),
+            ));
+        }
+        Ok(Vpn::OpenConnect {
+            server,
+            protocol: v.protocol,
+            user: v.user,
+            password_file: v
+                .password_file
+                .map(|p| self.file("vpn.password_file", &p))
+                .transpose()?,
+            args: v.args.unwrap_or_default(),
+        })
+    }
+
+    /// `[routes]`: `include`, each network truncated to its prefix.
+    fn routes(&self, r: &RawRoutes) -> Result<Vec<IpNet>> {
+        let mut out = Vec::new();
+        for (i, s) in r.include.iter().enumerate() {
+            let n: IpNet = s
+                .parse()
+                .map_err(|e| self.field(&format!("routes.include[{i}]"), format!("{s:?}: {e}")))?;
+            out.push(n.trunc());
+        }
+        Ok(out)
+    }
+
+    /// `[dns] servers`: addresses.
+    fn dns_servers(&self, servers: &[String]) -> Result<Vec<IpAddr>> {
+        servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.parse::<IpAddr>().map_err(|_| {
+                    self.field(
+                        &format!("dns.servers[{i}]"),
+                        format!("{s:?} is not an IP address"),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// `[dns] search`: domain names.
+    fn dns_search(&self, search: Vec<String>) -> Result<Vec<String>> {
+        for (i, s) in search.iter().enumerate() {
+            if !is_hostname(s) {
+                return Err(self.field(
+                    &format!("dns.search[{i}]"),
+                    format!("{s:?} is not a domain name"),
+                ));
+            }
+        }
+        Ok(search)
+    }
+
+    /// `[hosts]`: name = address pairs, in the order of their names.
+    fn hosts(&self, raw: BTreeMap<String, String>) -> Result<Vec<(String, IpAddr)>> {
+        let mut hosts = Vec::new();
+        for (h, a) in raw {
+            if !is_hostname(&h) {
+                return Err(self.field(&format!("hosts.{h:?}"), "is not a host name".into()));
+            }
+            let ip = a.parse::<IpAddr>().map_err(|_| {
+                self.field(
+                    &format!("hosts.{h:?}"),
+                    format!("{a:?} is not an IP address"),
+                )
+            })?;
+            hosts.push((h, ip));
+        }
+        Ok(hosts)
+    }
+
+    /// `[access]`: the `users` and `groups` who may use the profile.
+    fn access(&self, a: RawAccess) -> Result<Access> {
+        for (i, u) in a.users.iter().enumerate() {
+            if !is_account_name(u) {
+                return Err(self.field(
+                    &format!("access.users[{i}]"),
+                    format!("{u:?} is not a user name"),
+                ));
+            }
+        }
+        for (i, g) in a.groups.iter().enumerate() {
+            if !is_account_name(g) {
+                return Err(self.field(
+                    &format!("access.groups[{i}]"),
+                    format!("{g:?} is not a group name"),
+                ));
+            }
+        }
+        Ok(Access {
+            users: a.users,
+            groups: a.groups,
+        })
+    }
+
+    /// `[veth]`: the `subnet` that replaces the profile's default one.
+    fn veth(&self, v: &RawVeth) -> Result<VethAddrs> {
+        let subnet: Ipv4Net = v
+            .subnet
+            .parse()
+            .map_err(|e| self.field("veth.subnet", format!("{:?}: {e}", v.subnet)))?;
+        VethAddrs::from_subnet(subnet).map_err(|e| self.field("veth.subnet", e.to_string()))
+    }
+
+    /// The top-level `description`, which is shown as is: no control
+    /// characters.
+    fn description(&self, d: Option<&str>) -> Result<()> {
+        if let Some(d) = d
+            && d.chars().any(|c| c.is_control())
+        {
+            return Err(self.field("description", "has control characters".into()));
+        }
+        Ok(())
     }
 }
 
@@ -656,6 +720,21 @@ groups = ["consultants"]
             unknown(dir, "acne", &known),
             unknown(dir, "acne", &[])
         ));
+    }
+
+    /// wg-quick's `DNS` takes a search domain that a profile's `[dns]`
+    /// refuses (a label starting with '-'); the two checks share the rest.
+    #[test]
+    fn a_host_name_is_a_domain_with_no_label_starting_with_a_hyphen() {
+        for both in ["acme.internal", "a_b.c-d", "x", &"a".repeat(63)] {
+            assert!(is_domain(both) && is_hostname(both), "{both:?}");
+        }
+        for domain_only in ["-corp", "a.-b"] {
+            assert!(is_domain(domain_only) && !is_hostname(domain_only));
+        }
+        for neither in ["", "a..b", "a b", ".a", &"a".repeat(64), "ä"] {
+            assert!(!is_domain(neither) && !is_hostname(neither), "{neither:?}");
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! routes, DNS and the processes inside.
 
 use std::collections::BTreeMap;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use anyhow::Result;
@@ -16,7 +16,7 @@ use crate::dnsfiles;
 use crate::lifecycle::teardown;
 use crate::lifecycle::{Health, assess};
 use crate::names::{self, Names};
-use crate::netlink::Netlink;
+use crate::netlink::{Address, Link, Netlink, Route};
 use crate::netns::{self, Process};
 use crate::paths;
 use crate::profile::{self, Profile};
@@ -142,13 +142,34 @@ fn base_report(name: &str, profile: Option<&Profile>) -> Report {
 pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
     let mut r = base_report(name, profile);
     let Some(st) = State::load(name) else {
-        if paths::netns(&r.namespace).exists() {
-            r.state = "broken".into();
-            r.problems
-                .push("the namespace exists but nsvpn has no state for it (a crashed `up`?): run `nsvpn down`".into());
-        }
+        note_stateless(&mut r);
         return r;
     };
+    gather_state(&mut r, name, &st);
+    gather_health(&mut r, name);
+    // Health could not open it either, and said so.
+    let Ok(ns) = netns::open(&r.namespace) else {
+        return r;
+    };
+    gather_network(&mut r, &st, ns.as_fd());
+    gather_dns(&mut r);
+    r.processes = netns::processes_in(&r.namespace);
+    r
+}
+
+/// A profile that nsvpn has no state for: down, unless its namespace exists
+/// (then a crashed `up` left it, and the profile is broken).
+fn note_stateless(r: &mut Report) {
+    if paths::netns(&r.namespace).exists() {
+        r.state = "broken".into();
+        r.problems
+            .push("the namespace exists but nsvpn has no state for it (a crashed `up`?): run `nsvpn down`".into());
+    }
+}
+
+/// What `up` recorded: kind, veth, implementation, client process, start
+/// time, and what a client-driven tunnel last reported.
+fn gather_state(r: &mut Report, name: &str, st: &State) {
     r.kind = Some(st.kind.clone());
     r.veth = Some(VethReport {
         subnet: st.veth.subnet.to_string(),
@@ -156,7 +177,7 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
         namespace: st.veth.namespace.to_string(),
     });
     r.implementation = st.implementation;
-    r.client = st.pid.map(|_| client_program(&st).to_string());
+    r.client = st.pid.map(|_| client_program(st).to_string());
     r.pid = st.pid;
     r.tunnel = TunnelRecord::load(name).map(|t| TunnelReport {
         connected: t.connected,
@@ -167,7 +188,11 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
         last_error: None,
     });
     r.since = Some(st.started);
-    // The state comes from the one judgement `list` and `exec` use too.
+}
+
+/// The state (up, reconnecting, broken) and its problem, from the one
+/// judgement `list` and `exec` use too; the tunnel's line follows it.
+fn gather_health(r: &mut Report, name: &str) {
     let (health, reconnect) = assess(name);
     match health {
         Health::Up(_) | Health::Down => r.state = "up".into(),
@@ -187,18 +212,25 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
         t.reconnecting_since = reconnect.as_ref().map(|c| c.since);
         t.last_error = reconnect.and_then(|c| c.last_error);
     }
-    // Health could not open it either, and said so.
-    let Ok(ns) = netns::open(&r.namespace) else {
-        return r;
-    };
-    let backend = match st.implementation {
-        Some(Implementation::Kernel) => Some(Backend::Kernel),
-        Some(Implementation::Userspace) => Some(Backend::Userspace),
-        None => None,
-    };
-    let tunnel = r.interfaces.tunnel.clone();
-    let gathered = util::block_on(async {
-        let inner = Netlink::in_netns(ns.as_fd())?;
+}
+
+/// What netlink (and the tunnel's device) report inside the namespace.
+struct Network {
+    /// Every link's name, by index.
+    names: BTreeMap<u32, String>,
+    addrs: Vec<Address>,
+    routes: Vec<Route>,
+    /// The tunnel device, if it is there.
+    tunnel_link: Option<Link>,
+    /// The tunnel's peers, for a WireGuard tunnel that is there.
+    peers: Option<Result<Vec<PeerStatus>>>,
+}
+
+/// Reads the links, addresses and routes of the namespace `ns`, and the
+/// peers of the device `tunnel` when it is there and `backend` is known.
+fn read_network(ns: BorrowedFd<'_>, tunnel: &str, backend: Option<Backend>) -> Result<Network> {
+    util::block_on(async {
+        let inner = Netlink::in_netns(ns)?;
         let links = inner.links().await?;
         let names: BTreeMap<u32, String> =
             links.iter().map(|l| (l.index, l.name.clone())).collect();
@@ -207,19 +239,43 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
         let tunnel_link = links.iter().find(|l| l.name == tunnel).cloned();
         let tunnel_present = tunnel_link.is_some();
         let peers = match backend {
-            Some(b) if tunnel_present => Some(b.peers(&tunnel, ns.as_fd()).await),
+            Some(b) if tunnel_present => Some(b.peers(tunnel, ns).await),
             _ => None,
         };
-        anyhow::Ok((names, addrs, routes, tunnel_link, peers))
-    });
-    match gathered {
-        Ok(Ok((names, addrs, routes, tunnel_link, peers))) => {
-            r.traffic = tunnel_link.map(|l| Traffic {
+        anyhow::Ok(Network {
+            names,
+            addrs,
+            routes,
+            tunnel_link,
+            peers,
+        })
+    })
+    .and_then(|gathered| gathered)
+}
+
+/// The namespace's traffic, addresses, routes and peers, or the problem
+/// that kept them from being read.
+fn gather_network(r: &mut Report, st: &State, ns: BorrowedFd<'_>) {
+    let backend = match st.implementation {
+        Some(Implementation::Kernel) => Some(Backend::Kernel),
+        Some(Implementation::Userspace) => Some(Backend::Userspace),
+        None => None,
+    };
+    let tunnel = r.interfaces.tunnel.clone();
+    match read_network(ns, &tunnel, backend) {
+        Ok(net) => {
+            r.traffic = net.tunnel_link.as_ref().map(|l| Traffic {
                 rx_bytes: l.rx_bytes,
                 tx_bytes: l.tx_bytes,
             });
-            let name_of = |i: u32| names.get(&i).cloned().unwrap_or_else(|| format!("#{i}"));
-            r.addresses = addrs
+            let name_of = |i: u32| {
+                net.names
+                    .get(&i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("#{i}"))
+            };
+            r.addresses = net
+                .addrs
                 .iter()
                 .filter(|a| name_of(a.link) != "lo" && !is_link_local_v6(a.net.addr()))
                 .map(|a| AddressReport {
@@ -227,7 +283,8 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
                     address: a.net.to_string(),
                 })
                 .collect();
-            r.routes = routes
+            r.routes = net
+                .routes
                 .iter()
                 .filter(|rt| !is_link_local_v6(rt.dest.addr()) || rt.dest.prefix() == 0)
                 .map(|rt| RouteReport {
@@ -236,7 +293,7 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
                     gateway: rt.gateway.map(|g| g.to_string()),
                 })
                 .collect();
-            match peers {
+            match net.peers {
                 Some(Ok(p)) => r.peers = p,
                 Some(Err(e)) => r
                     .problems
@@ -244,15 +301,17 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
                 None => {}
             }
         }
-        Ok(Err(e)) | Err(e) => r
+        Err(e) => r
             .problems
             .push(format!("cannot read the namespace's network: {e:#}")),
     }
+}
+
+/// The DNS servers and search domains of the namespace's resolv.conf.
+fn gather_dns(r: &mut Report) {
     if let Some((servers, search)) = dnsfiles::read_resolv_conf(&r.namespace) {
         r.dns = Some(DnsReport { servers, search });
     }
-    r.processes = netns::processes_in(&r.namespace);
-    r
 }
 
 /// The report of `name`, whose profile file loaded as `loaded`. A file that
@@ -303,37 +362,61 @@ fn bytes(n: u64) -> String {
 
 /// The text form of a report. `now` is seconds since the epoch.
 pub fn render(r: &Report, now: u64) -> String {
-    let mut s = String::new();
+    let mut s = render_header(r);
+    if r.state == "down" && r.problems.is_empty() {
+        return s;
+    }
+    if r.state == "invalid" {
+        render_problems(&mut s, r);
+        return s;
+    }
+    render_client(&mut s, r, now);
+    render_tunnel(&mut s, r, now);
+    render_interfaces(&mut s, r);
+    render_addresses(&mut s, r);
+    render_routes(&mut s, r);
+    render_dns(&mut s, r);
+    render_peers(&mut s, r, now);
+    render_processes(&mut s, r);
+    render_problems(&mut s, r);
+    s
+}
+
+/// One `key  value` line of the text form.
+fn kv(s: &mut String, k: &str, v: String) {
+    s.push_str(&format!("  {k:<15}{v}\n"));
+}
+
+/// The first line: the profile, its description and its state.
+fn render_header(r: &Report) -> String {
     let desc = r
         .description
         .as_ref()
         .map(|d| format!(" ({d})"))
         .unwrap_or_default();
-    s.push_str(&format!("profile {}{desc}: {}\n", r.profile, r.state));
-    if r.state == "down" && r.problems.is_empty() {
-        return s;
-    }
-    if r.state == "invalid" {
-        for p in &r.problems {
-            s.push_str(&format!("  problem: {p}\n"));
-        }
-        return s;
-    }
-    let kv = |s: &mut String, k: &str, v: String| s.push_str(&format!("  {k:<15}{v}\n"));
+    format!("profile {}{desc}: {}\n", r.profile, r.state)
+}
+
+/// The VPN's kind and implementation, its process, and since when it is up.
+fn render_client(s: &mut String, r: &Report, now: u64) {
     if let Some(k) = &r.kind {
         let imp = r
             .implementation
             .map(|i| format!(", {i}"))
             .unwrap_or_default();
-        kv(&mut s, "vpn", format!("{k}{imp}"));
+        kv(s, "vpn", format!("{k}{imp}"));
     }
     if let Some(pid) = r.pid {
         let prog = r.client.as_deref().unwrap_or("client");
-        kv(&mut s, "process", format!("{prog}, pid {pid}"));
+        kv(s, "process", format!("{prog}, pid {pid}"));
     }
     if let Some(t) = r.since {
-        kv(&mut s, "up since", ago(now, t));
+        kv(s, "up since", ago(now, t));
     }
+}
+
+/// What a client-driven tunnel last reported, and the device's counters.
+fn render_tunnel(s: &mut String, r: &Report, now: u64) {
     if let Some(t) = &r.tunnel {
         let state = match (t.connected, t.reconnecting_since) {
             (true, _) => "connected".to_string(),
@@ -341,7 +424,7 @@ pub fn render(r: &Report, now: u64) -> String {
             (false, None) => "not connected".to_string(),
         };
         kv(
-            &mut s,
+            s,
             "tunnel",
             format!(
                 "{state} (last event: {} {}; connected {} time{})",
@@ -354,14 +437,18 @@ pub fn render(r: &Report, now: u64) -> String {
     }
     if let Some(t) = r.traffic {
         kv(
-            &mut s,
+            s,
             "transfer",
             format!("{} received, {} sent", bytes(t.rx_bytes), bytes(t.tx_bytes)),
         );
     }
-    kv(&mut s, "namespace", r.namespace.clone());
+}
+
+/// The namespace, the interfaces' names and the veth's addresses.
+fn render_interfaces(s: &mut String, r: &Report) {
+    kv(s, "namespace", r.namespace.clone());
     kv(
-        &mut s,
+        s,
         "interfaces",
         format!(
             "tunnel {}, veth {} (inside) / {} (host)",
@@ -370,19 +457,27 @@ pub fn render(r: &Report, now: u64) -> String {
     );
     if let Some(v) = &r.veth {
         kv(
-            &mut s,
+            s,
             "veth",
             format!("{} inside, host at {} ({})", v.namespace, v.host, v.subnet),
         );
     }
+}
+
+/// The addresses inside, on one line.
+fn render_addresses(s: &mut String, r: &Report) {
     if !r.addresses.is_empty() {
         let list: Vec<String> = r
             .addresses
             .iter()
             .map(|a| format!("{} {}", a.interface, a.address))
             .collect();
-        kv(&mut s, "addresses", list.join(", "));
+        kv(s, "addresses", list.join(", "));
     }
+}
+
+/// The routes inside, one per line.
+fn render_routes(s: &mut String, r: &Report) {
     if !r.routes.is_empty() {
         s.push_str("  routes\n");
         for rt in &r.routes {
@@ -399,6 +494,10 @@ pub fn render(r: &Report, now: u64) -> String {
             s.push_str(&format!("    {}{via}{dev}\n", rt.destination));
         }
     }
+}
+
+/// The DNS servers and search domains inside.
+fn render_dns(s: &mut String, r: &Report) {
     if let Some(d) = &r.dns {
         let servers = if d.servers.is_empty() {
             "none".to_string()
@@ -410,8 +509,12 @@ pub fn render(r: &Report, now: u64) -> String {
         } else {
             format!("; search {}", d.search.join(" "))
         };
-        kv(&mut s, "dns", format!("{servers}{search}"));
+        kv(s, "dns", format!("{servers}{search}"));
     }
+}
+
+/// Each WireGuard peer: endpoint, last handshake, transfer, allowed IPs.
+fn render_peers(s: &mut String, r: &Report, now: u64) {
     for p in &r.peers {
         s.push_str(&format!("  peer {}\n", p.public_key));
         if let Some(e) = &p.endpoint {
@@ -434,18 +537,25 @@ pub fn render(r: &Report, now: u64) -> String {
             ));
         }
     }
+}
+
+/// The processes inside, one per line, or "none".
+fn render_processes(s: &mut String, r: &Report) {
     if r.processes.is_empty() {
-        kv(&mut s, "processes", "none".into());
+        kv(s, "processes", "none".into());
     } else {
         s.push_str("  processes\n");
         for p in &r.processes {
             s.push_str(&format!("    {:>7}  {}\n", p.pid, p.command));
         }
     }
+}
+
+/// One line per problem.
+fn render_problems(s: &mut String, r: &Report) {
     for p in &r.problems {
         s.push_str(&format!("  problem: {p}\n"));
     }
-    s
 }
 
 /// In file-capability mode, `status` and `list` show only the profiles the

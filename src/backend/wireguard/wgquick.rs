@@ -18,6 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::ipnet::IpNet;
+use crate::profile::is_domain;
 
 /// A 32-byte WireGuard key. Its Debug form never shows the bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -137,7 +138,9 @@ struct PeerDraft {
     persistent_keepalive: Option<u16>,
 }
 
+#[derive(Default)]
 enum Section {
+    #[default]
     None,
     Interface,
     Peer,
@@ -174,17 +177,6 @@ fn parse_endpoint(v: &str) -> Result<Endpoint, String> {
         return Err("port 0 is not a valid endpoint port".into());
     }
     Ok(Endpoint { host, port })
-}
-
-fn is_domain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
 }
 
 /// Why a key wg-quick acts on is ignored: what it does on the host, and why
@@ -235,194 +227,263 @@ fn list(v: &str) -> impl Iterator<Item = &str> {
 /// Notepad writes one) is skipped; CRLF line ends are read as LF.
 pub fn parse(text: &str) -> Result<WgQuick, ParseError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut section = Section::None;
-    let mut private_key = None;
-    let mut addresses = Vec::new();
-    let mut dns_servers = Vec::new();
-    let mut dns_search = Vec::new();
-    let mut mtu = None;
-    let mut listen_port = None;
-    let mut peers: Vec<PeerDraft> = Vec::new();
-    let mut warnings = Vec::new();
-    let mut seen_interface = false;
-    // (line, key) of every hook line: all are named in one error.
-    let mut hooks: Vec<(usize, String)> = Vec::new();
-
+    let mut draft = Draft::default();
     for (i, raw) in text.lines().enumerate() {
-        let lineno = i + 1;
+        draft.read_line(i + 1, raw)?;
+    }
+    draft.finish()
+}
+
+/// One line of a wg-quick file, comments and surrounding blanks removed.
+enum Line<'a> {
+    /// Nothing left: an empty or comment line.
+    Blank,
+    /// A section header such as `[Peer]`, as written.
+    Header(&'a str),
+    /// `Key = Value`, both trimmed.
+    Setting(&'a str, &'a str),
+}
+
+impl<'a> Line<'a> {
+    /// Classifies a line; the error is for a line that is none of the three.
+    fn classify(raw: &'a str) -> Result<Line<'a>, String> {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            return Ok(Line::Blank);
+        }
+        if line.starts_with('[') {
+            return Ok(Line::Header(line));
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| {
+            // The line itself is not repeated: it may hold a secret.
+            "is not of the form Key = Value (its text is not shown: it may be secret)".to_string()
+        })?;
+        Ok(Line::Setting(key.trim(), value.trim()))
+    }
+}
+
+/// A key's value read as a WireGuard key; the error follows the key's name.
+fn key_value(value: &str) -> Result<Key, String> {
+    Key::from_base64(value).map_err(|e| format!("the key {e}"))
+}
+
+/// What has been read of a wg-quick file so far.
+#[derive(Default)]
+struct Draft {
+    section: Section,
+    seen_interface: bool,
+    private_key: Option<Key>,
+    addresses: Vec<IpNet>,
+    dns_servers: Vec<IpAddr>,
+    dns_search: Vec<String>,
+    mtu: Option<u32>,
+    listen_port: Option<u16>,
+    peers: Vec<PeerDraft>,
+    warnings: Vec<String>,
+    /// (line, key) of every hook line: all are named in one error.
+    hooks: Vec<(usize, String)>,
+}
+
+impl Draft {
+    /// Reads line `lineno` (1-based) of the file.
+    fn read_line(&mut self, lineno: usize, raw: &str) -> Result<(), ParseError> {
         let err = |message: String| ParseError {
             line: lineno,
             message,
         };
-        let line = raw.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        if line.starts_with('[') {
-            match line.to_ascii_lowercase().as_str() {
-                "[interface]" => {
-                    if seen_interface {
-                        return Err(err("a second [Interface] section".into()));
-                    }
-                    seen_interface = true;
-                    section = Section::Interface;
-                }
-                "[peer]" => {
-                    section = Section::Peer;
-                    peers.push(PeerDraft {
-                        line: lineno,
-                        ..Default::default()
-                    });
-                }
-                _ => return Err(err(format!("unknown section {}", shown(line)))),
-            }
-            continue;
-        }
-        let (key, value) = line.split_once('=').ok_or_else(|| {
-            // The line itself is not repeated: it may hold a secret.
-            err("is not of the form Key = Value (its text is not shown: it may be secret)".into())
-        })?;
-        let key = key.trim();
-        let value = value.trim();
-        let lkey = key.to_ascii_lowercase();
-        let bad = |what: String| err(format!("{key}: {what}"));
-        match section {
-            Section::None => {
-                return Err(err(format!(
-                    "{key} comes before any [Interface] or [Peer] section"
-                )));
-            }
-            Section::Interface => match lkey.as_str() {
-                "privatekey" => {
-                    private_key =
-                        Some(Key::from_base64(value).map_err(|e| bad(format!("the key {e}")))?)
-                }
-                "address" => {
-                    for a in list(value) {
-                        addresses.push(a.parse::<IpNet>().map_err(&bad)?);
-                    }
-                }
-                "dns" => {
-                    for d in list(value) {
-                        if let Ok(ip) = d.parse::<IpAddr>() {
-                            dns_servers.push(ip);
-                        } else if is_domain(d) {
-                            dns_search.push(d.to_string());
-                        } else {
-                            return Err(bad(format!(
-                                "{d:?} is neither an address nor a search domain"
-                            )));
-                        }
-                    }
-                }
-                "mtu" => {
-                    let m: u32 = value
-                        .parse()
-                        .map_err(|_| bad(format!("{value:?} is not a number")))?;
-                    if !(576..=65535).contains(&m) {
-                        return Err(bad(format!("{m} is outside 576..65535")));
-                    }
-                    mtu = Some(m);
-                }
-                "listenport" => {
-                    listen_port = Some(
-                        value
-                            .parse()
-                            .map_err(|_| bad(format!("{value:?} is not a port number")))?,
-                    );
-                }
-                "preup" | "postup" | "predown" | "postdown" => {
-                    hooks.push((lineno, key.to_string()))
-                }
-                "table" | "fwmark" | "saveconfig" => {
-                    warnings.push(format!(
-                        "line {lineno}: {key} is ignored: {}",
-                        ignored(&lkey)
-                    ));
-                }
-                _ => return Err(err(format!("unknown key {} in [Interface]", shown(key)))),
-            },
-            Section::Peer => {
-                let p = peers.last_mut().expect("a [Peer] section was opened");
-                match lkey.as_str() {
-                    "publickey" => {
-                        p.public_key =
-                            Some(Key::from_base64(value).map_err(|e| bad(format!("the key {e}")))?)
-                    }
-                    "presharedkey" => {
-                        p.preshared_key =
-                            Some(Key::from_base64(value).map_err(|e| bad(format!("the key {e}")))?)
-                    }
-                    "endpoint" => p.endpoint = Some(parse_endpoint(value).map_err(&bad)?),
-                    "allowedips" => {
-                        for a in list(value) {
-                            p.allowed_ips
-                                .push(a.parse::<IpNet>().map_err(&bad)?.trunc());
-                        }
-                    }
-                    "persistentkeepalive" => {
-                        p.persistent_keepalive = if value.eq_ignore_ascii_case("off") {
-                            None
-                        } else {
-                            let k: u16 = value.parse().map_err(|_| {
-                                bad(format!("{value:?} is not a number of seconds or \"off\""))
-                            })?;
-                            (k > 0).then_some(k)
-                        };
-                    }
-                    _ => return Err(err(format!("unknown key {} in [Peer]", shown(key)))),
-                }
-            }
+        match Line::classify(raw).map_err(err)? {
+            Line::Blank => Ok(()),
+            Line::Header(header) => self.open_section(lineno, header).map_err(err),
+            Line::Setting(key, value) => self.setting(lineno, key, value).map_err(err),
         }
     }
 
-    let whole = |message: &str| ParseError {
-        line: 0,
-        message: message.to_string(),
-    };
-    if !hooks.is_empty() {
-        return Err(whole(&hook_refusal(&hooks)));
+    /// A section header on line `lineno`: `[Interface]` (once) or `[Peer]`,
+    /// in any case.
+    fn open_section(&mut self, lineno: usize, header: &str) -> Result<(), String> {
+        match header.to_ascii_lowercase().as_str() {
+            "[interface]" => {
+                if self.seen_interface {
+                    return Err("a second [Interface] section".into());
+                }
+                self.seen_interface = true;
+                self.section = Section::Interface;
+            }
+            "[peer]" => {
+                self.section = Section::Peer;
+                self.peers.push(PeerDraft {
+                    line: lineno,
+                    ..Default::default()
+                });
+            }
+            _ => return Err(format!("unknown section {}", shown(header))),
+        }
+        Ok(())
     }
-    if !seen_interface {
-        return Err(whole("there is no [Interface] section"));
+
+    /// `key = value` on line `lineno`, in the section it belongs to.
+    fn setting(&mut self, lineno: usize, key: &str, value: &str) -> Result<(), String> {
+        match self.section {
+            Section::None => Err(format!(
+                "{key} comes before any [Interface] or [Peer] section"
+            )),
+            Section::Interface => self.interface_key(lineno, key, value),
+            Section::Peer => self
+                .peers
+                .last_mut()
+                .expect("a [Peer] section was opened")
+                .set(key, value),
+        }
     }
-    let private_key = private_key.ok_or_else(|| whole("[Interface] has no PrivateKey"))?;
-    if addresses.is_empty() {
-        return Err(whole("[Interface] has no Address"));
+
+    /// A key of `[Interface]`: the ones acted on are kept, hooks are noted
+    /// for the one refusal, and the ignored ones warned about.
+    fn interface_key(&mut self, lineno: usize, key: &str, value: &str) -> Result<(), String> {
+        let lkey = key.to_ascii_lowercase();
+        let bad = |what: String| format!("{key}: {what}");
+        match lkey.as_str() {
+            "privatekey" => self.private_key = Some(key_value(value).map_err(bad)?),
+            "address" => {
+                for a in list(value) {
+                    self.addresses.push(a.parse::<IpNet>().map_err(bad)?);
+                }
+            }
+            "dns" => {
+                for d in list(value) {
+                    self.dns_entry(d).map_err(bad)?;
+                }
+            }
+            "mtu" => {
+                let m: u32 = value
+                    .parse()
+                    .map_err(|_| bad(format!("{value:?} is not a number")))?;
+                if !(576..=65535).contains(&m) {
+                    return Err(bad(format!("{m} is outside 576..65535")));
+                }
+                self.mtu = Some(m);
+            }
+            "listenport" => {
+                self.listen_port = Some(
+                    value
+                        .parse()
+                        .map_err(|_| bad(format!("{value:?} is not a port number")))?,
+                );
+            }
+            "preup" | "postup" | "predown" | "postdown" => {
+                self.hooks.push((lineno, key.to_string()))
+            }
+            "table" | "fwmark" | "saveconfig" => {
+                self.warnings.push(format!(
+                    "line {lineno}: {key} is ignored: {}",
+                    ignored(&lkey)
+                ));
+            }
+            _ => return Err(format!("unknown key {} in [Interface]", shown(key))),
+        }
+        Ok(())
     }
-    if peers.is_empty() {
-        return Err(whole("there is no [Peer] section"));
+
+    /// One entry of `DNS`: a server's address, else a search domain.
+    fn dns_entry(&mut self, d: &str) -> Result<(), String> {
+        if let Ok(ip) = d.parse::<IpAddr>() {
+            self.dns_servers.push(ip);
+        } else if is_domain(d) {
+            self.dns_search.push(d.to_string());
+        } else {
+            return Err(format!("{d:?} is neither an address nor a search domain"));
+        }
+        Ok(())
     }
-    let mut out = Vec::new();
-    for d in peers {
-        let public_key = d.public_key.ok_or_else(|| ParseError {
-            line: d.line,
+
+    /// The checks on the file as a whole, once every line is read: hooks
+    /// first, then what a working tunnel needs.
+    fn finish(self) -> Result<WgQuick, ParseError> {
+        let whole = |message: &str| ParseError {
+            line: 0,
+            message: message.to_string(),
+        };
+        if !self.hooks.is_empty() {
+            return Err(whole(&hook_refusal(&self.hooks)));
+        }
+        if !self.seen_interface {
+            return Err(whole("there is no [Interface] section"));
+        }
+        let private_key = self
+            .private_key
+            .ok_or_else(|| whole("[Interface] has no PrivateKey"))?;
+        if self.addresses.is_empty() {
+            return Err(whole("[Interface] has no Address"));
+        }
+        if self.peers.is_empty() {
+            return Err(whole("there is no [Peer] section"));
+        }
+        let mut peers = Vec::new();
+        for d in self.peers {
+            let peer = d.finish(&peers)?;
+            peers.push(peer);
+        }
+        Ok(WgQuick {
+            private_key,
+            addresses: self.addresses,
+            dns_servers: self.dns_servers,
+            dns_search: self.dns_search,
+            mtu: self.mtu,
+            listen_port: self.listen_port,
+            peers,
+            warnings: self.warnings,
+        })
+    }
+}
+
+impl PeerDraft {
+    /// A key of this `[Peer]`.
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let bad = |what: String| format!("{key}: {what}");
+        match key.to_ascii_lowercase().as_str() {
+            "publickey" => self.public_key = Some(key_value(value).map_err(bad)?),
+            "presharedkey" => self.preshared_key = Some(key_value(value).map_err(bad)?),
+            "endpoint" => self.endpoint = Some(parse_endpoint(value).map_err(bad)?),
+            "allowedips" => {
+                for a in list(value) {
+                    self.allowed_ips
+                        .push(a.parse::<IpNet>().map_err(bad)?.trunc());
+                }
+            }
+            "persistentkeepalive" => {
+                self.persistent_keepalive = if value.eq_ignore_ascii_case("off") {
+                    None
+                } else {
+                    let k: u16 = value.parse().map_err(|_| {
+                        bad(format!("{value:?} is not a number of seconds or \"off\""))
+                    })?;
+                    (k > 0).then_some(k)
+                };
+            }
+            _ => return Err(format!("unknown key {} in [Peer]", shown(key))),
+        }
+        Ok(())
+    }
+
+    /// The finished peer: it needs a PublicKey that no `earlier` peer has.
+    fn finish(self, earlier: &[Peer]) -> Result<Peer, ParseError> {
+        let public_key = self.public_key.ok_or_else(|| ParseError {
+            line: self.line,
             message: "this [Peer] has no PublicKey".into(),
         })?;
-        if out.iter().any(|p: &Peer| p.public_key == public_key) {
+        if earlier.iter().any(|p| p.public_key == public_key) {
             return Err(ParseError {
-                line: d.line,
+                line: self.line,
                 message: "two [Peer] sections have the same PublicKey".into(),
             });
         }
-        out.push(Peer {
+        Ok(Peer {
             public_key,
-            preshared_key: d.preshared_key,
-            endpoint: d.endpoint,
-            allowed_ips: d.allowed_ips,
-            persistent_keepalive: d.persistent_keepalive,
-        });
+            preshared_key: self.preshared_key,
+            endpoint: self.endpoint,
+            allowed_ips: self.allowed_ips,
+            persistent_keepalive: self.persistent_keepalive,
+        })
     }
-    Ok(WgQuick {
-        private_key,
-        addresses,
-        dns_servers,
-        dns_search,
-        mtu,
-        listen_port,
-        peers: out,
-        warnings,
-    })
 }
 
 #[cfg(test)]
