@@ -130,6 +130,12 @@ impl Caller {
         PathBuf::from(profile::DEFAULT_DIR)
     }
 
+    /// In file-capability mode, `status` and `list` show only the profiles
+    /// the user may use.
+    pub fn admitted(&self, profile: Option<&Profile>) -> bool {
+        profile.is_some_and(|p| self.check_access(p, Action::Status).is_ok())
+    }
+
     /// Whether the caller may act on `profile`. Root and sudo always may
     /// (sudoers decided); in file-capability mode the profile's `[access]`
     /// must name the user or one of the user's groups.

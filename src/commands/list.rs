@@ -5,8 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::caller::{Caller, Mode};
-use crate::commands::status;
-use crate::lifecycle::{Health, assess};
+use crate::lifecycle::{assess, state_word};
 use crate::profile::{self, Profile};
 
 pub struct Row {
@@ -19,21 +18,16 @@ pub struct Row {
 pub fn rows(dir: &Path) -> Result<Vec<Row>> {
     let mut out = Vec::new();
     for name in profile::list_names(dir)? {
-        let state = match assess(&name).0 {
-            Health::Up(_) => "up",
-            Health::Reconnecting(..) => "reconnecting",
-            Health::Broken(_) => "broken",
-            Health::Down => "down",
-        };
+        let health = assess(&name).0;
         let row = match Profile::load(dir, &name) {
             Ok(p) => Row {
-                state: state.into(),
+                state: state_word(&health, true).into(),
                 kind: p.vpn.kind().into(),
                 description: p.description.unwrap_or_default(),
                 name,
             },
             Err(e) => Row {
-                state: if state == "down" { "invalid" } else { state }.into(),
+                state: state_word(&health, false).into(),
                 kind: "-".into(),
                 description: format!("{e:#}").lines().next().unwrap_or("").to_string(),
                 name,
@@ -80,7 +74,7 @@ pub fn render(rows: &[Row]) -> String {
 pub fn run(caller: &Caller, dir: &Path) -> Result<()> {
     let mut rows = rows(dir)?;
     if caller.mode == Mode::FileCaps {
-        rows.retain(|r| status::admitted(caller, Profile::load(dir, &r.name).ok().as_ref()));
+        rows.retain(|r| caller.admitted(Profile::load(dir, &r.name).ok().as_ref()));
     }
     print!("{}", render(&rows));
     Ok(())
@@ -114,5 +108,27 @@ mod tests {
         ];
         insta::assert_snapshot!(render(&rows));
         assert_eq!(render(&[]), "no profiles\n");
+    }
+
+    /// A profile whose config file is missing is "invalid" (the word
+    /// `status` uses too, from the same function).
+    #[test]
+    fn a_profile_whose_config_is_missing_is_invalid() {
+        let dir = std::env::temp_dir().join(format!("nsvpn-list-invalid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("nsvpn-unit-nocfg.toml"),
+            "[vpn]\nkind = \"wireguard\"\nconfig = \"missing.conf\"\n",
+        )
+        .unwrap();
+        let rows = rows(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].state, "invalid");
+        assert!(
+            rows[0].description.contains("field `vpn.config`"),
+            "{}",
+            rows[0].description
+        );
     }
 }

@@ -22,6 +22,28 @@ pub enum Health {
     Broken(String),
 }
 
+impl Health {
+    /// The word `status` and `list` show for it.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Health::Down => "down",
+            Health::Up(_) => "up",
+            Health::Reconnecting(..) => "reconnecting",
+            Health::Broken(_) => "broken",
+        }
+    }
+}
+
+/// What `status` and `list` call a profile: its health's word, or
+/// "invalid" for one that is down and whose profile file exists but does
+/// not load (`up` would refuse it).
+pub fn state_word(health: &Health, file_loads: bool) -> &'static str {
+    match health {
+        Health::Down if !file_loads => "invalid",
+        h => h.word(),
+    }
+}
+
 /// The profile's health, for `exec`: the client is asked whether it
 /// reconnects only when the tunnel device is gone (openvpn logs every
 /// management connection, and `exec` may run often).

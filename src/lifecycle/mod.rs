@@ -6,5 +6,5 @@ pub mod health;
 pub mod teardown;
 pub mod up;
 
-pub use health::{Health, assess, health};
+pub use health::{Health, assess, health, state_word};
 pub use up::{Options, Outcome, check, up};
