@@ -1,7 +1,9 @@
 //! Where a profile stands: the one judgement of up, reconnecting or broken
 //! behind `status`, `list` and `exec`.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use anyhow::Result;
 
 use crate::backend::{self, Reconnect};
 use crate::netns;
@@ -48,17 +50,48 @@ pub fn state_word(health: &Health, file_loads: bool) -> &'static str {
 /// reconnects only when the tunnel device is gone (openvpn logs every
 /// management connection, and `exec` may run often).
 pub fn health(profile: &str) -> Health {
-    judge(profile, false).0
+    judge(&Machine, profile, false).0
 }
 
 /// The profile's health, and the client's reconnect if it is reconnecting,
 /// for `status` and `list`: the client is always asked.
 pub fn assess(profile: &str) -> (Health, Option<Reconnect>) {
-    judge(profile, true)
+    judge(&Machine, profile, true)
 }
 
-fn judge(profile: &str, always_ask: bool) -> (Health, Option<Reconnect>) {
-    let Some(st) = State::load(profile) else {
+/// What judging a profile's health reads from the machine (a fake in the
+/// unit tests, as `exec.rs` has its recording `Sys`).
+pub trait Probe {
+    fn state(&self, profile: &str) -> Option<State>;
+    fn alive(&self, pid: u32) -> bool;
+    fn open_netns(&self, name: &str) -> Result<OwnedFd>;
+    fn has_link(&self, ns: BorrowedFd<'_>, name: &str) -> Result<bool>;
+    fn reconnecting(&self, profile: &str, st: &State) -> Result<Option<Reconnect>, String>;
+}
+
+/// The real machine.
+pub struct Machine;
+
+impl Probe for Machine {
+    fn state(&self, profile: &str) -> Option<State> {
+        State::load(profile)
+    }
+    fn alive(&self, pid: u32) -> bool {
+        util::alive(pid)
+    }
+    fn open_netns(&self, name: &str) -> Result<OwnedFd> {
+        netns::open(name)
+    }
+    fn has_link(&self, ns: BorrowedFd<'_>, name: &str) -> Result<bool> {
+        netns::has_link(ns, name)
+    }
+    fn reconnecting(&self, profile: &str, st: &State) -> Result<Option<Reconnect>, String> {
+        backend::reconnecting(profile, st)
+    }
+}
+
+pub fn judge(m: &impl Probe, profile: &str, always_ask: bool) -> (Health, Option<Reconnect>) {
+    let Some(st) = m.state(profile) else {
         return (Health::Down, None);
     };
     let st = &st;
@@ -67,7 +100,7 @@ fn judge(profile: &str, always_ask: bool) -> (Health, Option<Reconnect>) {
         return (Health::Broken(why.into()), None);
     }
     if let Some(pid) = st.pid
-        && !util::alive(pid)
+        && !m.alive(pid)
     {
         return (
             Health::Broken(format!(
@@ -77,19 +110,19 @@ fn judge(profile: &str, always_ask: bool) -> (Health, Option<Reconnect>) {
             None,
         );
     }
-    let ns = match netns::open(&st.names.netns) {
+    let ns = match m.open_netns(&st.names.netns) {
         Ok(ns) => ns,
         Err(e) => return (Health::Broken(format!("{e:#}")), None),
     };
     // Every tunnel is a link in the namespace (for kernel WireGuard it is all
     // there is to watch). A client's link may be gone only while it
     // reconnects.
-    let present = match netns::has_link(ns.as_fd(), &st.names.tunnel) {
+    let present = match m.has_link(ns.as_fd(), &st.names.tunnel) {
         Ok(p) => p,
         Err(e) => return (Health::Broken(format!("{e:#}")), None),
     };
     let reconnect = if always_ask || !present {
-        backend::reconnecting(profile, st)
+        m.reconnecting(profile, st)
     } else {
         Ok(None)
     };
@@ -135,5 +168,115 @@ fn verdict(
                 st.names.tunnel
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::{Names, VethAddrs};
+
+    /// A profile that is up as far as its state says, on a machine the
+    /// test describes.
+    struct Fake {
+        kind: &'static str,
+        pid_alive: bool,
+        tunnel_present: bool,
+        reconnect: Result<Option<Reconnect>, String>,
+    }
+
+    impl Probe for Fake {
+        fn state(&self, profile: &str) -> Option<State> {
+            Some(State {
+                profile: profile.into(),
+                kind: self.kind.into(),
+                names: Names::for_profile(profile),
+                veth: VethAddrs::for_profile(profile),
+                implementation: None,
+                pid: Some(4242),
+                started: 0,
+                complete: true,
+                overrides: Default::default(),
+                listen_port: None,
+                openvpn: None,
+            })
+        }
+        fn alive(&self, _: u32) -> bool {
+            self.pid_alive
+        }
+        fn open_netns(&self, _: &str) -> Result<OwnedFd> {
+            Ok(std::fs::File::open("/dev/null")?.into())
+        }
+        fn has_link(&self, _: BorrowedFd<'_>, _: &str) -> Result<bool> {
+            Ok(self.tunnel_present)
+        }
+        fn reconnecting(&self, _: &str, _: &State) -> Result<Option<Reconnect>, String> {
+            self.reconnect.clone()
+        }
+    }
+
+    /// The words `exec` (which asks the client only when the tunnel is
+    /// gone), and `status` and `list` (which always ask) see.
+    fn words(f: &Fake) -> (String, String) {
+        let exec = judge(f, "corp", false).0;
+        let status_and_list = judge(f, "corp", true).0;
+        (
+            exec.word().into(),
+            state_word(&status_and_list, true).into(),
+        )
+    }
+
+    #[test]
+    fn an_openvpn_profile_without_its_tunnel_and_not_reconnecting_is_broken_everywhere() {
+        let f = Fake {
+            kind: "openvpn",
+            pid_alive: true,
+            tunnel_present: false,
+            reconnect: Ok(None),
+        };
+        assert_eq!(words(&f), ("broken".into(), "broken".into()));
+        let Health::Broken(why) = judge(&f, "corp", false).0 else {
+            unreachable!()
+        };
+        assert!(
+            why.contains("its tunnel device nsvt-corp is gone")
+                && why.contains("openvpn is not reconnecting"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn the_other_cases_are_judged_alike_too() {
+        let reconnect = Reconnect {
+            since: 1,
+            last_error: Some("server unreachable".into()),
+        };
+        let case = |kind, pid_alive, tunnel_present, reconnect| {
+            words(&Fake {
+                kind,
+                pid_alive,
+                tunnel_present,
+                reconnect,
+            })
+        };
+        let same = |w: &str| (w.to_string(), w.to_string());
+        // Reconnecting without its tunnel (no persist-tun): not broken.
+        assert_eq!(
+            case("openvpn", true, false, Ok(Some(reconnect.clone()))),
+            same("reconnecting")
+        );
+        // The client cannot be asked (a user, the socket is root's): not a false broken.
+        assert_eq!(
+            case("openvpn", true, false, Err("denied".into())),
+            same("reconnecting")
+        );
+        assert_eq!(case("openvpn", true, true, Ok(None)), same("up"));
+        assert_eq!(case("openvpn", false, true, Ok(None)), same("broken"));
+        assert_eq!(case("wireguard", true, false, Ok(None)), same("broken"));
+        // With its tunnel there, only status and list ask (and so see it).
+        assert_eq!(
+            case("openvpn", true, true, Ok(Some(reconnect))),
+            ("up".into(), "reconnecting".into())
+        );
     }
 }
