@@ -101,7 +101,7 @@ pub fn connect(
                 st,
             ))?;
             Ok(Connected {
-                what: format!("WireGuard, {}", c.backend.implementation()),
+                what: format!("WireGuard, {}", c.backend),
                 own: c.plumbing,
                 waited: c.handshake,
             })

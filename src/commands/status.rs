@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::backend::client::hook::TunnelRecord;
 use crate::backend::program as client_program;
-use crate::backend::wireguard::{Backend, Implementation, PeerStatus};
+use crate::backend::wireguard::{Implementation, PeerStatus};
 use crate::caller::{Action, Caller, Mode};
 use crate::dnsfiles;
 use crate::lifecycle::teardown;
@@ -228,7 +228,11 @@ struct Network {
 
 /// Reads the links, addresses and routes of the namespace `ns`, and the
 /// peers of the device `tunnel` when it is there and `backend` is known.
-fn read_network(ns: BorrowedFd<'_>, tunnel: &str, backend: Option<Backend>) -> Result<Network> {
+fn read_network(
+    ns: BorrowedFd<'_>,
+    tunnel: &str,
+    backend: Option<Implementation>,
+) -> Result<Network> {
     util::block_on(async {
         let inner = Netlink::in_netns(ns)?;
         let links = inner.links().await?;
@@ -256,11 +260,7 @@ fn read_network(ns: BorrowedFd<'_>, tunnel: &str, backend: Option<Backend>) -> R
 /// The namespace's traffic, addresses, routes and peers, or the problem
 /// that kept them from being read.
 fn gather_network(r: &mut Report, st: &State, ns: BorrowedFd<'_>) {
-    let backend = match st.implementation {
-        Some(Implementation::Kernel) => Some(Backend::Kernel),
-        Some(Implementation::Userspace) => Some(Backend::Userspace),
-        None => None,
-    };
+    let backend = st.implementation;
     let tunnel = r.interfaces.tunnel.clone();
     match read_network(ns, &tunnel, backend) {
         Ok(net) => {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 
-use super::{Backend, DeviceConfig, TRIGGER_KEEPALIVE, userspace};
+use super::{DeviceConfig, Implementation, TRIGGER_KEEPALIVE, userspace};
 use crate::backend::wireguard::wgquick::WgQuick;
 use crate::names::Names;
 use crate::netlink::{Netlink, errno};
@@ -23,7 +23,7 @@ pub const DEFAULT_MTU: u32 = 1420;
 
 /// How a WireGuard `up` went.
 pub struct Connected {
-    pub backend: Backend,
+    pub backend: Implementation,
     /// nsvpn's own work on the tunnel.
     pub plumbing: Duration,
     pub handshake: Duration,
@@ -77,14 +77,14 @@ pub async fn connect(
     let host = Netlink::here()?;
     let inner = Netlink::in_netns(ns)?;
     let backend = if force_userspace {
-        Backend::Userspace
+        Implementation::Userspace
     } else {
         match host.create_wireguard(&names.tunnel).await {
-            Ok(()) => Backend::Kernel,
+            Ok(()) => Implementation::Kernel,
             Err(e) if matches!(errno(&e), Some(c) if c == nix::errno::Errno::EOPNOTSUPP as i32 || c == nix::errno::Errno::EINVAL as i32) =>
             {
                 vlog!("no WireGuard in this kernel ({e}); using wireguard-go");
-                Backend::Userspace
+                Implementation::Userspace
             }
             Err(e) => {
                 return Err(anyhow!(e)
@@ -92,9 +92,9 @@ pub async fn connect(
             }
         }
     };
-    st.implementation = Some(backend.implementation());
+    st.implementation = Some(backend);
     st.listen_port = device.listen_port;
-    if backend == Backend::Userspace {
+    if backend == Implementation::Userspace {
         let log = paths::log_file(&profile.name, "wireguard-go");
         let pid = userspace::spawn(&names.tunnel, &log)?;
         st.pid = Some(pid);
@@ -183,7 +183,7 @@ pub fn port_in_use(profile: &Profile, port: u16, owner: Option<&str>) -> String 
 /// waits until every peer with an endpoint has completed a handshake, then
 /// sets each keepalive back to what the file says.
 async fn handshake(
-    backend: Backend,
+    backend: Implementation,
     names: &Names,
     device: &DeviceConfig,
     ns: BorrowedFd<'_>,

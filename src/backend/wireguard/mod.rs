@@ -120,28 +120,15 @@ pub fn addr_in_use(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Either back-end, behind one interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Kernel,
-    Userspace,
-}
-
-impl Backend {
-    pub fn implementation(self) -> Implementation {
-        match self {
-            Backend::Kernel => Implementation::Kernel,
-            Backend::Userspace => Implementation::Userspace,
-        }
-    }
-
+/// Either implementation answers the same requests.
+impl Implementation {
     /// Applies the whole configuration (keys, port, peers) to device `ifname`
     /// in the calling thread's namespace (kernel) or over its UAPI socket.
     /// Keepalives start off: they are set once the device is up.
     pub async fn configure(self, ifname: &str, cfg: &DeviceConfig) -> Result<()> {
         match self {
-            Backend::Kernel => kernel::configure(ifname, cfg).await,
-            Backend::Userspace => {
+            Implementation::Kernel => kernel::configure(ifname, cfg).await,
+            Implementation::Userspace => {
                 userspace::request(ifname, &userspace::render_set(cfg)).map(|_| ())
             }
         }
@@ -157,8 +144,8 @@ impl Backend {
         peers: &[(Key, u16)],
     ) -> Result<()> {
         match self {
-            Backend::Kernel => kernel::set_keepalives(ifname, ns, peers).await,
-            Backend::Userspace => {
+            Implementation::Kernel => kernel::set_keepalives(ifname, ns, peers).await,
+            Implementation::Userspace => {
                 userspace::request(ifname, &userspace::render_keepalives(peers)).map(|_| ())
             }
         }
@@ -172,8 +159,10 @@ impl Backend {
         ns: std::os::fd::BorrowedFd<'_>,
     ) -> Result<Vec<PeerStatus>> {
         match self {
-            Backend::Kernel => kernel::peers(ifname, ns).await,
-            Backend::Userspace => userspace::parse_get(&userspace::request(ifname, "get=1\n\n")?),
+            Implementation::Kernel => kernel::peers(ifname, ns).await,
+            Implementation::Userspace => {
+                userspace::parse_get(&userspace::request(ifname, "get=1\n\n")?)
+            }
         }
     }
 }
