@@ -9,6 +9,7 @@ use anyhow::{Context, Result, anyhow};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::Kind;
 use crate::backend::openvpn::OvpnConfig;
 use crate::backend::wireguard::Implementation;
 use crate::names::{Names, VethAddrs};
@@ -18,7 +19,7 @@ use crate::tunnel::Overrides;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub profile: String,
-    pub kind: String,
+    pub kind: Kind,
     pub names: Names,
     pub veth: VethAddrs,
     pub implementation: Option<Implementation>,
@@ -172,7 +173,7 @@ mod tests {
     fn state(listen_port: Option<u16>) -> State {
         State {
             profile: "x".into(),
-            kind: "wireguard".into(),
+            kind: Kind::WireGuard,
             names: Names::for_profile("x"),
             veth: VethAddrs::for_profile("x"),
             implementation: Some(Implementation::Userspace),

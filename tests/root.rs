@@ -236,7 +236,7 @@ fn exec_enters_the_namespace_and_drops_to_the_user() {
     ));
     State {
         profile: "t4".into(),
-        kind: "wireguard".into(),
+        kind: nsvpn::backend::Kind::WireGuard,
         names: names.clone(),
         veth: VethAddrs::for_profile("t4"),
         implementation: None,

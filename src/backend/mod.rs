@@ -21,6 +21,47 @@ use crate::signals;
 use crate::state::State;
 use crate::trust;
 
+/// The kinds of VPN, as the state file records them (and the profile's
+/// `vpn.kind` names them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    WireGuard,
+    OpenVpn,
+    OpenConnect,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::WireGuard => "wireguard",
+            Kind::OpenVpn => "openvpn",
+            Kind::OpenConnect => "openconnect",
+        }
+    }
+
+    /// The kind of a profile's `[vpn]` section.
+    pub fn of(vpn: &Vpn) -> Kind {
+        match vpn {
+            Vpn::WireGuard { .. } => Kind::WireGuard,
+            Vpn::OpenVpn { .. } => Kind::OpenVpn,
+            Vpn::OpenConnect { .. } => Kind::OpenConnect,
+        }
+    }
+
+    /// Whether a client of this kind can lose its connection and make it
+    /// again by itself (and run nsvpn's hook then).
+    pub fn reconnects(self) -> bool {
+        matches!(self, Kind::OpenVpn | Kind::OpenConnect)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Everything read and checked before the machine is touched.
 pub enum Prepared {
     WireGuard(wireguard::Prepared),
@@ -112,10 +153,10 @@ pub fn connect(
 
 /// The program behind a profile's tunnel, for messages.
 pub fn program(st: &State) -> &'static str {
-    match st.kind.as_str() {
-        "openvpn" => openvpn::PROGRAM,
-        "openconnect" => openconnect::PROGRAM,
-        _ => wireguard::userspace::PROGRAM,
+    match st.kind {
+        Kind::OpenVpn => openvpn::PROGRAM,
+        Kind::OpenConnect => openconnect::PROGRAM,
+        Kind::WireGuard => wireguard::userspace::PROGRAM,
     }
 }
 
@@ -145,10 +186,10 @@ impl Reconnect {
 /// management socket, openconnect through nsvpn's hook (`attempt-reconnect`).
 /// An error when the client cannot be asked (the socket is root's alone).
 pub fn reconnecting(profile: &str, st: &State) -> Result<Option<Reconnect>, String> {
-    match st.kind.as_str() {
-        "openvpn" => openvpn::reconnecting(profile),
-        "openconnect" => Ok(openconnect::reconnecting(profile)),
-        _ => Ok(None),
+    match st.kind {
+        Kind::OpenVpn => openvpn::reconnecting(profile),
+        Kind::OpenConnect => Ok(openconnect::reconnecting(profile)),
+        Kind::WireGuard => Ok(None),
     }
 }
 

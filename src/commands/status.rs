@@ -170,7 +170,7 @@ fn note_stateless(r: &mut Report) {
 /// What `up` recorded: kind, veth, implementation, client process, start
 /// time, and what a client-driven tunnel last reported.
 fn gather_state(r: &mut Report, name: &str, st: &State) {
-    r.kind = Some(st.kind.clone());
+    r.kind = Some(st.kind.to_string());
     r.veth = Some(VethReport {
         subnet: st.veth.subnet.to_string(),
         host: st.veth.host.to_string(),

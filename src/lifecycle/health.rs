@@ -157,7 +157,7 @@ fn verdict(
             ),
         ),
         Ok(None) => {
-            let client = if matches!(st.kind.as_str(), "openvpn" | "openconnect") {
+            let client = if st.kind.reconnects() {
                 format!(" and {program} is not reconnecting")
             } else {
                 String::new()
@@ -174,12 +174,13 @@ fn verdict(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Kind;
     use crate::names::{Names, VethAddrs};
 
     /// A profile that is up as far as its state says, on a machine the
     /// test describes.
     struct Fake {
-        kind: &'static str,
+        kind: Kind,
         pid_alive: bool,
         tunnel_present: bool,
         reconnect: Result<Option<Reconnect>, String>,
@@ -189,7 +190,7 @@ mod tests {
         fn state(&self, profile: &str) -> Option<State> {
             Some(State {
                 profile: profile.into(),
-                kind: self.kind.into(),
+                kind: self.kind,
                 names: Names::for_profile(profile),
                 veth: VethAddrs::for_profile(profile),
                 implementation: None,
@@ -229,7 +230,7 @@ mod tests {
     #[test]
     fn an_openvpn_profile_without_its_tunnel_and_not_reconnecting_is_broken_everywhere() {
         let f = Fake {
-            kind: "openvpn",
+            kind: Kind::OpenVpn,
             pid_alive: true,
             tunnel_present: false,
             reconnect: Ok(None),
@@ -262,20 +263,20 @@ mod tests {
         let same = |w: &str| (w.to_string(), w.to_string());
         // Reconnecting without its tunnel (no persist-tun): not broken.
         assert_eq!(
-            case("openvpn", true, false, Ok(Some(reconnect.clone()))),
+            case(Kind::OpenVpn, true, false, Ok(Some(reconnect.clone()))),
             same("reconnecting")
         );
         // The client cannot be asked (a user, the socket is root's): not a false broken.
         assert_eq!(
-            case("openvpn", true, false, Err("denied".into())),
+            case(Kind::OpenVpn, true, false, Err("denied".into())),
             same("reconnecting")
         );
-        assert_eq!(case("openvpn", true, true, Ok(None)), same("up"));
-        assert_eq!(case("openvpn", false, true, Ok(None)), same("broken"));
-        assert_eq!(case("wireguard", true, false, Ok(None)), same("broken"));
+        assert_eq!(case(Kind::OpenVpn, true, true, Ok(None)), same("up"));
+        assert_eq!(case(Kind::OpenVpn, false, true, Ok(None)), same("broken"));
+        assert_eq!(case(Kind::WireGuard, true, false, Ok(None)), same("broken"));
         // With its tunnel there, only status and list ask (and so see it).
         assert_eq!(
-            case("openvpn", true, true, Ok(Some(reconnect))),
+            case(Kind::OpenVpn, true, true, Ok(Some(reconnect))),
             ("up".into(), "reconnecting".into())
         );
     }

@@ -107,7 +107,7 @@ fn watched_up(profile: &Profile, prepared: &Prepared) -> Result<Outcome> {
 
     let mut st = State {
         profile: profile.name.clone(),
-        kind: profile.vpn.kind().into(),
+        kind: backend::Kind::of(&profile.vpn),
         names: names.clone(),
         veth: profile.veth,
         implementation: None,

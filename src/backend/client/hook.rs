@@ -159,7 +159,7 @@ pub fn run(kind: &str, profile: &str, env: BTreeMap<String, String>) -> Result<(
             paths::profile_dir(profile).display()
         )
     })?;
-    if st.kind != kind {
+    if st.kind.name() != kind {
         bail!("profile {profile} is a {} profile, not {kind}", st.kind);
     }
     let t0 = Instant::now();
