@@ -87,4 +87,8 @@ no_escape() {
     [ "$seen" -ge 1 ] || { sed "s/^/       tcpdump: /" "/run/tcpdump-$p.log"; tcpdump -Z root -nn -r "$cap" 2>&1 | head -n 8; echo "dev=$dev ns=$ns host=$host"; }
   fi
   rm -f "$cap" "/run/tcpdump-$p.log"
+  # busybox's timeout (the VM's) leaves a watcher process inside for up to a
+  # second after its command ended: let the probes' processes go before the
+  # caller goes on (a `down` would refuse them).
+  for _ in $(seq 60); do [ -z "$(ip netns pids "nsvpn-$p")" ] && break; sleep 0.05; done
 }
