@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
+use crate::backend::vpn::RawVpn;
+pub use crate::backend::vpn::Vpn;
 use crate::ipnet::{IpNet, Ipv4Net};
 use crate::names::{self, VethAddrs};
 
@@ -43,20 +45,6 @@ struct RawProfile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawVpn {
-    kind: String,
-    config: Option<String>,
-    userspace: Option<bool>,
-    server: Option<String>,
-    protocol: Option<String>,
-    user: Option<String>,
-    password_file: Option<String>,
-    args: Option<Vec<String>>,
-    auth_file: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRoutes {
     include: Vec<String>,
 }
@@ -81,35 +69,6 @@ struct RawAccess {
 #[serde(deny_unknown_fields)]
 struct RawVeth {
     subnet: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Vpn {
-    WireGuard {
-        config: PathBuf,
-        userspace: bool,
-    },
-    OpenVpn {
-        config: PathBuf,
-        auth_file: Option<PathBuf>,
-    },
-    OpenConnect {
-        server: String,
-        protocol: Option<String>,
-        user: Option<String>,
-        password_file: Option<PathBuf>,
-        args: Vec<String>,
-    },
-}
-
-impl Vpn {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Vpn::WireGuard { .. } => "wireguard",
-            Vpn::OpenVpn { .. } => "openvpn",
-            Vpn::OpenConnect { .. } => "openconnect",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -302,7 +261,7 @@ impl Profile {
         };
         let raw: RawProfile =
             toml::from_str(text).map_err(|e| anyhow!("{}: {}", src.at(), toml_error(text, &e)))?;
-        let vpn = src.vpn(raw.vpn)?;
+        let vpn = Vpn::parse(&src, raw.vpn)?;
         let routes = raw.routes.map(|r| src.routes(&r)).transpose()?;
         let (dns_servers, dns_search) = match raw.dns {
             None => (None, None),
@@ -338,8 +297,9 @@ impl Profile {
 }
 
 /// A profile file being parsed: what its errors name, and where the paths
-/// it holds start from. One method per section of the file.
-struct Source<'a> {
+/// it holds start from. One method per section of the file (`[vpn]` is
+/// read by its kind, in `backend/`).
+pub(crate) struct Source<'a> {
     name: &'a str,
     path: &'a Path,
     /// Whether the files the profile names must exist.
@@ -353,13 +313,13 @@ impl Source<'_> {
     }
 
     /// An error about the field `f` (dotted, as in `vpn.config`).
-    fn field(&self, f: &str, msg: String) -> anyhow::Error {
+    pub(crate) fn field(&self, f: &str, msg: String) -> anyhow::Error {
         anyhow!("{}: field `{f}`: {msg}", self.at())
     }
 
     /// The path `v` given in field `f`, relative to the profile's directory
     /// unless absolute; with `check_files`, it must be a regular file.
-    fn file(&self, f: &str, v: &str) -> Result<PathBuf> {
+    pub(crate) fn file(&self, f: &str, v: &str) -> Result<PathBuf> {
         if v.is_empty() {
             return Err(self.field(f, "is empty".into()));
         }
@@ -375,103 +335,6 @@ impl Source<'_> {
             }
         }
         Ok(p)
-    }
-
-    /// Refuses the field `f` of `[vpn]`, when `present`, as belonging to
-    /// another `kind`.
-    fn only(&self, f: &str, present: bool, kind: &str) -> Result<()> {
-        if present {
-            Err(self.field(f, format!("is only for kind = \"{kind}\"")))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// `[vpn]`: the tunnel, read by its `kind`.
-    fn vpn(&self, v: RawVpn) -> Result<Vpn> {
-        match v.kind.as_str() {
-            "wireguard" => self.wireguard(v),
-            "openvpn" => self.openvpn(v),
-            "openconnect" => self.openconnect(v),
-            other => Err(self.field(
-                "vpn.kind",
-                format!(
-                    "{other:?} is not a VPN kind: use \"wireguard\", \"openvpn\" or \"openconnect\""
-                ),
-            )),
-        }
-    }
-
-    /// `[vpn]` with kind = "wireguard": the wg-quick file and `userspace`.
-    fn wireguard(&self, v: RawVpn) -> Result<Vpn> {
-        self.only("vpn.server", v.server.is_some(), "openconnect")?;
-        self.only("vpn.protocol", v.protocol.is_some(), "openconnect")?;
-        self.only("vpn.user", v.user.is_some(), "openconnect")?;
-        self.only(
-            "vpn.password_file",
-            v.password_file.is_some(),
-            "openconnect",
-        )?;
-        self.only("vpn.args", v.args.is_some(), "openconnect")?;
-        self.only("vpn.auth_file", v.auth_file.is_some(), "openvpn")?;
-        let config = v
-            .config
-            .ok_or_else(|| self.field("vpn.config", "is missing: name the wg-quick file".into()))?;
-        Ok(Vpn::WireGuard {
-            config: self.file("vpn.config", &config)?,
-            userspace: v.userspace.unwrap_or(false),
-        })
-    }
-
-    /// `[vpn]` with kind = "openvpn": the .ovpn file and `auth_file`.
-    fn openvpn(&self, v: RawVpn) -> Result<Vpn> {
-        self.only("vpn.userspace", v.userspace.is_some(), "wireguard")?;
-        self.only("vpn.server", v.server.is_some(), "openconnect")?;
-        self.only("vpn.protocol", v.protocol.is_some(), "openconnect")?;
-        self.only("vpn.user", v.user.is_some(), "openconnect")?;
-        self.only(
-            "vpn.password_file",
-            v.password_file.is_some(),
-            "openconnect",
-        )?;
-        self.only("vpn.args", v.args.is_some(), "openconnect")?;
-        let config = v
-            .config
-            .ok_or_else(|| self.field("vpn.config", "is missing: name the .ovpn file".into()))?;
-        Ok(Vpn::OpenVpn {
-            config: self.file("vpn.config", &config)?,
-            auth_file: v
-                .auth_file
-                .map(|a| self.file("vpn.auth_file", &a))
-                .transpose()?,
-        })
-    }
-
-    /// `[vpn]` with kind = "openconnect": the server, and what openconnect
-    /// is given besides.
-    fn openconnect(&self, v: RawVpn) -> Result<Vpn> {
-        self.only("vpn.userspace", v.userspace.is_some(), "wireguard")?;
-        self.only("vpn.config", v.config.is_some(), "wireguard\" or \"openvpn")?;
-        self.only("vpn.auth_file", v.auth_file.is_some(), "openvpn")?;
-        let server = v
-            .server
-            .ok_or_else(|| self.field("vpn.server", "is missing: name the VPN gateway".into()))?;
-        if server.is_empty() || server.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(self.field(
-                "vpn.server",
-                format!("{server:?} is not a host name or URL"),
-            ));
-        }
-        Ok(Vpn::OpenConnect {
-            server,
-            protocol: v.protocol,
-            user: v.user,
-            password_file: v
-                .password_file
-                .map(|p| self.file("vpn.password_file", &p))
-                .transpose()?,
-            args: v.args.unwrap_or_default(),
-        })
     }
 
     /// `[routes]`: `include`, each network truncated to its prefix.
@@ -752,10 +615,8 @@ mod example_tests {
             let text = std::fs::read_to_string(dir.join(format!("{n}.toml"))).unwrap();
             let p = Profile::parse(&n, &dir.join(format!("{n}.toml")), &text, false)
                 .unwrap_or_else(|e| panic!("profiles/{n}.toml: {e:#}"));
-            if let Vpn::OpenConnect { args, .. } = &p.vpn {
-                crate::backend::openconnect::check_args(args)
-                    .unwrap_or_else(|e| panic!("profiles/{n}.toml: {e:?}"));
-            }
+            crate::backend::check_arguments(&p.vpn)
+                .unwrap_or_else(|e| panic!("profiles/{n}.toml: {e:?}"));
         }
     }
 }

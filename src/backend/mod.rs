@@ -7,6 +7,7 @@
 pub mod client;
 pub mod openconnect;
 pub mod openvpn;
+pub mod vpn;
 pub mod wireguard;
 
 use std::os::fd::BorrowedFd;
@@ -16,10 +17,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 
 use crate::names::Names;
-use crate::profile::{Profile, Vpn};
+use crate::profile::Profile;
 use crate::signals;
 use crate::state::State;
 use crate::trust;
+pub use vpn::Vpn;
 
 /// The kinds of VPN, as the state file records them (and the profile's
 /// `vpn.kind` names them).
@@ -40,14 +42,7 @@ impl Kind {
         }
     }
 
-    /// The kind of a profile's `[vpn]` section.
-    pub fn of(vpn: &Vpn) -> Kind {
-        match vpn {
-            Vpn::WireGuard { .. } => Kind::WireGuard,
-            Vpn::OpenVpn { .. } => Kind::OpenVpn,
-            Vpn::OpenConnect { .. } => Kind::OpenConnect,
-        }
-    }
+    pub const ALL: [Kind; 3] = [Kind::WireGuard, Kind::OpenVpn, Kind::OpenConnect];
 
     /// Whether a client of this kind can lose its connection and make it
     /// again by itself (and run nsvpn's hook then).
@@ -59,6 +54,15 @@ impl Kind {
 impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// Checks the extra arguments a profile gives its client, if its kind
+/// takes any (openconnect's `args`), as `up` would.
+pub fn check_arguments(vpn: &Vpn) -> Result<(), Vec<String>> {
+    match vpn {
+        Vpn::OpenConnect { args, .. } => openconnect::check_args(args),
+        Vpn::WireGuard { .. } | Vpn::OpenVpn { .. } => Ok(()),
     }
 }
 

@@ -14,10 +14,11 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::backend::client::hook::{TunnelRecord, env_get as get, last_log_line};
 use crate::backend::client::{Launch, last_error};
+use crate::backend::vpn::{RawVpn, Vpn};
 use crate::backend::{Reconnect, at, check_secret, find_client, hook_exe};
 use crate::ipnet::{IpNet, netmask_prefix};
 use crate::names::Names;
-use crate::profile::Profile;
+use crate::profile::{Profile, Source};
 use crate::tunnel::{TunAddr, TunnelSetup};
 use crate::util;
 
@@ -162,6 +163,33 @@ pub fn client_args(
 
 /// Reads and checks what openconnect needs: its arguments, the password
 /// (from `password_file`, or asked on the terminal).
+/// The `[vpn]` fields this kind takes.
+pub const FIELDS: &[&str] = &["server", "protocol", "user", "password_file", "args"];
+
+/// `[vpn]` with kind = "openconnect": the server, and what openconnect is
+/// given besides.
+pub(crate) fn settings(src: &Source, v: RawVpn) -> Result<Vpn> {
+    let server = v
+        .server
+        .ok_or_else(|| src.field("vpn.server", "is missing: name the VPN gateway".into()))?;
+    if server.is_empty() || server.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(src.field(
+            "vpn.server",
+            format!("{server:?} is not a host name or URL"),
+        ));
+    }
+    Ok(Vpn::OpenConnect {
+        server,
+        protocol: v.protocol,
+        user: v.user,
+        password_file: v
+            .password_file
+            .map(|p| src.file("vpn.password_file", &p))
+            .transpose()?,
+        args: v.args.unwrap_or_default(),
+    })
+}
+
 pub fn prepare(
     profile: &Profile,
     settings: &Settings,

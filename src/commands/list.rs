@@ -22,7 +22,7 @@ pub fn rows(dir: &Path) -> Result<Vec<Row>> {
         let row = match Profile::load(dir, &name) {
             Ok(p) => Row {
                 state: state_word(&health, true).into(),
-                kind: p.vpn.kind().into(),
+                kind: p.vpn.kind().name().into(),
                 description: p.description.unwrap_or_default(),
                 name,
             },

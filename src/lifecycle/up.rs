@@ -107,7 +107,7 @@ fn watched_up(profile: &Profile, prepared: &Prepared) -> Result<Outcome> {
 
     let mut st = State {
         profile: profile.name.clone(),
-        kind: backend::Kind::of(&profile.vpn),
+        kind: profile.vpn.kind(),
         names: names.clone(),
         veth: profile.veth,
         implementation: None,

@@ -20,11 +20,12 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::backend::client::hook::{env_get as get, last_log_line};
 use crate::backend::client::{Launch, last_error};
+use crate::backend::vpn::{RawVpn, Vpn};
 use crate::backend::{Reconnect, at, check_secret, find_client, hook_exe, read_config};
 use crate::ipnet::{IpNet, netmask_prefix};
 use crate::names::Names;
 use crate::paths;
-use crate::profile::Profile;
+use crate::profile::{Profile, Source};
 use crate::state::State;
 use crate::trust;
 use crate::tunnel::{TunAddr, TunnelSetup};
@@ -148,6 +149,23 @@ pub fn remotes_tried(log: &str) -> Vec<String> {
 
 /// Reads the `.ovpn` (and the files it includes) as openvpn would, checks
 /// it, and hands openvpn the checked copy on a sealed memfd.
+/// The `[vpn]` fields this kind takes.
+pub const FIELDS: &[&str] = &["config", "auth_file"];
+
+/// `[vpn]` with kind = "openvpn": the .ovpn file and `auth_file`.
+pub(crate) fn settings(src: &Source, v: RawVpn) -> Result<Vpn> {
+    let config = v
+        .config
+        .ok_or_else(|| src.field("vpn.config", "is missing: name the .ovpn file".into()))?;
+    Ok(Vpn::OpenVpn {
+        config: src.file("vpn.config", &config)?,
+        auth_file: v
+            .auth_file
+            .map(|a| src.file("vpn.auth_file", &a))
+            .transpose()?,
+    })
+}
+
 pub fn prepare(
     profile: &Profile,
     config: &Path,

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 
+use crate::backend::vpn::{RawVpn, Vpn};
 use crate::backend::wireguard::wgquick::{Key, WgQuick};
 use crate::backend::{at, read_config};
 use crate::ipnet::IpNet;
-use crate::profile::Profile;
+use crate::profile::{Profile, Source};
 use crate::trust;
 
 /// Keepalive interval used for a moment after `up` to make the first
@@ -178,6 +179,20 @@ pub struct Prepared {
 
 /// Reads and checks the wg-quick file (and that wireguard-go is there when
 /// the profile asks for it).
+/// The `[vpn]` fields this kind takes.
+pub const FIELDS: &[&str] = &["config", "userspace"];
+
+/// `[vpn]` with kind = "wireguard": the wg-quick file and `userspace`.
+pub(crate) fn settings(src: &Source, v: RawVpn) -> Result<Vpn> {
+    let config = v
+        .config
+        .ok_or_else(|| src.field("vpn.config", "is missing: name the wg-quick file".into()))?;
+    Ok(Vpn::WireGuard {
+        config: src.file("vpn.config", &config)?,
+        userspace: v.userspace.unwrap_or(false),
+    })
+}
+
 pub fn prepare(
     profile: &Profile,
     config: &Path,

@@ -1,0 +1,118 @@
+//! A profile's `[vpn]` section: read by its `kind`, each kind taking its own
+//! fields. The profile parser hands the section over; the kinds own what it
+//! means.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use super::{Kind, openconnect, openvpn, wireguard};
+use crate::profile::Source;
+
+/// `[vpn]` as written: every kind's fields, each optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVpn {
+    kind: String,
+    pub(crate) config: Option<String>,
+    pub(crate) userspace: Option<bool>,
+    pub(crate) server: Option<String>,
+    pub(crate) protocol: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) password_file: Option<String>,
+    pub(crate) args: Option<Vec<String>>,
+    pub(crate) auth_file: Option<String>,
+}
+
+impl RawVpn {
+    /// The fields set, besides `kind`, in the order they are checked.
+    fn present(&self) -> Vec<&'static str> {
+        [
+            ("userspace", self.userspace.is_some()),
+            ("config", self.config.is_some()),
+            ("server", self.server.is_some()),
+            ("protocol", self.protocol.is_some()),
+            ("user", self.user.is_some()),
+            ("password_file", self.password_file.is_some()),
+            ("args", self.args.is_some()),
+            ("auth_file", self.auth_file.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, set)| set.then_some(f))
+        .collect()
+    }
+}
+
+/// The tunnel a profile asks for, read and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vpn {
+    WireGuard {
+        config: PathBuf,
+        userspace: bool,
+    },
+    OpenVpn {
+        config: PathBuf,
+        auth_file: Option<PathBuf>,
+    },
+    OpenConnect {
+        server: String,
+        protocol: Option<String>,
+        user: Option<String>,
+        password_file: Option<PathBuf>,
+        args: Vec<String>,
+    },
+}
+
+/// The fields of `[vpn]` each kind takes (besides `kind`).
+fn fields(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::WireGuard => wireguard::FIELDS,
+        Kind::OpenVpn => openvpn::FIELDS,
+        Kind::OpenConnect => openconnect::FIELDS,
+    }
+}
+
+impl Vpn {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Vpn::WireGuard { .. } => Kind::WireGuard,
+            Vpn::OpenVpn { .. } => Kind::OpenVpn,
+            Vpn::OpenConnect { .. } => Kind::OpenConnect,
+        }
+    }
+
+    /// Reads `[vpn]`: its `kind`, then only that kind's fields.
+    pub(crate) fn parse(src: &Source, v: RawVpn) -> Result<Vpn> {
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == v.kind)
+            .ok_or_else(|| {
+                src.field(
+                    "vpn.kind",
+                    format!(
+                        "{:?} is not a VPN kind: use \"wireguard\", \"openvpn\" or \"openconnect\"",
+                        v.kind
+                    ),
+                )
+            })?;
+        for f in v.present() {
+            if !fields(kind).contains(&f) {
+                let takers: Vec<&str> = Kind::ALL
+                    .into_iter()
+                    .filter(|k| fields(*k).contains(&f))
+                    .map(Kind::name)
+                    .collect();
+                return Err(src.field(
+                    &format!("vpn.{f}"),
+                    format!("is only for kind = \"{}\"", takers.join("\" or \"")),
+                ));
+            }
+        }
+        match kind {
+            Kind::WireGuard => wireguard::settings(src, v),
+            Kind::OpenVpn => openvpn::settings(src, v),
+            Kind::OpenConnect => openconnect::settings(src, v),
+        }
+    }
+}
