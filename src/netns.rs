@@ -146,6 +146,12 @@ pub fn has_link(ns: BorrowedFd<'_>, name: &str) -> Result<bool> {
     }
 }
 
+/// Whether the namespace nsvpn runs in has the link `name` (from sysfs: no
+/// netlink socket needed).
+pub fn host_has_link(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
 /// Writes a sysctl of the namespace `ns` (path below /proc/sys/net).
 pub fn set_net_sysctl(ns: BorrowedFd<'_>, key: &str, value: &str) -> Result<()> {
     let p = Path::new("/proc/sys/net").join(key);

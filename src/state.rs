@@ -9,9 +9,7 @@ use anyhow::{Context, Result, anyhow};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Kind;
-use crate::backend::openvpn::OvpnConfig;
-use crate::backend::wireguard::Implementation;
+use crate::backend::{Kind, Recorded};
 use crate::names::{Names, VethAddrs};
 use crate::paths::{self, RUN_DIR};
 use crate::tunnel::Overrides;
@@ -22,7 +20,6 @@ pub struct State {
     pub kind: Kind,
     pub names: Names,
     pub veth: VethAddrs,
-    pub implementation: Option<Implementation>,
     /// The tunnel process nsvpn started (wireguard-go), if any.
     pub pid: Option<u32>,
     /// Seconds since the epoch when `up` began.
@@ -32,14 +29,13 @@ pub struct State {
     /// The profile's `[routes]`, `[dns]` and `[hosts]`, for the hook.
     #[serde(default)]
     pub overrides: Overrides,
-    /// The UDP port a WireGuard tunnel's socket holds on the host (the
-    /// file's ListenPort), so that another profile asking for it can be
-    /// told whose it is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listen_port: Option<u16>,
-    /// What the hook needs of an OpenVPN profile's `.ovpn` file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub openvpn: Option<OvpnConfig>,
+    /// The parts of the runtime made so far, in order (see
+    /// `lifecycle::parts`).
+    #[serde(default)]
+    pub parts: Vec<String>,
+    /// What the kind records for its later steps; `backend/` owns it.
+    #[serde(flatten)]
+    pub backend: Recorded,
 }
 
 fn ensure_run_dir() -> Result<()> {
@@ -169,6 +165,7 @@ impl Drop for Lock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::wireguard::Implementation;
 
     fn state(listen_port: Option<u16>) -> State {
         State {
@@ -176,13 +173,16 @@ mod tests {
             kind: Kind::WireGuard,
             names: Names::for_profile("x"),
             veth: VethAddrs::for_profile("x"),
-            implementation: Some(Implementation::Userspace),
             pid: Some(42),
             started: 1,
             complete: true,
             overrides: Default::default(),
-            listen_port,
-            openvpn: None,
+            parts: vec!["namespace".into()],
+            backend: Recorded {
+                implementation: Some(Implementation::Userspace),
+                listen_port,
+                openvpn: None,
+            },
         }
     }
 

@@ -239,13 +239,12 @@ fn exec_enters_the_namespace_and_drops_to_the_user() {
         kind: nsvpn::backend::Kind::WireGuard,
         names: names.clone(),
         veth: VethAddrs::for_profile("t4"),
-        implementation: None,
         pid: None,
         started: 0,
         complete: true,
         overrides: Default::default(),
-        listen_port: None,
-        openvpn: None,
+        parts: vec![],
+        backend: Default::default(),
     }
     .save()
     .unwrap();

@@ -112,9 +112,27 @@ impl Prepared {
     /// `status`) need.
     pub fn seed(&self, st: &mut State) {
         if let Prepared::Client(c) = self {
-            st.openvpn = c.openvpn.clone();
+            st.backend.openvpn = c.openvpn.clone();
         }
     }
+}
+
+/// What a kind records in the profile's state for its later steps (the
+/// hook, `status`, another profile's `up`). Flattened into the state file,
+/// whose fields these were before.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Recorded {
+    /// WireGuard: kernel or wireguard-go.
+    #[serde(default)]
+    pub implementation: Option<wireguard::Implementation>,
+    /// WireGuard: the UDP port its socket holds on the host (the file's
+    /// ListenPort), so that another profile asking for it can be told
+    /// whose it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_port: Option<u16>,
+    /// OpenVPN: what the hook needs of the `.ovpn` file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openvpn: Option<openvpn::OvpnConfig>,
 }
 
 /// How a connection went: what it is, nsvpn's own time, the wait for the VPN.

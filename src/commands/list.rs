@@ -18,7 +18,7 @@ pub struct Row {
 pub fn rows(dir: &Path) -> Result<Vec<Row>> {
     let mut out = Vec::new();
     for name in profile::list_names(dir)? {
-        let health = assess(&name).0;
+        let health = assess(&name).health;
         let row = match Profile::load(dir, &name) {
             Ok(p) => Row {
                 state: state_word(&health, true).into(),

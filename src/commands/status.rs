@@ -13,8 +13,9 @@ use crate::backend::program as client_program;
 use crate::backend::wireguard::{Implementation, PeerStatus};
 use crate::caller::{Action, Caller, Mode};
 use crate::dnsfiles;
+use crate::lifecycle::parts::Check;
 use crate::lifecycle::teardown;
-use crate::lifecycle::{Health, assess, state_word};
+use crate::lifecycle::{Assessment, Health, assess, state_word};
 use crate::names::{self, Names};
 use crate::netlink::{Address, Link, Netlink, Route};
 use crate::netns::{self, Process};
@@ -50,7 +51,18 @@ pub struct Report {
     pub dns: Option<DnsReport>,
     pub peers: Vec<PeerStatus>,
     pub processes: Vec<Process>,
+    /// The runtime's parts, in the order `up` makes them.
+    pub parts: Vec<PartReport>,
     pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartReport {
+    pub name: &'static str,
+    /// What it is on the machine: "nsvpn-corp", "nsvt-corp, openvpn pid 42".
+    pub what: String,
+    /// "ok", "degraded", "reconnecting" or "broken".
+    pub state: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,6 +146,7 @@ fn base_report(name: &str, profile: Option<&Profile>) -> Report {
         dns: None,
         peers: vec![],
         processes: vec![],
+        parts: vec![],
         problems: vec![],
     }
 }
@@ -146,7 +159,7 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
         return r;
     };
     gather_state(&mut r, name, &st);
-    gather_health(&mut r, name);
+    gather_health(&mut r, name, &st);
     // Health could not open it either, and said so.
     let Ok(ns) = netns::open(&r.namespace) else {
         return r;
@@ -176,7 +189,7 @@ fn gather_state(r: &mut Report, name: &str, st: &State) {
         host: st.veth.host.to_string(),
         namespace: st.veth.namespace.to_string(),
     });
-    r.implementation = st.implementation;
+    r.implementation = st.backend.implementation;
     r.client = st.pid.map(|_| client_program(st).to_string());
     r.pid = st.pid;
     r.tunnel = TunnelRecord::load(name).map(|t| TunnelReport {
@@ -192,8 +205,22 @@ fn gather_state(r: &mut Report, name: &str, st: &State) {
 
 /// The state (up, reconnecting, broken) and its problem, from the one
 /// judgement `list` and `exec` use too; the tunnel's line follows it.
-fn gather_health(r: &mut Report, name: &str) {
-    let (health, reconnect) = assess(name);
+fn gather_health(r: &mut Report, name: &str, st: &State) {
+    let Assessment {
+        health,
+        reconnect,
+        parts,
+    } = assess(name);
+    for (part, check) in &parts {
+        if let Check::Degraded(why) = check {
+            r.problems.push(why.clone());
+        }
+        r.parts.push(PartReport {
+            name: part.name(),
+            what: part.show(st),
+            state: check.word(),
+        });
+    }
     match health {
         Health::Up(_) | Health::Down => r.state = "up".into(),
         Health::Reconnecting(_, why) => {
@@ -260,7 +287,7 @@ fn read_network(
 /// The namespace's traffic, addresses, routes and peers, or the problem
 /// that kept them from being read.
 fn gather_network(r: &mut Report, st: &State, ns: BorrowedFd<'_>) {
-    let backend = st.implementation;
+    let backend = st.backend.implementation;
     let tunnel = r.interfaces.tunnel.clone();
     match read_network(ns, &tunnel, backend) {
         Ok(net) => {
@@ -378,6 +405,7 @@ pub fn render(r: &Report, now: u64) -> String {
     render_dns(&mut s, r);
     render_peers(&mut s, r, now);
     render_processes(&mut s, r);
+    render_parts(&mut s, r);
     render_problems(&mut s, r);
     s
 }
@@ -551,6 +579,19 @@ fn render_processes(s: &mut String, r: &Report) {
     }
 }
 
+/// Each part of the runtime and its state, one per line.
+fn render_parts(s: &mut String, r: &Report) {
+    if !r.parts.is_empty() {
+        s.push_str(
+            "  parts
+",
+        );
+        for p in &r.parts {
+            s.push_str(&format!("    {:<15}{} ({})\n", p.name, p.state, p.what));
+        }
+    }
+}
+
 /// One line per problem.
 fn render_problems(s: &mut String, r: &Report) {
     for p in &r.problems {
@@ -660,6 +701,16 @@ mod tests {
             pid: 777,
             command: "psql -h db.internal".into(),
         }];
+        let part = |name, what: &str, state| PartReport {
+            name,
+            what: what.into(),
+            state,
+        };
+        r.parts = vec![
+            part("namespace", "nsvpn-acme", "ok"),
+            part("veth", "nsvh-acme <-> nsvn-acme", "ok"),
+            part("tunnel", "nsvt-acme, wireguard-go pid 4242", "ok"),
+        ];
         r
     }
 
@@ -675,6 +726,7 @@ mod tests {
         broken.state = "broken".into();
         broken.peers.clear();
         broken.processes.clear();
+        broken.parts[2].state = "broken";
         broken.problems.push("wireguard-go (pid 4242) is not running: the tunnel is gone and the namespace is sealed; run `nsvpn down acme` then `nsvpn up acme`".into());
         insta::assert_snapshot!(format!(
             "{}\n{}",

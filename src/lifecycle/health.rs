@@ -1,14 +1,11 @@
 //! Where a profile stands: the one judgement of up, reconnecting or broken
 //! behind `status`, `list` and `exec`.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
-use anyhow::Result;
-
-use crate::backend::{self, Reconnect};
-use crate::netns;
+use super::parts::{self, Check, Look, Machine, Part, Probe};
+use crate::backend::Reconnect;
 use crate::state::State;
-use crate::util::{self, now_unix};
 
 /// Where a profile stands: the one definition behind `status`, `list` and
 /// `exec`.
@@ -46,128 +43,73 @@ pub fn state_word(health: &Health, file_loads: bool) -> &'static str {
     }
 }
 
-/// The profile's health, for `exec`: the client is asked whether it
-/// reconnects only when the tunnel device is gone (openvpn logs every
-/// management connection, and `exec` may run often).
+/// The profile's health, for `exec`: only what can make it broken is
+/// checked, and the client is asked whether it reconnects only when the
+/// tunnel device is gone (openvpn logs every management connection, and
+/// `exec` may run often).
 pub fn health(profile: &str) -> Health {
-    judge(&Machine, profile, false).0
+    judge(&Machine, State::load(profile), profile, false).health
 }
 
-/// The profile's health, and the client's reconnect if it is reconnecting,
-/// for `status` and `list`: the client is always asked.
-pub fn assess(profile: &str) -> (Health, Option<Reconnect>) {
-    judge(&Machine, profile, true)
+/// The profile's health, for `status` and `list`: every part is checked,
+/// also after a broken one, and the client always asked.
+pub fn assess(profile: &str) -> Assessment {
+    judge(&Machine, State::load(profile), profile, true)
 }
 
-/// What judging a profile's health reads from the machine (a fake in the
-/// unit tests, as `exec.rs` has its recording `Sys`).
-pub trait Probe {
-    fn state(&self, profile: &str) -> Option<State>;
-    fn alive(&self, pid: u32) -> bool;
-    fn open_netns(&self, name: &str) -> Result<OwnedFd>;
-    fn has_link(&self, ns: BorrowedFd<'_>, name: &str) -> Result<bool>;
-    fn reconnecting(&self, profile: &str, st: &State) -> Result<Option<Reconnect>, String>;
+/// A profile's health, and what it was judged from.
+pub struct Assessment {
+    pub health: Health,
+    /// The client's reconnect, if it is reconnecting.
+    pub reconnect: Option<Reconnect>,
+    /// Each part's check, in order (none without a finished state).
+    pub parts: Vec<(&'static dyn Part, Check)>,
 }
 
-/// The real machine.
-pub struct Machine;
-
-impl Probe for Machine {
-    fn state(&self, profile: &str) -> Option<State> {
-        State::load(profile)
-    }
-    fn alive(&self, pid: u32) -> bool {
-        util::alive(pid)
-    }
-    fn open_netns(&self, name: &str) -> Result<OwnedFd> {
-        netns::open(name)
-    }
-    fn has_link(&self, ns: BorrowedFd<'_>, name: &str) -> Result<bool> {
-        netns::has_link(ns, name)
-    }
-    fn reconnecting(&self, profile: &str, st: &State) -> Result<Option<Reconnect>, String> {
-        backend::reconnecting(profile, st)
-    }
-}
-
-pub fn judge(m: &impl Probe, profile: &str, always_ask: bool) -> (Health, Option<Reconnect>) {
-    let Some(st) = m.state(profile) else {
-        return (Health::Down, None);
+/// The one judgement: down without state, broken while `up` has not
+/// finished, else the first broken part, else reconnecting if the tunnel
+/// reconnects, else up. `thorough` checks everything (`status`, `list`);
+/// else only what can break the profile, stopping at the first broken part.
+pub fn judge(probe: &dyn Probe, st: Option<State>, profile: &str, thorough: bool) -> Assessment {
+    let verdict = |health| Assessment {
+        health,
+        reconnect: None,
+        parts: Vec::new(),
     };
-    let st = &st;
+    let Some(st) = st else {
+        return verdict(Health::Down);
+    };
     if !st.complete {
         let why = "its `up` did not finish (it is running now, or it crashed)";
-        return (Health::Broken(why.into()), None);
+        return verdict(Health::Broken(why.into()));
     }
-    if let Some(pid) = st.pid
-        && !m.alive(pid)
-    {
-        return (
-            Health::Broken(format!(
-                "its VPN client ({} pid {pid}) has exited: it is not running, so the tunnel is gone and the namespace stays sealed until `nsvpn down {profile}`",
-                backend::program(st)
-            )),
-            None,
-        );
-    }
-    let ns = match m.open_netns(&st.names.netns) {
-        Ok(ns) => ns,
-        Err(e) => return (Health::Broken(format!("{e:#}")), None),
+    let mut look = Look {
+        probe,
+        profile,
+        st: &st,
+        thorough,
+        ns: None,
+        reconnect: None,
     };
-    // Every tunnel is a link in the namespace (for kernel WireGuard it is all
-    // there is to watch). A client's link may be gone only while it
-    // reconnects.
-    let present = match m.has_link(ns.as_fd(), &st.names.tunnel) {
-        Ok(p) => p,
-        Err(e) => return (Health::Broken(format!("{e:#}")), None),
+    let parts = parts::check_all(&mut look, !thorough);
+    let broken = parts.iter().find_map(|(_, c)| match c {
+        Check::Broken(why) => Some(why.clone()),
+        _ => None,
+    });
+    let reconnecting = parts.iter().find_map(|(_, c)| match c {
+        Check::Reconnecting(why) => Some(why.clone()),
+        _ => None,
+    });
+    let health = match (broken, look.ns.take(), reconnecting) {
+        (Some(why), _, _) => Health::Broken(why),
+        (None, None, _) => Health::Broken("its namespace could not be opened".into()),
+        (None, Some(ns), Some(why)) => Health::Reconnecting(ns, why),
+        (None, Some(ns), None) => Health::Up(ns),
     };
-    let reconnect = if always_ask || !present {
-        m.reconnecting(profile, st)
-    } else {
-        Ok(None)
-    };
-    let health = verdict(profile, st, ns, present, &reconnect);
-    (health, reconnect.ok().flatten())
-}
-
-/// Up, reconnecting or broken, once the namespace is known to exist.
-fn verdict(
-    profile: &str,
-    st: &State,
-    ns: OwnedFd,
-    present: bool,
-    reconnect: &Result<Option<Reconnect>, String>,
-) -> Health {
-    let program = backend::program(st);
-    match reconnect {
-        Ok(Some(r)) => Health::Reconnecting(
-            ns,
-            format!(
-                "{program} {}; the namespace stays sealed meanwhile",
-                r.describe(now_unix())
-            ),
-        ),
-        _ if present => Health::Up(ns),
-        Err(e) => Health::Reconnecting(
-            ns,
-            format!(
-                "its tunnel device {} is gone, and nsvpn cannot ask {program} whether it is \
-                 reconnecting ({e}); `sudo nsvpn status {profile}` tells",
-                st.names.tunnel
-            ),
-        ),
-        Ok(None) => {
-            let client = if st.kind.reconnects() {
-                format!(" and {program} is not reconnecting")
-            } else {
-                String::new()
-            };
-            Health::Broken(format!(
-                "its tunnel device {} is gone from the namespace{client}; the namespace stays sealed \
-                 until `nsvpn down {profile}`",
-                st.names.tunnel
-            ))
-        }
+    Assessment {
+        health,
+        reconnect: look.reconnect.take(),
+        parts,
     }
 }
 
@@ -176,6 +118,8 @@ mod tests {
     use super::*;
     use crate::backend::Kind;
     use crate::names::{Names, VethAddrs};
+    use anyhow::Result;
+    use std::os::fd::BorrowedFd;
 
     /// A profile that is up as far as its state says, on a machine the
     /// test describes.
@@ -183,24 +127,30 @@ mod tests {
         kind: Kind,
         pid_alive: bool,
         tunnel_present: bool,
+        veth_present: bool,
         reconnect: Result<Option<Reconnect>, String>,
     }
 
-    impl Probe for Fake {
+    impl Fake {
         fn state(&self, profile: &str) -> Option<State> {
             Some(State {
                 profile: profile.into(),
                 kind: self.kind,
                 names: Names::for_profile(profile),
                 veth: VethAddrs::for_profile(profile),
-                implementation: None,
                 pid: Some(4242),
                 started: 0,
                 complete: true,
                 overrides: Default::default(),
-                listen_port: None,
-                openvpn: None,
+                backend: Default::default(),
+                parts: vec![],
             })
+        }
+    }
+
+    impl Probe for Fake {
+        fn host_has_link(&self, _: &str) -> bool {
+            self.veth_present
         }
         fn alive(&self, _: u32) -> bool {
             self.pid_alive
@@ -219,8 +169,8 @@ mod tests {
     /// The words `exec` (which asks the client only when the tunnel is
     /// gone), and `status` and `list` (which always ask) see.
     fn words(f: &Fake) -> (String, String) {
-        let exec = judge(f, "corp", false).0;
-        let status_and_list = judge(f, "corp", true).0;
+        let exec = judge(f, f.state("corp"), "corp", false).health;
+        let status_and_list = judge(f, f.state("corp"), "corp", true).health;
         (
             exec.word().into(),
             state_word(&status_and_list, true).into(),
@@ -233,10 +183,11 @@ mod tests {
             kind: Kind::OpenVpn,
             pid_alive: true,
             tunnel_present: false,
+            veth_present: true,
             reconnect: Ok(None),
         };
         assert_eq!(words(&f), ("broken".into(), "broken".into()));
-        let Health::Broken(why) = judge(&f, "corp", false).0 else {
+        let Health::Broken(why) = judge(&f, f.state("corp"), "corp", false).health else {
             unreachable!()
         };
         assert!(
@@ -257,6 +208,7 @@ mod tests {
                 kind,
                 pid_alive,
                 tunnel_present,
+                veth_present: true,
                 reconnect,
             })
         };
@@ -279,5 +231,28 @@ mod tests {
             case(Kind::OpenVpn, true, true, Ok(Some(reconnect))),
             ("up".into(), "reconnecting".into())
         );
+    }
+
+    /// A part that is degraded (the host's veth end gone) leaves the
+    /// profile up; `status` and `list` see it among the parts, `exec` does
+    /// not even look.
+    #[test]
+    fn a_degraded_part_is_shown_but_does_not_break_the_profile() {
+        let f = Fake {
+            kind: Kind::WireGuard,
+            pid_alive: true,
+            tunnel_present: true,
+            veth_present: false,
+            reconnect: Ok(None),
+        };
+        assert_eq!(words(&f), ("up".into(), "up".into()));
+        let a = judge(&f, f.state("corp"), "corp", true);
+        let shown: Vec<(&str, &str)> = a.parts.iter().map(|(p, c)| (p.name(), c.word())).collect();
+        assert_eq!(
+            shown,
+            [("namespace", "ok"), ("veth", "degraded"), ("tunnel", "ok")]
+        );
+        let quick = judge(&f, f.state("corp"), "corp", false);
+        assert!(quick.parts.iter().all(|(_, c)| *c == Check::Fine));
     }
 }

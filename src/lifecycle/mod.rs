@@ -3,8 +3,9 @@
 //! print; they never import each other.
 
 pub mod health;
+pub mod parts;
 pub mod teardown;
 pub mod up;
 
-pub use health::{Health, assess, health, state_word};
+pub use health::{Assessment, Health, assess, health, state_word};
 pub use up::{Options, Outcome, check, up};

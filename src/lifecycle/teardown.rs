@@ -9,26 +9,17 @@ use anyhow::{Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::backend::client;
+use super::parts;
 use crate::names::Names;
-use crate::netlink::Netlink;
 use crate::netns::{self, Process};
 use crate::paths;
 use crate::state::{self, State};
-use crate::{dnsfiles, util, vlog};
+use crate::{util, vlog};
 
-/// Whether anything of the profile exists on this machine.
+/// Whether anything of the profile exists on this machine: its state, or
+/// a trace of any of its parts.
 pub fn any_trace(names: &Names) -> bool {
-    State::load(&names.profile).is_some()
-        || paths::netns(&names.netns).exists()
-        || paths::netns_etc(&names.netns).exists()
-        || !client::find_processes(&names.tunnel).is_empty()
-        || host_link_exists(&names.host_veth)
-        || host_link_exists(&names.tunnel)
-}
-
-fn host_link_exists(name: &str) -> bool {
-    std::path::Path::new("/sys/class/net").join(name).exists()
+    State::load(&names.profile).is_some() || parts::any_exists(names)
 }
 
 /// How long processes inside get to end before SIGKILL.
@@ -147,74 +138,9 @@ pub fn teardown(names: &Names, kill_inside: bool) -> Result<Vec<Ended>> {
         vlog!("ending {} process(es) inside {}", inside.len(), names.netns);
     }
     let ended = end_processes(&inside, KILL_GRACE);
-
-    // The VPN client goes first, while its tunnel still works, so that it
-    // can tell the server it is leaving (openvpn's exit notification,
-    // openconnect's logout).
-    let mut pids: Vec<u32> = st
-        .as_ref()
-        .and_then(|s| s.pid)
-        .filter(|pid| client::is_ours(*pid, &names.tunnel))
-        .into_iter()
-        .collect();
-    for pid in client::find_processes(&names.tunnel) {
-        if !pids.contains(&pid) {
-            pids.push(pid);
-        }
-    }
-    for pid in pids {
-        vlog!("stopping {} (pid {pid})", netns::process_command(pid));
-        client::stop(pid, Duration::from_secs(5));
-    }
-    // A hook the client started may still be applying the tunnel; end it
-    // before removing what it writes.
-    for pid in client::find_hooks(&names.profile) {
-        vlog!("stopping a running hook (pid {pid})");
-        client::stop(pid, Duration::from_secs(2));
-    }
-
-    let mut problems = Vec::new();
-    let links = util::block_on(async {
-        let mut problems = Vec::new();
-        if let Ok(ns) = netns::open(&names.netns) {
-            match Netlink::in_netns(std::os::fd::AsFd::as_fd(&ns)) {
-                Ok(inner) => {
-                    if let Err(e) = inner.delete_link_named(&names.tunnel).await {
-                        problems.push(format!("{e:#}"));
-                    }
-                }
-                Err(e) => problems.push(format!("{e:#}")),
-            }
-        }
-        match Netlink::here() {
-            Ok(host) => {
-                for name in [&names.host_veth, &names.tunnel] {
-                    if let Err(e) = host.delete_link_named(name).await {
-                        problems.push(format!("{e:#}"));
-                    }
-                }
-            }
-            Err(e) => problems.push(format!("{e:#}")),
-        }
-        problems
-    });
-    match links {
-        Ok(p) => problems.extend(p),
-        Err(e) => problems.push(format!("{e:#}")),
-    }
-
-    let sock = paths::wireguard_socket(&names.tunnel);
-    if sock.exists()
-        && let Err(e) = std::fs::remove_file(&sock)
-    {
-        problems.push(format!("cannot remove {}: {e}", sock.display()));
-    }
-
-    for step in [netns::delete(&names.netns), dnsfiles::remove(&names.netns)] {
-        if let Err(e) = step {
-            problems.push(format!("{e:#}"));
-        }
-    }
+    // Then the parts, in the reverse of the order `up` made them (see
+    // `parts::PARTS` for why).
+    let problems = parts::remove_all(names, st.as_ref());
     if problems.is_empty() {
         state::remove(&names.profile)?;
         Ok(ended)

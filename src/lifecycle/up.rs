@@ -3,20 +3,18 @@
 //! traffic. All or nothing: any failure, or a stop signal, removes what this
 //! `up` created.
 
-use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use nix::sys::signal::Signal;
 
 use super::health::{Health, health};
+use super::parts::{self, Making};
 use super::teardown;
-use crate::backend::wireguard::connect::link_index;
 use crate::backend::{self, Prepared};
 use crate::ipnet::IpNet;
 use crate::names::Names;
 use crate::netlink::Netlink;
-use crate::netns;
 use crate::profile::Profile;
 use crate::signals;
 use crate::state::{Lock, State};
@@ -110,13 +108,12 @@ fn watched_up(profile: &Profile, prepared: &Prepared) -> Result<Outcome> {
         kind: profile.vpn.kind(),
         names: names.clone(),
         veth: profile.veth,
-        implementation: None,
         pid: None,
         started: now_unix(),
         complete: false,
         overrides: Overrides::from_profile(profile),
-        listen_port: None,
-        openvpn: None,
+        parts: Vec::new(),
+        backend: Default::default(),
     };
     prepared.seed(&mut st);
     st.save()?;
@@ -204,74 +201,36 @@ async fn preflight(profile: &Profile, names: &Names) -> Result<()> {
     Ok(())
 }
 
-/// The namespace (with lo up, ping allowed for every group, IPv6 off for
-/// new links) and the veth pair, addressed. Returns the namespace, opened.
-async fn plumbing(profile: &Profile, names: &Names) -> Result<OwnedFd> {
-    let t0 = Instant::now();
-    netns::create(&names.netns)?;
-    let ns = netns::open(&names.netns)?;
-    let host = Netlink::here()?;
-    let inner = Netlink::in_netns(ns.as_fd())?;
-    vlog!("namespace {} created ({:?})", names.netns, t0.elapsed());
-
-    let lo = link_index(&inner, "lo").await?;
-    inner.set_up(lo, None).await?;
-    netns::set_net_sysctl(ns.as_fd(), "ipv4/ping_group_range", "0 2147483647")?;
-    // IPv6 exists inside only if the VPN provides it: links made or moved
-    // here from now on (the veth end, the tunnel) start with it off, so no
-    // link-local address or router solicitation ever leaves by the veth.
-    netns::set_ipv6_disabled(Some(ns.as_fd()), "default", true)?;
-
-    let v = profile.veth;
-    host.create_veth(&names.host_veth, &names.ns_veth, ns.as_fd())
-        .await?;
-    let hv = link_index(&host, &names.host_veth).await?;
-    // The veth carries only its IPv4 /30: no IPv6 on the host's end either.
-    netns::set_ipv6_disabled(None, &names.host_veth, true)?;
-    host.add_address(
-        hv,
-        IpNet::new(v.host.into(), v.subnet.prefix()).map_err(|e| anyhow!(e))?,
-    )
-    .await?;
-    host.set_up(hv, None).await?;
-    let nv = link_index(&inner, &names.ns_veth).await?;
-    inner
-        .add_address(
-            nv,
-            IpNet::new(v.namespace.into(), v.subnet.prefix()).map_err(|e| anyhow!(e))?,
-        )
-        .await?;
-    inner.set_up(nv, None).await?;
-    vlog!(
-        "veth {} <-> {} ({:?})",
-        names.host_veth,
-        names.ns_veth,
-        t0.elapsed()
-    );
-    Ok(ns)
-}
-
+/// Makes the profile's parts in order: the namespace, the veth pair, the
+/// tunnel (see `parts::PARTS`).
 fn bring_up(
     profile: &Profile,
     names: &Names,
     prepared: &Prepared,
     st: &mut State,
 ) -> Result<Outcome> {
-    let t0 = Instant::now();
-    let ns = signals::block_on(plumbing(profile, names))?;
-    let plumbing = t0.elapsed();
-    signals::check()?;
-    let c = backend::connect(profile, names, prepared, ns.as_fd(), st)?;
+    let mut cx = Making {
+        profile,
+        names,
+        prepared,
+        st,
+        ns: None,
+        own: Duration::ZERO,
+        waited: Duration::ZERO,
+        what: String::new(),
+    };
+    parts::create_all(&mut cx)?;
     Ok(Outcome::Up {
-        what: c.what,
-        own: plumbing + c.own,
-        waited: c.waited,
+        what: cx.what,
+        own: cx.own,
+        waited: cx.waited,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anyhow::anyhow;
 
     #[test]
     fn an_interrupted_up_says_so_and_what_became_of_it() {

@@ -311,7 +311,7 @@ pub fn hook_event(
     }
     let log = std::fs::read_to_string(paths::log_file(profile, PROGRAM)).unwrap_or_default();
     let pushed = last_push_reply(&log);
-    let cfg = st.openvpn.clone().unwrap_or_default();
+    let cfg = st.backend.openvpn.clone().unwrap_or_default();
     let setup = setup_from_env(env, pushed.as_deref(), &cfg).map_err(|e| anyhow!(e))?;
     let event = if env.get("script_context").is_some_and(|c| c == "restart") {
         "restart"

@@ -92,8 +92,8 @@ pub async fn connect(
             }
         }
     };
-    st.implementation = Some(backend);
-    st.listen_port = device.listen_port;
+    st.backend.implementation = Some(backend);
+    st.backend.listen_port = device.listen_port;
     if backend == Implementation::Userspace {
         let log = paths::log_file(&profile.name, "wireguard-go");
         let pid = userspace::spawn(&names.tunnel, &log)?;
@@ -147,7 +147,7 @@ fn port_taken(e: anyhow::Error, profile: &Profile, port: Option<u16>) -> anyhow:
     };
     let owner = State::all()
         .into_iter()
-        .find(|s| s.profile != profile.name && s.listen_port == Some(port))
+        .find(|s| s.profile != profile.name && s.backend.listen_port == Some(port))
         .map(|s| s.profile);
     anyhow!(port_in_use(profile, port, owner.as_deref()))
 }

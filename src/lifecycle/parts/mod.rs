@@ -1,0 +1,188 @@
+//! A profile's runtime as a list of parts. Each part is made by `up`, in
+//! the order of [`PARTS`], and recorded in the state as it is made; each is
+//! checked for health, shown in `status`, and removed in the reverse order
+//! by `down`, by the rollback of a failed `up` and by the clean-up after a
+//! crash. Adding a part is a file here and a line in [`PARTS`].
+
+mod namespace;
+mod tunnel;
+mod veth;
+
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::backend::{Prepared, Reconnect};
+use crate::names::Names;
+use crate::profile::Profile;
+use crate::state::State;
+
+/// The parts, in the order `up` makes them:
+/// - the namespace first: everything else lives in it or points at it;
+/// - the veth pair next: its namespace end is moved in when it is made;
+/// - the tunnel last: the VPN client and its device. Once it is there,
+///   traffic flows, so nothing may come after it that could still fail
+///   without rolling it back.
+///
+/// Removal runs backwards: the tunnel first, so the VPN client can still
+/// say goodbye to its server through the host's network, and the namespace
+/// last, so nothing is ever left pointing into a namespace that is gone.
+pub const PARTS: &[&dyn Part] = &[&namespace::Namespace, &veth::Veth, &tunnel::Tunnel];
+
+/// One part of a profile's runtime.
+pub trait Part: Sync {
+    /// Its name in the state, in `status` and in messages.
+    fn name(&self) -> &'static str;
+
+    /// Makes it, with what earlier parts made.
+    fn create(&self, cx: &mut Making<'_>) -> Result<()>;
+
+    /// Whether it is there and working. A quick look (for `exec`) checks
+    /// only what can make the profile broken.
+    fn check(&self, look: &mut Look<'_>) -> Check;
+
+    /// What it is, for `status`: its name on the machine and what runs it.
+    fn show(&self, st: &State) -> String;
+
+    /// Whether any trace of it is on the machine (found by name, with or
+    /// without state).
+    fn exists(&self, names: &Names) -> bool;
+
+    /// Removes it; what is already gone is fine. Problems are added to
+    /// `problems`, and removal goes on with the next part.
+    fn remove(&self, names: &Names, st: Option<&State>, problems: &mut Vec<String>);
+}
+
+/// What `up` hands each part it makes.
+pub struct Making<'a> {
+    pub profile: &'a Profile,
+    pub names: &'a Names,
+    pub prepared: &'a Prepared,
+    pub st: &'a mut State,
+    /// The namespace, opened, once it is made.
+    pub ns: Option<OwnedFd>,
+    /// nsvpn's own time, summed over the parts.
+    pub own: Duration,
+    /// Time spent waiting for the VPN (handshake, login).
+    pub waited: Duration,
+    /// What the tunnel is: "WireGuard, wireguard-go", "OpenVPN, tunnel ...".
+    pub what: String,
+}
+
+/// A part's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    Fine,
+    /// Not working, but the profile is still usable (and stays sealed); the
+    /// text says what is wrong and what to do. `status` shows it.
+    Degraded(String),
+    /// The VPN client lost its connection and is making it again; the text
+    /// says since when and the last error.
+    Reconnecting(String),
+    /// The profile cannot work; the text says why.
+    Broken(String),
+}
+
+impl Check {
+    /// The word `status` shows for a part.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Check::Fine => "ok",
+            Check::Degraded(_) => "degraded",
+            Check::Reconnecting(_) => "reconnecting",
+            Check::Broken(_) => "broken",
+        }
+    }
+}
+
+/// What the parts' checks look at: the machine (through a [`Probe`], a fake
+/// in unit tests), the state, and what earlier checks found.
+pub struct Look<'a> {
+    pub probe: &'a dyn Probe,
+    pub profile: &'a str,
+    pub st: &'a State,
+    /// Every check, and the client asked whether it reconnects (`status`,
+    /// `list`); else only what can make the profile broken, as cheaply as
+    /// possible (`exec`).
+    pub thorough: bool,
+    /// The namespace, once the namespace's check opened it.
+    pub ns: Option<OwnedFd>,
+    /// The client's reconnect, when it was asked and is reconnecting.
+    pub reconnect: Option<Reconnect>,
+}
+
+/// What judging a profile's health reads from the machine (a fake in the
+/// unit tests, as `exec.rs` has its recording `Sys`).
+pub trait Probe {
+    fn alive(&self, pid: u32) -> bool;
+    fn open_netns(&self, name: &str) -> Result<OwnedFd>;
+    fn has_link(&self, ns: std::os::fd::BorrowedFd<'_>, name: &str) -> Result<bool>;
+    /// Whether the host (the namespace nsvpn runs in) has the link `name`.
+    fn host_has_link(&self, name: &str) -> bool;
+    fn reconnecting(&self, profile: &str, st: &State) -> Result<Option<Reconnect>, String>;
+}
+
+/// The real machine.
+pub struct Machine;
+
+impl Probe for Machine {
+    fn alive(&self, pid: u32) -> bool {
+        crate::util::alive(pid)
+    }
+    fn open_netns(&self, name: &str) -> Result<OwnedFd> {
+        crate::netns::open(name)
+    }
+    fn has_link(&self, ns: std::os::fd::BorrowedFd<'_>, name: &str) -> Result<bool> {
+        crate::netns::has_link(ns, name)
+    }
+    fn host_has_link(&self, name: &str) -> bool {
+        crate::netns::host_has_link(name)
+    }
+    fn reconnecting(&self, profile: &str, st: &State) -> Result<Option<Reconnect>, String> {
+        crate::backend::reconnecting(profile, st)
+    }
+}
+
+/// Makes every part in order, recording each in the state once made. On
+/// failure the caller removes them all ([`remove_all`]).
+pub fn create_all(cx: &mut Making<'_>) -> Result<()> {
+    for part in PARTS {
+        crate::signals::check()?;
+        part.create(cx)?;
+        cx.st.parts.push(part.name().to_string());
+        cx.st.save()?;
+    }
+    Ok(())
+}
+
+/// Each part's check, in order. With `stop_at_broken`, stops after the
+/// first broken one (the later checks would only repeat it).
+pub fn check_all(look: &mut Look<'_>, stop_at_broken: bool) -> Vec<(&'static dyn Part, Check)> {
+    let mut out = Vec::new();
+    for part in PARTS {
+        let c = part.check(look);
+        let broken = matches!(c, Check::Broken(_));
+        out.push((*part, c));
+        if broken && stop_at_broken {
+            break;
+        }
+    }
+    out
+}
+
+/// Whether any trace of any part is on the machine.
+pub fn any_exists(names: &Names) -> bool {
+    PARTS.iter().any(|p| p.exists(names))
+}
+
+/// Removes every part, in reverse order. Every part is tried, recorded or
+/// not: a crash between making a part and recording it must not leave it
+/// behind, and each part finds what it made by its deterministic name.
+pub fn remove_all(names: &Names, st: Option<&State>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for part in PARTS.iter().rev() {
+        part.remove(names, st, &mut problems);
+    }
+    problems
+}
