@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::backend::client::hook::{TunnelRecord, env_get as get, last_log_line};
+use crate::backend::client::hook::{
+    LogReason, TunnelRecord, env_get as get, last_log_line, log_reason,
+};
 use crate::backend::client::{Launch, last_error};
 use crate::backend::vpn::{RawVpn, Vpn};
 use crate::backend::{Reconnect, at, check_secret, find_client, hook_exe};
@@ -388,17 +390,13 @@ pub fn setup_from_env(env: &BTreeMap<String, String>) -> Result<TunnelSetup, Str
 
 /// The reason, in plain words, that openconnect failed, read from its log.
 pub fn failure_reason(log: &str) -> Option<String> {
-    let find = |pats: &[&str]| last_log_line(log, pats).map(|l| l.trim().to_string());
-    if let Some(l) = find(&[
-        "Login failed",
-        "Authentication failed",
-        "authentication failed",
-    ]) {
-        return Some(format!(
-            "authentication failed: the server rejected the user name or password (check the profile's user and password_file) [{l}]"
-        ));
-    }
-    if find(&["failed verification", "Error in the certificate"]).is_some() {
+    let clean = |l: &str| l.trim().to_string();
+    let find = |pats: &[&str]| last_log_line(log, pats).map(clean);
+    // A rejected certificate (unless the login failed first): its reason
+    // and pin are on lines of their own.
+    if find(&["failed verification", "Error in the certificate"]).is_some()
+        && find(REASONS[0].0).is_none()
+    {
         let why = find(&["Reason:"]).unwrap_or_default();
         let pin = find(&["--servercert pin-sha256:"])
             .map(|p| {
@@ -412,31 +410,39 @@ pub fn failure_reason(log: &str) -> Option<String> {
             "certificate rejected: the server's certificate failed verification [{why}]{pin}"
         ));
     }
-    if let Some(l) = find(&["Failed to resolve host", "getaddrinfo failed"]) {
-        return Some(format!(
-            "server unreachable: its name does not resolve [{l}]"
-        ));
-    }
-    if let Some(l) = find(&[
-        "Failed to connect to host",
-        "Connection refused",
-        "No route to host",
-        "Network is unreachable",
-    ]) {
-        return Some(format!(
-            "server unreachable: no connection to the server [{l}]"
-        ));
-    }
-    if let Some(l) = find(&["User input required in non-interactive mode"]) {
-        return Some(format!(
-            "the server asked for input nsvpn cannot give (a password? set user and password_file, or run `nsvpn up` in a terminal) [{l}]"
-        ));
-    }
-    if let Some(l) = find(&["Script '", "returned error"]) {
-        return Some(format!("nsvpn's hook failed [{l}]"));
-    }
-    None
+    log_reason(log, REASONS, clean)
 }
+
+/// What openconnect's log lines mean, the likeliest cause first (a failed
+/// login first of all).
+const REASONS: &[LogReason] = &[
+    (
+        &[
+            "Login failed",
+            "Authentication failed",
+            "authentication failed",
+        ],
+        "authentication failed: the server rejected the user name or password (check the profile's user and password_file)",
+    ),
+    (
+        &["Failed to resolve host", "getaddrinfo failed"],
+        "server unreachable: its name does not resolve",
+    ),
+    (
+        &[
+            "Failed to connect to host",
+            "Connection refused",
+            "No route to host",
+            "Network is unreachable",
+        ],
+        "server unreachable: no connection to the server",
+    ),
+    (
+        &["User input required in non-interactive mode"],
+        "the server asked for input nsvpn cannot give (a password? set user and password_file, or run `nsvpn up` in a terminal)",
+    ),
+    (&["Script '", "returned error"], "nsvpn's hook failed"),
+];
 
 #[cfg(test)]
 mod tests {

@@ -579,16 +579,16 @@ fn render_processes(s: &mut String, r: &Report) {
     }
 }
 
-/// Each part of the runtime and its state, one per line.
+/// Each part of the runtime and its state, on one line (what each part is
+/// shows on the lines above; `--json` has it too).
 fn render_parts(s: &mut String, r: &Report) {
     if !r.parts.is_empty() {
-        s.push_str(
-            "  parts
-",
-        );
-        for p in &r.parts {
-            s.push_str(&format!("    {:<15}{} ({})\n", p.name, p.state, p.what));
-        }
+        let list: Vec<String> = r
+            .parts
+            .iter()
+            .map(|p| format!("{} {}", p.name, p.state))
+            .collect();
+        kv(s, "parts", list.join(", "));
     }
 }
 

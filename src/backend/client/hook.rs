@@ -33,6 +33,18 @@ pub fn last_log_line<'a>(log: &'a str, pats: &[&str]) -> Option<&'a str> {
         .find(|l| pats.iter().any(|p| l.contains(p)))
 }
 
+/// A cause of failure a client's log shows: the patterns of its lines, and
+/// what it means, in plain words.
+pub type LogReason = (&'static [&'static str], &'static str);
+
+/// The first reason of `table` whose patterns some line of `log` has, as
+/// "meaning [line]", with the last such line, `clean`ed.
+pub fn log_reason(log: &str, table: &[LogReason], clean: fn(&str) -> String) -> Option<String> {
+    table.iter().find_map(|(pats, meaning)| {
+        last_log_line(log, pats).map(|l| format!("{meaning} [{}]", clean(l)))
+    })
+}
+
 /// What is known about the tunnel of a client-driven profile, kept in
 /// /run/nsvpn/<profile>/tunnel.json by the hook and read by `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

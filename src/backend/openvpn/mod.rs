@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::backend::client::hook::{env_get as get, last_log_line};
+use crate::backend::client::hook::{LogReason, env_get as get, log_reason};
 use crate::backend::client::{Launch, last_error};
 use crate::backend::vpn::{RawVpn, Vpn};
 use crate::backend::{Reconnect, at, check_secret, find_client, hook_exe, read_config};
@@ -486,60 +486,59 @@ pub fn setup_from_env(
 /// The reason, in plain words, that an openvpn connection failed, read from
 /// its log.
 pub fn failure_reason(log: &str) -> Option<String> {
-    let find = |pats: &[&str]| last_log_line(log, pats).map(strip_timestamp);
-    if let Some(l) = find(&["AUTH_FAILED"]) {
-        return Some(format!(
-            "authentication failed: the server rejected the user name or password (check the profile's auth_file) [{l}]"
-        ));
-    }
-    if let Some(l) = find(&[
-        "VERIFY ERROR",
-        "certificate verify failed",
-        "VERIFY X509NAME ERROR",
-        "VERIFY KU ERROR",
-        "VERIFY EKU ERROR",
-    ]) {
-        return Some(format!(
-            "certificate rejected: the server's certificate does not match the CA or name in the .ovpn file [{l}]"
-        ));
-    }
-    if let Some(l) = find(&["Options error:", "Error opening configuration file"]) {
-        return Some(format!("openvpn refused its configuration [{l}]"));
-    }
-    if let Some(l) = find(&["Cannot resolve host", "RESOLVE:"]) {
-        return Some(format!(
-            "server unreachable: its name does not resolve [{l}]"
-        ));
-    }
-    if let Some(l) = find(&["ECONNREFUSED", "Connection refused"]) {
-        return Some(format!(
-            "server unreachable: the connection was refused (no OpenVPN server on that address and port?) [{l}]"
-        ));
-    }
-    if let Some(l) = find(&[
-        "Network unreachable",
-        "No route to host",
-        "ENETUNREACH",
-        "EHOSTUNREACH",
-    ]) {
-        return Some(format!(
-            "server unreachable: this machine has no route to it [{l}]"
-        ));
-    }
-    if let Some(l) = find(&["TLS key negotiation failed", "TLS handshake failed"]) {
-        return Some(format!(
-            "server unreachable: no TLS handshake with the server (wrong address or port, or a firewall?) [{l}]"
-        ));
-    }
-    if let Some(l) = find(&[
-        "Exiting due to fatal error",
-        "private key password verification failed",
-        "could not read",
-    ]) {
-        return Some(format!("openvpn gave up [{l}]"));
-    }
-    None
+    log_reason(log, REASONS, strip_timestamp)
 }
+
+/// What openvpn's log lines mean, the likeliest cause first.
+const REASONS: &[LogReason] = &[
+    (
+        &["AUTH_FAILED"],
+        "authentication failed: the server rejected the user name or password (check the profile's auth_file)",
+    ),
+    (
+        &[
+            "VERIFY ERROR",
+            "certificate verify failed",
+            "VERIFY X509NAME ERROR",
+            "VERIFY KU ERROR",
+            "VERIFY EKU ERROR",
+        ],
+        "certificate rejected: the server's certificate does not match the CA or name in the .ovpn file",
+    ),
+    (
+        &["Options error:", "Error opening configuration file"],
+        "openvpn refused its configuration",
+    ),
+    (
+        &["Cannot resolve host", "RESOLVE:"],
+        "server unreachable: its name does not resolve",
+    ),
+    (
+        &["ECONNREFUSED", "Connection refused"],
+        "server unreachable: the connection was refused (no OpenVPN server on that address and port?)",
+    ),
+    (
+        &[
+            "Network unreachable",
+            "No route to host",
+            "ENETUNREACH",
+            "EHOSTUNREACH",
+        ],
+        "server unreachable: this machine has no route to it",
+    ),
+    (
+        &["TLS key negotiation failed", "TLS handshake failed"],
+        "server unreachable: no TLS handshake with the server (wrong address or port, or a firewall?)",
+    ),
+    (
+        &[
+            "Exiting due to fatal error",
+            "private key password verification failed",
+            "could not read",
+        ],
+        "openvpn gave up",
+    ),
+];
 
 /// openvpn's log lines start with a date and time.
 fn strip_timestamp(l: &str) -> String {
