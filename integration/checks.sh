@@ -50,7 +50,8 @@ summary() {
 
 # no_escape PROFILE [leaky]: with the profile's tunnel dead, sends IPv4 and
 # IPv6 probes from inside (ping, TCP, UDP) to the VPN's network, the
-# gateways, addresses beyond the host and IPv6 multicast, while tcpdump
+# gateways, addresses beyond the host (the lab's internet, which the host
+# reaches by its default route, among them) and IPv6 multicast, while tcpdump
 # captures on the host's veth end (the only way out but the dead tunnel).
 # Passes when the capture holds the control ping to the host's veth end and
 # nothing else but ARP between the two veth ends; with "leaky" (the check's
@@ -65,7 +66,7 @@ no_escape() {
   local tpid=$! a
   for _ in $(seq 100); do grep -q "listening on" "/run/tcpdump-$p.log" && break; sleep 0.05; done
   for a in 10.20.1.5 10.20.0.53 203.0.113.2 203.0.113.6 203.0.113.10 192.0.2.1 1.1.1.1 \
-    fd99::1 2001:db8::1 2606:4700:4700::1111 ff02::1; do
+    "$LAB_INET_WWW" "$LAB_INET_DNS" fd99::1 2001:db8::1 2606:4700:4700::1111 ff02::1; do
     inside "$p" ping -c1 -W1 "$a" > /dev/null 2>&1
     inside "$p" timeout 1 bash -c "echo x > /dev/udp/$a/53; exec 3<> /dev/tcp/$a/5432" > /dev/null 2>&1
   done

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the lab and the tests need, when missing.
 set -euo pipefail
+# slirp4netns, socat, curl, nftables and dig (bind9-dnsutils): the lab's
+# internet and the split-tunnel probe (split-probe.sh).
 pkgs=(wireguard-go wireguard-tools openvpn openconnect ocserv openssl dnsmasq-base postgresql iproute2 iputils-ping procps util-linux libcap2-bin hyperfine python3 tcpdump zsh
+  slirp4netns socat curl nftables bind9-dnsutils
   qemu-system-x86 busybox-static cpio kmod xz-utils vagrant)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -11,6 +11,21 @@
 #                    --203.0.113.12/30-> lab-gw-delta   (ocserv)        --> lab-db-delta
 #
 # The client profiles (in $LAB_DIR/profiles) all claim 10.20.0.0/16.
+#
+# Beside the gateways, "the internet": the sandbox's host has its own uplink
+# and default route to the namespace lab-internet, which holds public
+# services (documentation range 198.51.100.0/24) and the public DNS that the
+# sandbox's /etc/resolv.conf names, as a real host's resolver would be:
+#
+#   sandbox ("host") lab-wan 198.51.100.1/30 --default--> lab-internet (198.51.100.2)
+#     198.51.100.80   www.public.example: HTTP on 80 (/ is "public", /big.bin
+#                     and /big.bin.sha256), TCP echo on 7, and on 13 a line
+#                     sent only after the client's EOF (a half-close)
+#     198.51.100.53   public DNS (dnsmasq): www.public.example -> .80, and
+#                     db.internal (every *.internal) -> .66: the WRONG answer,
+#                     so a VPN name that leaks to the host's DNS shows
+#     198.51.100.66   the wrong db.internal: refuses every connection
+# lab-internet does not forward: beyond its own addresses nothing answers.
 
 LAB_DIR=${LAB_DIR:-/run/nsvpn-lab}
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
@@ -19,6 +34,90 @@ LAB_USER=alice
 LAB_PASSWORD='correct horse battery staple'
 
 lab_log() { echo "lab: $*" >&2; }
+
+# The internet of the lab (see above).
+LAB_INET_NS=lab-internet
+LAB_INET_LINK=lab-wan               # the host's uplink
+LAB_INET_HOST=198.51.100.1          # the host's address on it
+LAB_INET_GW=198.51.100.2            # the host's default gateway
+LAB_INET_WWW=198.51.100.80          # the public service
+LAB_INET_DNS=198.51.100.53          # the public DNS, the host's resolver
+LAB_INET_WRONG=198.51.100.66        # what the public DNS says db.internal is
+LAB_INET_NAME=www.public.example
+LAB_INET_HTTP_PORT=80 LAB_INET_ECHO_PORT=7 LAB_INET_EOF_PORT=13
+LAB_INET_EOF_LINE="public: answered after your EOF"
+LAB_INET_BIG_MIB=${LAB_INET_BIG_MIB:-16}
+
+# lab_internet: the namespace lab-internet with its services and DNS, the
+# host's uplink and default route to it, and (in the sandbox only) the
+# host's /etc/resolv.conf naming the public DNS. The public DNS logs every
+# query to $LAB_DIR/internet/dns.log (see lab_inet_asked).
+lab_internet() {
+  local d=$LAB_DIR/internet n=$LAB_INET_NS
+  mkdir -p "$d/www"
+  ip netns add "$n"
+  ip -n "$n" link set lo up
+  ip link add "$LAB_INET_LINK" type veth peer name wan0 netns "$n"
+  ip addr add "$LAB_INET_HOST/30" dev "$LAB_INET_LINK"
+  ip link set "$LAB_INET_LINK" up
+  ip -n "$n" addr add "$LAB_INET_GW/30" dev wan0
+  ip -n "$n" link set wan0 up
+  local a
+  for a in "$LAB_INET_WWW" "$LAB_INET_DNS" "$LAB_INET_WRONG"; do ip -n "$n" addr add "$a/32" dev lo; done
+  ip route add default via "$LAB_INET_GW" dev "$LAB_INET_LINK"
+
+  echo public > "$d/www/index.html"
+  head -c "$((LAB_INET_BIG_MIB * 1024 * 1024))" /dev/urandom > "$d/www/big.bin"
+  (cd "$d/www" && sha256sum big.bin > big.bin.sha256)
+  ip netns exec "$n" busybox httpd -f -p "$LAB_INET_WWW:$LAB_INET_HTTP_PORT" -h "$d/www" &
+  echo $! > "$d/httpd.pid"
+  ip netns exec "$n" socat "TCP-LISTEN:$LAB_INET_ECHO_PORT,bind=$LAB_INET_WWW,reuseaddr,fork" EXEC:cat &
+  echo $! > "$d/echo.pid"
+  # Reads to the client's EOF, then answers one line and closes; -t: after
+  # that EOF socat waits up to 10 s for the answer (its default is 0.5 s).
+  ip netns exec "$n" socat -t 10 "TCP-LISTEN:$LAB_INET_EOF_PORT,bind=$LAB_INET_WWW,reuseaddr,fork" \
+    SYSTEM:"cat > /dev/null; echo '$LAB_INET_EOF_LINE'" &
+  echo $! > "$d/eof.pid"
+  ip netns exec "$n" dnsmasq --conf-file=/dev/null --keep-in-foreground --no-resolv --no-hosts \
+    --bind-interfaces --listen-address="$LAB_INET_DNS" --pid-file= \
+    --address="/$LAB_INET_NAME/$LAB_INET_WWW" --address="/internal/$LAB_INET_WRONG" \
+    --log-queries --log-facility="$d/dns.log" &
+  echo $! > "$d/dns.pid"
+  if [ "$(findmnt -n -o SOURCE /etc)" = nsvpn-sandbox-etc ]; then
+    # The sandbox's /etc is an overlay: this is the sandbox's resolv.conf
+    # (a file of its own, also where the machine's is a symlink).
+    cp -P --preserve=all /etc/resolv.conf "$d/resolv.conf.saved"
+    rm -f /etc/resolv.conf
+    echo "nameserver $LAB_INET_DNS" > /etc/resolv.conf
+  fi
+  local p
+  for p in "$LAB_INET_HTTP_PORT" "$LAB_INET_ECHO_PORT" "$LAB_INET_EOF_PORT"; do
+    for _ in $(seq 100); do ip netns exec "$n" ss -Hltn "sport = :$p" | grep -q . && break; sleep 0.05; done
+  done
+  for _ in $(seq 100); do ip netns exec "$n" ss -Hlun "sport = :53" | grep -q . && break; sleep 0.05; done
+  lab_log "internet: $LAB_INET_NAME at $LAB_INET_WWW, DNS at $LAB_INET_DNS, the host's default route via $LAB_INET_GW"
+}
+
+# lab_inet_asked NAME: how many queries for NAME the public DNS has had.
+lab_inet_asked() { grep -c "query\[[A-Z]*\] $1 from" "$LAB_DIR/internet/dns.log" 2>/dev/null; true; }
+
+# lab_internet_down: stops the internet's servers and removes the namespace
+# (with it the uplink and the default route).
+lab_internet_down() {
+  local f pid
+  for f in "$LAB_DIR"/internet/*.pid; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f"); kill "$pid" 2>/dev/null && { for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done; }
+    rm -f "$f"
+  done
+  # Deleting the link at once (a namespace's veth goes a moment after it).
+  ip link del "$LAB_INET_LINK" 2>/dev/null || true
+  ip netns del "$LAB_INET_NS" 2>/dev/null || true
+  if [ -e "$LAB_DIR/internet/resolv.conf.saved" ] || [ -L "$LAB_DIR/internet/resolv.conf.saved" ]; then
+    rm -f /etc/resolv.conf
+    mv "$LAB_DIR/internet/resolv.conf.saved" /etc/resolv.conf
+  fi
+}
 
 # lab_gw_ip INDEX: the gateway's public address.
 lab_gw_ip() { echo "203.0.113.$(($1 * 4 + 2))"; }
@@ -282,6 +381,7 @@ CONF
 
 lab_up() {
   mkdir -p "$LAB_DIR"
+  lab_internet
   lab_internal alpha 0; lab_wireguard alpha 0
   lab_internal bravo 1; lab_wireguard bravo 1 ipv6
   lab_internal charlie 2; lab_openvpn charlie 2
@@ -336,4 +436,5 @@ lab_down() {
     ip netns del "lab-gw-$n" 2>/dev/null || true
     ip netns del "lab-db-$n" 2>/dev/null || true
   done
+  lab_internet_down
 }

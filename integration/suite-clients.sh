@@ -198,6 +198,6 @@ check "up tcp (OpenVPN over TCP)" nsvpn up tcp
 check "the p2p address has its peer" bash -c "ip -n nsvpn-tcp -4 addr show dev nsvt-tcp | grep -Eq 'inet 10\.8\.0\.[0-9]+ peer 10\.8\.0\.[0-9]+/32'"
 expect "redirect-gateway became the namespace's default route, on the tunnel" "default dev nsvt-tcp" bash -c "ip -n nsvpn-tcp route show default | cut -d' ' -f1-3"
 expect "tcp reaches charlie's database" charlie psql_side tcp
-expect "the host still has no default route" "" bash -c "ip route show default"
+expect "the host's routes are unchanged: redirect-gateway took none, its default route is still its own" "$routes_before" host_routes
 check "down tcp" nsvpn down tcp
 rm -f "$P"/tcp.*

@@ -19,6 +19,9 @@ if ! lab_up > /run/lab-setup.log 2>&1; then
   echo "FAIL - the lab did not start:"; tail -n 30 /run/lab-setup.log; echo "0 passed, 1 failed"; exit 1
 fi
 routes_before=$(host_routes)
+echo "# the lab: the host's own network reaches the lab's internet"
+expect "the host resolves $LAB_INET_NAME through its resolver, the public DNS" "$LAB_INET_WWW $LAB_INET_NAME" bash -c "getent hosts $LAB_INET_NAME | tr -s ' '"
+expect "the host reaches the public service by name" "public" curl -sS -m 5 "http://$LAB_INET_NAME/"
 resolv_before=$(sha256sum /etc/resolv.conf /etc/hosts /etc/nsswitch.conf)
 
 echo "# two profiles that claim the same subnet, up at once"
@@ -41,9 +44,17 @@ expect "/sys/class/net inside shows the namespace's devices" "lo nsvn-alpha nsvt
 echo "# the host is untouched"
 expect "the host's routes are unchanged (but for the veth links)" "$routes_before" host_routes
 expect "the host's resolv.conf, hosts, nsswitch.conf are unchanged" "$resolv_before" sha256sum /etc/resolv.conf /etc/hosts /etc/nsswitch.conf
-status_is "the host has no route to 10.20.1.5" 2 bash -c "ip route get 10.20.1.5 >/dev/null 2>&1 || exit 2"
+# The host has its own default route (to the lab's internet): 10.20.1.5
+# must still go there, by the host's uplink, and not into a tunnel.
+expect "the host's route to 10.20.1.5 is still its own default route (its uplink, no tunnel)" "10.20.1.5 via $LAB_INET_GW dev $LAB_INET_LINK" \
+  bash -c "ip -o route get 10.20.1.5 | awk '{print \$1, \$2, \$3, \$4, \$5}'"
 expect "the host side of the veth only carries its /30" "2" bash -c "ip -4 route | grep -c ' dev nsvh-'"
-status_is "the host cannot resolve db.internal" 2 getent hosts db.internal
+# The host's resolver (the lab's public DNS) answers db.internal wrongly, on
+# purpose: the host gets that answer, never alpha's.
+expect "the host resolves db.internal through its own resolver only (the public DNS's wrong answer)" "$LAB_INET_WRONG db.internal" \
+  bash -c "getent hosts db.internal | tr -s ' '"
+unreachable "from inside alpha, the internet the host reaches is unreachable (no route)" inside alpha bash -c "exec 3<> /dev/tcp/$LAB_INET_WWW/$LAB_INET_HTTP_PORT"
+status_is "alpha cannot resolve the public name (its DNS is the VPN's only)" 2 nsvpn exec alpha -- getent hosts "$LAB_INET_NAME"
 
 echo "# ip netns exec sees the same network"
 expect "ip netns exec nsvpn-alpha reaches alpha's database" alpha ip netns exec nsvpn-alpha psql -h 10.20.1.5 -U lab -d lab -Atc "select name from side"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, unit and snapshot tests, root tests (each in
 # its own sandbox), the integration suite against the real lab, the
-# kernel-WireGuard scenario in a VM, and the Vagrantfile's validation. Needs
-# root; installs the Debian packages it needs.
+# split-tunnel lab probe (split-probe.sh), the kernel-WireGuard scenario in
+# a VM, and the Vagrantfile's validation. Needs root; installs the Debian
+# packages it needs.
 # Usage: sudo integration/test.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +26,8 @@ echo "== root tests, each in its own sandbox"
 cargo test --locked --test root -- --ignored
 echo "== integration suite, in a sandbox"
 "$here/sandbox.sh" "$here/suite.sh" "$root/target/release/nsvpn"
+echo "== split tunnel: the lab facts it relies on (slirp4netns, dnsmasq), in a sandbox"
+"$here/sandbox.sh" "$here/split-probe.sh"
 echo "== kernel WireGuard, in a VM (qemu)"
 "$here/vm.sh" "$root/target/release/nsvpn"
 echo "== Vagrantfile"
