@@ -381,6 +381,11 @@ fn listen_error(spec: &Spec, e: &io::Error) -> anyhow::Error {
     anyhow!("forward `{}`: {what}", spec.text)
 }
 
+/// Whether this process has one thread, as [`prepare`] needs.
+pub fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.count() == 1)
+}
+
 /// Looks `host:port` up in the calling thread's namespace, through the
 /// process's `/etc` (the profile's files after [`prepare`]).
 pub fn lookup(host: &Host, port: u16) -> io::Result<Vec<SocketAddr>> {

@@ -57,6 +57,8 @@ fn sandboxed(test: &str) -> bool {
         text.contains("1 passed"),
         "{test} did not run inside its sandbox:\n{text}"
     );
+    // Shown with --nocapture (the throughput test prints its numbers).
+    eprint!("{text}");
     false
 }
 
@@ -713,4 +715,95 @@ fn forward_fails_clearly_before_listening() {
     assert!(!sh("ss -Hltn").contains("127.0.0.1:154"));
     teardown::teardown(&fa, false).unwrap();
     assert!(!teardown::any_trace(&fa));
+}
+
+/// Not a check but a measurement (`--nocapture` shows it): 200 MB each way
+/// between a client and the server inside, directly (a client thread inside
+/// the namespace) and through a forward from the host's loopback; then the
+/// forward's memory and threads with 100 connections open.
+#[test]
+#[ignore = "needs root; run with --ignored (README: the test command)"]
+fn forward_throughput() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Instant;
+    if !sandboxed("forward_throughput") {
+        return;
+    }
+    const SIZE: usize = 200_000_000;
+    let names = forward_profile("fa");
+    let fwd = Forward::start("fa", &["15432:db.internal:5432"]).unwrap();
+    let ns = netns::open(&names.netns).unwrap();
+    let through: SocketAddr = "127.0.0.1:15432".parse().unwrap();
+    let direct: SocketAddr = SERVER.parse().unwrap();
+    // One run: MB/s up (client to server) and down.
+    let run = |to: SocketAddr| -> (f64, f64) {
+        let buf = vec![7u8; 1 << 20];
+        let mut c = TcpStream::connect(to).unwrap();
+        let t = Instant::now();
+        c.write_all(b"sink\n").unwrap();
+        let mut left = SIZE;
+        while left > 0 {
+            let k = left.min(buf.len());
+            c.write_all(&buf[..k]).unwrap();
+            left -= k;
+        }
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut n = String::new();
+        BufReader::new(&c).read_line(&mut n).unwrap();
+        let up = SIZE as f64 / t.elapsed().as_secs_f64() / 1e6;
+        assert_eq!(n.trim(), SIZE.to_string());
+        let mut c = TcpStream::connect(to).unwrap();
+        let t = Instant::now();
+        writeln!(c, "source {SIZE}").unwrap();
+        let mut got = 0;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let k = c.read(&mut buf).unwrap();
+            if k == 0 {
+                break;
+            }
+            got += k;
+        }
+        assert_eq!(got, SIZE);
+        (up, SIZE as f64 / t.elapsed().as_secs_f64() / 1e6)
+    };
+    let inside = |to| netns::run_in(ns.as_fd(), || Ok(run(to))).unwrap();
+    for round in 1..=3 {
+        let (du, dd) = inside(direct);
+        let (fu, fd) = run(through);
+        eprintln!(
+            "round {round}: 200 MB up/down: direct {du:.0}/{dd:.0} MB/s, through the forward {fu:.0}/{fd:.0} MB/s"
+        );
+    }
+    let open: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut c = TcpStream::connect(through).unwrap();
+            c.write_all(b"echo\nx").unwrap();
+            let mut one = [0u8; 1];
+            c.read_exact(&mut one).unwrap();
+            c
+        })
+        .collect();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", fwd.pid())).unwrap();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    eprintln!(
+        "with {} connections open: VmRSS {}, VmHWM {}, threads {}",
+        open.len(),
+        field("VmRSS:"),
+        field("VmHWM:"),
+        field("Threads:")
+    );
+    drop(open);
+    drop(fwd);
+    teardown::teardown(&names, false).unwrap();
 }

@@ -74,6 +74,12 @@ fn forward(caller: &Caller, dir: &Path, name: &str, specs: &[String]) -> Result<
         target: caller.user.clone(),
         specs: &specs,
     };
+    // The mount namespace, the setns and the drop cover the whole process
+    // only while it has one thread (capabilities and no_new_privs are per
+    // thread): nothing before this may have left one running.
+    if !forward::single_threaded() {
+        bail!("internal error: nsvpn forward must set up with one thread, and has more");
+    }
     let listeners = forward::prepare(&mut RealSys, &plan)?;
     // Before any thread starts, so that every thread has them blocked.
     let watch = signals::watch()?;
