@@ -52,6 +52,7 @@ pub enum Action {
     Up,
     Down,
     Exec,
+    Forward,
     Status,
 }
 
@@ -61,6 +62,7 @@ impl std::fmt::Display for Action {
             Action::Up => "bring up",
             Action::Down => "take down",
             Action::Exec => "run commands in",
+            Action::Forward => "forward ports into",
             Action::Status => "see the status of",
         })
     }

@@ -67,6 +67,21 @@ pub enum Command {
     },
     /// Known profiles and whether each is up
     List,
+    /// Like `ssh -L`: listen on the host, open each connection from inside the profile
+    #[command(
+        long_about = "Like `ssh -L`: listen on the host and open each connection from inside the \
+                      profile's namespace, through its tunnel; HOST resolves through the \
+                      profile's DNS and hosts, as for `nsvpn exec`. Runs in the foreground, as \
+                      the invoking user once its sockets exist; Ctrl-C (or SIGTERM) closes \
+                      the listeners, cuts open connections and exits 128 + the signal."
+    )]
+    Forward {
+        profile: String,
+        /// What to forward: local PORT (on BIND, default 127.0.0.1; IPv6 in brackets) to
+        /// HOST:HOSTPORT inside, e.g. 15432:db.internal:5432
+        #[arg(required = true, value_name = "[BIND:]PORT:HOST:HOSTPORT")]
+        specs: Vec<String>,
+    },
     /// Run by openvpn/openconnect as their script; not for use by hand
     #[command(hide = true)]
     Hook {
@@ -92,7 +107,7 @@ mod tests {
     fn help() {
         let mut cmd = Cli::command().term_width(100);
         let mut out = cmd.render_long_help().to_string();
-        for sub in ["up", "down", "exec", "shell", "status", "list"] {
+        for sub in ["up", "down", "exec", "shell", "status", "list", "forward"] {
             let mut s = Cli::command().term_width(100);
             let s = s.find_subcommand_mut(sub).unwrap();
             out.push_str(&format!("\n===== nsvpn {sub} --help\n{}", s.render_help()));

@@ -218,52 +218,81 @@ pub fn run<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> ExecFailure {
 fn enter_and_drop<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<bool> {
     sys.setns_net(plan.ns)
         .with_context(|| format!("cannot enter network namespace {}", plan.netns))?;
-    sys.unshare_mount_ns()
-        .context("cannot create a private mount namespace")?;
-    sys.make_root_rslave()
-        .context("cannot make / a slave mount")?;
+    private_mounts(sys)?;
     sys.remount_sys(plan.netns)
         .context("cannot remount /sys for the namespace")?;
-    for dir in &plan.hidden {
-        sys.hide(dir)
-            .with_context(|| format!("cannot hide {}", dir.display()))?;
-    }
-    let files: Vec<PathBuf> = plan.binds.iter().map(|(src, _)| src.clone()).collect();
     let extra = plan.prompt.as_ref().map_or(&[][..], |p| &p.files[..]);
-    let overlaid = sys.overlay_etc(&plan.layer, &files, extra);
-    if let Err(e) = &overlaid {
-        sys.warn(&format!(
-            "cannot lay {} over /etc ({e:#}); binding its files instead, which the host \
-             replacing /etc/resolv.conf by rename would undo for this command{}",
-            plan.layer.display(),
-            if plan.prompt.is_some() {
-                ", and the shell's prompt will not show the profile"
-            } else {
-                ""
-            }
-        ));
-        for (src, dst) in &plan.binds {
-            sys.bind(src, dst)
-                .with_context(|| format!("cannot bind {} over {}", src.display(), dst.display()))?;
-        }
-    }
-    let t = &plan.target;
-    if !t.is_root() {
-        sys.setgroups(&t.groups)
-            .context("cannot set the supplementary groups")?;
-        sys.setresgid(t.gid)
-            .with_context(|| format!("cannot switch to gid {}", t.gid))?;
-        sys.setresuid(t.uid)
-            .with_context(|| format!("cannot switch to uid {}", t.uid))?;
-        sys.clear_capabilities()
-            .context("cannot clear capabilities")?;
-        sys.set_no_new_privs().context("cannot set no_new_privs")?;
-    }
+    let undone = if plan.prompt.is_some() {
+        "for this command, and the shell's prompt will not show the profile"
+    } else {
+        "for this command"
+    };
+    let overlaid = resolver_files(sys, &plan.hidden, &plan.layer, &plan.binds, extra, undone)?;
+    drop_to(sys, &plan.target)?;
     if let Some(mask) = &plan.signal_mask {
         sys.set_signal_mask(mask)
             .context("cannot give the command the caller's signal mask")?;
     }
+    Ok(overlaid)
+}
+
+/// Step 3: a private mount namespace whose mounts never propagate back to
+/// the host. Shared with `nsvpn forward` (see `forward.rs`).
+pub fn private_mounts<S: Sys>(sys: &mut S) -> Result<()> {
+    sys.unshare_mount_ns()
+        .context("cannot create a private mount namespace")?;
+    sys.make_root_rslave()
+        .context("cannot make / a slave mount")
+}
+
+/// Steps 5 and 6, in a private mount namespace: the host's resolver sockets
+/// hidden, and the files of `layer` (`binds`: each file and its `/etc` twin)
+/// over `/etc`, as an overlay or else bound with a warning that ends with
+/// `undone` (what the host renaming `/etc/resolv.conf` would then undo).
+/// Returns whether `/etc` is the overlay.
+pub fn resolver_files<S: Sys>(
+    sys: &mut S,
+    hidden: &[PathBuf],
+    layer: &Path,
+    binds: &[(PathBuf, PathBuf)],
+    extra: &[(PathBuf, String)],
+    undone: &str,
+) -> Result<bool> {
+    for dir in hidden {
+        sys.hide(dir)
+            .with_context(|| format!("cannot hide {}", dir.display()))?;
+    }
+    let files: Vec<PathBuf> = binds.iter().map(|(src, _)| src.clone()).collect();
+    let overlaid = sys.overlay_etc(layer, &files, extra);
+    if let Err(e) = &overlaid {
+        sys.warn(&format!(
+            "cannot lay {} over /etc ({e:#}); binding its files instead, which the host \
+             replacing /etc/resolv.conf by rename would undo {undone}",
+            layer.display(),
+        ));
+        for (src, dst) in binds {
+            sys.bind(src, dst)
+                .with_context(|| format!("cannot bind {} over {}", src.display(), dst.display()))?;
+        }
+    }
     Ok(overlaid.is_ok())
+}
+
+/// Step 7: drop to `target` (groups, gid, uid, every capability set but the
+/// bounding set, `no_new_privs`); a root target keeps root's powers.
+pub fn drop_to<S: Sys>(sys: &mut S, t: &Target) -> Result<()> {
+    if t.is_root() {
+        return Ok(());
+    }
+    sys.setgroups(&t.groups)
+        .context("cannot set the supplementary groups")?;
+    sys.setresgid(t.gid)
+        .with_context(|| format!("cannot switch to gid {}", t.gid))?;
+    sys.setresuid(t.uid)
+        .with_context(|| format!("cannot switch to uid {}", t.uid))?;
+    sys.clear_capabilities()
+        .context("cannot clear capabilities")?;
+    sys.set_no_new_privs().context("cannot set no_new_privs")
 }
 
 /// Variables a user's command keeps from nsvpn's environment: the terminal,
@@ -468,30 +497,23 @@ pub fn search_path(prog: &CString, path: &std::ffi::OsStr) -> Vec<CString> {
         .collect()
 }
 
+/// A recording [`Sys`] for unit tests (here and in `forward.rs`): it
+/// records each call, and fails those whose record starts with one of
+/// `fail_on`.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
-    #[test]
-    fn path_search() {
-        let c = |s: &str| CString::new(s).unwrap();
-        assert_eq!(
-            search_path(&c("psql"), "/usr/local/bin::/bin".as_ref()),
-            vec![c("/usr/local/bin/psql"), c("./psql"), c("/bin/psql")]
-        );
-        assert_eq!(search_path(&c("./x"), "/bin".as_ref()), vec![c("./x")]);
-    }
-
     #[derive(Default)]
-    struct Recorder {
-        calls: Vec<String>,
-        fail_on: Vec<&'static str>,
+    pub(crate) struct Recorder {
+        pub calls: Vec<String>,
+        pub fail_on: Vec<&'static str>,
         /// The environment execvp got.
-        env: Vec<CString>,
+        pub env: Vec<CString>,
     }
 
     impl Recorder {
-        fn rec(&mut self, call: String) -> Result<()> {
+        pub fn rec(&mut self, call: String) -> Result<()> {
             let fail = self.fail_on.iter().any(|f| call.starts_with(f));
             self.calls.push(call);
             if fail {
@@ -564,6 +586,22 @@ mod tests {
             let _ = self.rec(format!("execvp({argv:?})"));
             Errno::ENOENT
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::Recorder;
+    use super::*;
+
+    #[test]
+    fn path_search() {
+        let c = |s: &str| CString::new(s).unwrap();
+        assert_eq!(
+            search_path(&c("psql"), "/usr/local/bin::/bin".as_ref()),
+            vec![c("/usr/local/bin/psql"), c("./psql"), c("/bin/psql")]
+        );
+        assert_eq!(search_path(&c("./x"), "/bin".as_ref()), vec![c("./x")]);
     }
 
     fn target(uid: u32) -> Target {

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod dnsfiles;
 pub mod exec;
+pub mod forward;
 pub mod ipnet;
 pub mod lifecycle;
 pub mod names;

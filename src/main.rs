@@ -77,6 +77,9 @@ fn main() -> ExitCode {
             commands::status::run(&caller, &dir, profile.as_deref(), json)
         }
         Command::List => commands::list::run(&caller, &dir),
+        Command::Forward { profile, specs } => {
+            return ExitCode::from(commands::forward::run(&caller, &dir, &profile, &specs));
+        }
         Command::Hook { .. } => unreachable!("handled above"),
     };
     match result {

@@ -57,6 +57,8 @@ fn sandboxed(test: &str) -> bool {
         text.contains("1 passed"),
         "{test} did not run inside its sandbox:\n{text}"
     );
+    // Shown with --nocapture (the throughput test prints its numbers).
+    eprint!("{text}");
     false
 }
 
@@ -313,4 +315,494 @@ fn exec_enters_the_namespace_and_drops_to_the_user() {
     );
     teardown::teardown(&names, false).unwrap();
     assert!(!teardown::any_trace(&names));
+}
+
+// ---- nsvpn forward ----------------------------------------------------
+//
+// A profile's runtime made up by hand, as for exec above: the namespace, a
+// link named as its tunnel (carrying 10.77.0.1, where a test server
+// listens), a complete state and the /etc/netns files, whose hosts file
+// alone knows db.internal. Its resolv.conf names 127.0.0.1 inside, where
+// nothing answers: any other name fails at once.
+
+const SERVER: &str = "10.77.0.1:5432";
+
+/// Makes the profile `p` and starts its server; returns its names.
+fn forward_profile(p: &str) -> Names {
+    let names = Names::for_profile(p);
+    netns::create(&names.netns).unwrap();
+    let ns = &names.netns;
+    for cmd in [
+        format!("ip -n {ns} link set lo up"),
+        format!(
+            "ip -n {ns} link add {} type veth peer name nsvx-{p}",
+            names.tunnel
+        ),
+        format!("ip -n {ns} address add 10.77.0.1/24 dev {}", names.tunnel),
+        format!("ip -n {ns} link set nsvx-{p} up"),
+        format!("ip -n {ns} link set {} up", names.tunnel),
+    ] {
+        let st = Command::new("sh").arg("-c").arg(&cmd).status().unwrap();
+        assert!(st.success(), "{cmd}");
+    }
+    State {
+        profile: p.into(),
+        kind: nsvpn::backend::Kind::WireGuard,
+        names: names.clone(),
+        veth: VethAddrs::for_profile(p),
+        implementation: None,
+        pid: None,
+        started: 0,
+        complete: true,
+        overrides: Default::default(),
+        listen_port: None,
+        openvpn: None,
+    }
+    .save()
+    .unwrap();
+    dnsfiles::write(
+        &names.netns,
+        p,
+        &dnsfiles::DnsConfig {
+            servers: vec!["127.0.0.1".parse().unwrap()],
+            search: vec![],
+            hosts: vec![("db.internal".into(), "10.77.0.1".parse().unwrap())],
+        },
+    )
+    .unwrap();
+    start_server(&names, p);
+    names
+}
+
+/// A server inside the profile, on 10.77.0.1:5432. It reads one line:
+/// `who` gets the profile's name; `echo` gets back everything that follows
+/// until the client half-closes, then `END <profile> <bytes>`; `sink` reads
+/// everything, then answers the count; `source N` gets N bytes.
+fn start_server(names: &Names, p: &str) {
+    use std::io::{BufRead, BufReader, Write};
+    let ns = netns::open(&names.netns).unwrap();
+    let p = p.to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let l = std::net::TcpListener::bind(SERVER).unwrap();
+        tx.send(()).unwrap();
+        for c in l.incoming() {
+            let c = c.unwrap();
+            let p = p.clone();
+            // A client the test cuts ends its connection with an error: fine.
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let mut w = c.try_clone()?;
+                let mut r = BufReader::with_capacity(1 << 20, c);
+                let mut line = String::new();
+                r.read_line(&mut line)?;
+                let line = line.trim();
+                if line == "who" {
+                    writeln!(w, "{p}")?;
+                } else if line == "echo" {
+                    let n = std::io::copy(&mut r, &mut w)?;
+                    writeln!(w, "END {p} {n}")?;
+                } else if line == "sink" {
+                    let n = std::io::copy(&mut r, &mut std::io::sink())?;
+                    writeln!(w, "{n}")?;
+                } else if let Some(n) = line.strip_prefix("source ") {
+                    let mut left: usize = n.parse().unwrap();
+                    let buf = vec![7u8; 1 << 20];
+                    while left > 0 {
+                        let k = left.min(buf.len());
+                        w.write_all(&buf[..k])?;
+                        left -= k;
+                    }
+                }
+                Ok(())
+            });
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+}
+
+/// A running `nsvpn forward`, as the sudo user nobody; killed if the test
+/// fails before it ends it.
+struct Forward {
+    child: std::process::Child,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Forward {
+    /// Starts it and waits for its "forwarding" lines; `Err` with its
+    /// status and stderr if it exits instead.
+    fn start(profile: &str, specs: &[&str]) -> Result<Forward, (Option<i32>, String)> {
+        use std::io::{BufRead, BufReader, Read};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nsvpn"))
+            .args(["--profiles", "/nonexistent", "forward", profile])
+            .args(specs)
+            .env("SUDO_UID", "65534")
+            .env("SUDO_GID", "65534")
+            .env("SUDO_USER", "nobody")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, stderr) = std::sync::mpsc::channel();
+        let mut err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            let _ = tx.send(s);
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut fwd = Forward { child, stderr };
+        for _ in specs {
+            let mut line = String::new();
+            if out.read_line(&mut line).unwrap() == 0 {
+                let status = fwd.child.wait().unwrap().code();
+                return Err((status, fwd.stderr()));
+            }
+            assert!(line.starts_with("nsvpn: forwarding "), "{line}");
+            assert!(
+                line.ends_with(&format!(" inside profile {profile}\n")),
+                "{line}"
+            );
+        }
+        Ok(fwd)
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_default()
+    }
+
+    /// Sends `sig`; returns its exit status (within 5 s) and stderr.
+    fn stop(mut self, sig: nix::sys::signal::Signal) -> (Option<i32>, String) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return (st.code(), self.stderr());
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "forward did not stop within 5 s of {sig}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ask(port: u16, request: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(request).unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    c.read_to_end(&mut answer).unwrap();
+    answer
+}
+
+fn sha256(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut p = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = p.stdin.take().unwrap();
+    let data = data.to_vec();
+    let w = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let out = p.wait_with_output().unwrap();
+    w.join().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn listening(port: u16) -> bool {
+    sh("ss -Hltn")
+        .lines()
+        .any(|l| l.contains(&format!(":{port} ")))
+}
+
+#[test]
+#[ignore = "needs root; run with --ignored (README: the test command)"]
+fn forward_reaches_each_profiles_server_by_a_name_only_it_knows() {
+    use nix::sys::signal::Signal;
+    use std::io::{Read, Write};
+    use std::os::unix::fs::MetadataExt;
+    if !sandboxed("forward_reaches_each_profiles_server_by_a_name_only_it_knows") {
+        return;
+    }
+    let fa = forward_profile("fa");
+    let fb = forward_profile("fb");
+    // The host knows neither the name nor the address.
+    assert!(
+        std::net::ToSocketAddrs::to_socket_addrs(&("db.internal", 1)).is_err(),
+        "the host resolves db.internal"
+    );
+    assert!(std::net::TcpStream::connect(SERVER).is_err());
+
+    // Two profiles, the same remote name and port, two local ports.
+    let a = Forward::start("fa", &["15432:db.internal:5432"]).unwrap();
+    let b = Forward::start("fb", &["[::1]:15433:db.internal:5432"]).unwrap();
+    assert_eq!(ask(15432, b"who\n"), b"fa\n");
+    let mut c = std::net::TcpStream::connect(("::1", 15433)).unwrap();
+    c.write_all(b"who\n").unwrap();
+    let mut who = String::new();
+    c.read_to_string(&mut who).unwrap();
+    assert_eq!(who, "fb\n");
+
+    // A client that half-closes first gets the answer, exactly once.
+    assert_eq!(ask(15432, b"echo\nhello"), b"helloEND fa 5\n");
+
+    // 24 MiB both ways at once, intact.
+    let data: Vec<u8> = (0..24u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", 15432)).unwrap();
+    let writer = {
+        let mut c = c.try_clone().unwrap();
+        let data = data.clone();
+        std::thread::spawn(move || {
+            c.write_all(b"echo\n").unwrap();
+            c.write_all(&data).unwrap();
+            c.shutdown(std::net::Shutdown::Write).unwrap();
+        })
+    };
+    let mut back = Vec::new();
+    c.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    let trailer = format!("END fa {}\n", data.len());
+    assert!(back.ends_with(trailer.as_bytes()), "no single trailer");
+    back.truncate(back.len() - trailer.len());
+    assert_eq!(sha256(&back), sha256(&data), "the data changed on the way");
+
+    // The forward runs as the user, with no capability, inside the
+    // profile's namespace; its mounts stay its own.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", a.pid())).unwrap();
+    for want in [
+        "Uid:\t65534\t65534\t65534\t65534",
+        "Gid:\t65534\t65534\t65534\t65534",
+        "CapPrm:\t0000000000000000",
+        "CapEff:\t0000000000000000",
+        "CapAmb:\t0000000000000000",
+        "NoNewPrivs:\t1",
+    ] {
+        assert!(status.contains(want), "missing {want:?} in:\n{status}");
+    }
+    let inode = |p: String| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(
+        inode(format!("/proc/{}/ns/net", a.pid())),
+        inode(paths::netns(&fa.netns).display().to_string())
+    );
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains("nsvpn-etc")
+    );
+
+    // So `down` sees it inside and refuses.
+    let down = Command::new(env!("CARGO_BIN_EXE_nsvpn"))
+        .args(["--profiles", "/nonexistent", "down", "fa"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&down.stderr);
+    assert!(
+        !down.status.success() && text.contains("forward fa 15432:db.internal:5432"),
+        "{text}"
+    );
+
+    // Ctrl-C: the listener closes, an open connection is cut, status 130.
+    let mut open = std::net::TcpStream::connect(("127.0.0.1", 15432)).unwrap();
+    open.write_all(b"echo\nstill here").unwrap();
+    let mut first = [0u8; 10];
+    open.read_exact(&mut first).unwrap();
+    let (code, err) = a.stop(Signal::SIGINT);
+    assert_eq!(code, Some(130), "{err}");
+    assert_eq!(
+        err,
+        "nsvpn: forward stopped by SIGINT: listeners closed, 1 open connection cut\n"
+    );
+    open.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut rest = Vec::new();
+    let _ = open.read_to_end(&mut rest);
+    assert!(!String::from_utf8_lossy(&rest).contains("END"), "{rest:?}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", 15432)).is_err());
+    assert!(!listening(15432));
+    // SIGTERM (what `down --kill` sends) too, with nothing open: 143.
+    let (code, err) = b.stop(Signal::SIGTERM);
+    assert_eq!(code, Some(143), "{err}");
+    assert!(!listening(15433));
+
+    for names in [&fa, &fb] {
+        teardown::teardown(names, false).unwrap();
+        assert!(!teardown::any_trace(names));
+    }
+}
+
+#[test]
+#[ignore = "needs root; run with --ignored (README: the test command)"]
+fn forward_fails_clearly_before_listening() {
+    if !sandboxed("forward_fails_clearly_before_listening") {
+        return;
+    }
+    let fa = forward_profile("fa");
+    let fails = |specs: &[&str]| {
+        let t = std::time::Instant::now();
+        let (code, err) = match Forward::start("fa", specs) {
+            Ok(_) => panic!("{specs:?} started"),
+            Err(e) => e,
+        };
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_eq!(code, Some(1), "{err}");
+        err
+    };
+
+    // A port in use.
+    let held = std::net::TcpListener::bind("127.0.0.1:15440").unwrap();
+    let err = fails(&["15440:db.internal:5432"]);
+    assert_eq!(
+        err,
+        "nsvpn: error: forward `15440:db.internal:5432`: 127.0.0.1:15440 is already in use \
+         (`ss -ltnp 'sport = :15440'` shows by what); choose another local port\n"
+    );
+    drop(held);
+
+    // A name only the host could know is unknown inside; the other spec's
+    // port was not even opened.
+    let err = fails(&["15441:db.internal:5432", "15442:nowhere.internal:80"]);
+    assert!(
+        err.starts_with(
+            "nsvpn: error: forward `15442:nowhere.internal:80`: nowhere.internal does not \
+             resolve inside profile fa ("
+        ),
+        "{err}"
+    );
+    assert!(!listening(15441) && !listening(15442));
+
+    // Bad specs, all named at once.
+    let err = fails(&["80:host", "70000:h:1", "x:1:h:2"]);
+    assert!(err.starts_with("nsvpn: error: 3 problems with the forwards:\n  forward `80:host`: a forward is [BIND:]PORT:HOST:HOSTPORT"), "{err}");
+    assert!(
+        err.contains(
+            "\n  forward `70000:h:1`: the local port 70000 is not a port number (1 to 65535)\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("\n  forward `x:1:h:2`: the listening address `x` is not an IP address"),
+        "{err}"
+    );
+
+    // A profile that is not up.
+    let err = Forward::start("nosuch", &["1:h:1"]).err().unwrap().1;
+    assert!(err.starts_with("nsvpn: error: no profile"), "{err}");
+
+    assert!(!sh("ss -Hltn").contains("127.0.0.1:154"));
+    teardown::teardown(&fa, false).unwrap();
+    assert!(!teardown::any_trace(&fa));
+}
+
+/// Not a check but a measurement (`--nocapture` shows it): 200 MB each way
+/// between a client and the server inside, directly (a client thread inside
+/// the namespace) and through a forward from the host's loopback; then the
+/// forward's memory and threads with 100 connections open.
+#[test]
+#[ignore = "needs root; run with --ignored (README: the test command)"]
+fn forward_throughput() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Instant;
+    if !sandboxed("forward_throughput") {
+        return;
+    }
+    const SIZE: usize = 200_000_000;
+    let names = forward_profile("fa");
+    let fwd = Forward::start("fa", &["15432:db.internal:5432"]).unwrap();
+    let ns = netns::open(&names.netns).unwrap();
+    let through: SocketAddr = "127.0.0.1:15432".parse().unwrap();
+    let direct: SocketAddr = SERVER.parse().unwrap();
+    // One run: MB/s up (client to server) and down.
+    let run = |to: SocketAddr| -> (f64, f64) {
+        let buf = vec![7u8; 1 << 20];
+        let mut c = TcpStream::connect(to).unwrap();
+        let t = Instant::now();
+        c.write_all(b"sink\n").unwrap();
+        let mut left = SIZE;
+        while left > 0 {
+            let k = left.min(buf.len());
+            c.write_all(&buf[..k]).unwrap();
+            left -= k;
+        }
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut n = String::new();
+        BufReader::new(&c).read_line(&mut n).unwrap();
+        let up = SIZE as f64 / t.elapsed().as_secs_f64() / 1e6;
+        assert_eq!(n.trim(), SIZE.to_string());
+        let mut c = TcpStream::connect(to).unwrap();
+        let t = Instant::now();
+        writeln!(c, "source {SIZE}").unwrap();
+        let mut got = 0;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let k = c.read(&mut buf).unwrap();
+            if k == 0 {
+                break;
+            }
+            got += k;
+        }
+        assert_eq!(got, SIZE);
+        (up, SIZE as f64 / t.elapsed().as_secs_f64() / 1e6)
+    };
+    let inside = |to| netns::run_in(ns.as_fd(), || Ok(run(to))).unwrap();
+    for round in 1..=3 {
+        let (du, dd) = inside(direct);
+        let (fu, fd) = run(through);
+        eprintln!(
+            "round {round}: 200 MB up/down: direct {du:.0}/{dd:.0} MB/s, through the forward {fu:.0}/{fd:.0} MB/s"
+        );
+    }
+    let open: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut c = TcpStream::connect(through).unwrap();
+            c.write_all(b"echo\nx").unwrap();
+            let mut one = [0u8; 1];
+            c.read_exact(&mut one).unwrap();
+            c
+        })
+        .collect();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", fwd.pid())).unwrap();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    eprintln!(
+        "with {} connections open: VmRSS {}, VmHWM {}, threads {}",
+        open.len(),
+        field("VmRSS:"),
+        field("VmHWM:"),
+        field("Threads:")
+    );
+    drop(open);
+    drop(fwd);
+    teardown::teardown(&names, false).unwrap();
 }

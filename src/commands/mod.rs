@@ -2,6 +2,7 @@
 
 pub mod down;
 pub mod exec;
+pub mod forward;
 pub mod hook;
 pub mod list;
 pub mod status;
