@@ -236,20 +236,7 @@ fn exec_enters_the_namespace_and_drops_to_the_user() {
         "ip -n {} link add {} type veth peer name nsvx-t4",
         names.netns, names.tunnel
     ));
-    State {
-        profile: "t4".into(),
-        kind: nsvpn::backend::Kind::WireGuard,
-        names: names.clone(),
-        veth: VethAddrs::for_profile("t4"),
-        pid: None,
-        started: 0,
-        complete: true,
-        overrides: Default::default(),
-        parts: vec![],
-        backend: Default::default(),
-    }
-    .save()
-    .unwrap();
+    hand_made_state("t4").save().unwrap();
     dnsfiles::write(
         &names.netns,
         "t4",
@@ -345,21 +332,7 @@ fn forward_profile(p: &str) -> Names {
         let st = Command::new("sh").arg("-c").arg(&cmd).status().unwrap();
         assert!(st.success(), "{cmd}");
     }
-    State {
-        profile: p.into(),
-        kind: nsvpn::backend::Kind::WireGuard,
-        names: names.clone(),
-        veth: VethAddrs::for_profile(p),
-        implementation: None,
-        pid: None,
-        started: 0,
-        complete: true,
-        overrides: Default::default(),
-        listen_port: None,
-        openvpn: None,
-    }
-    .save()
-    .unwrap();
+    hand_made_state(p).save().unwrap();
     dnsfiles::write(
         &names.netns,
         p,
@@ -805,4 +778,21 @@ fn forward_throughput() {
     drop(open);
     drop(fwd);
     teardown::teardown(&names, false).unwrap();
+}
+
+/// The state of a profile a test made by hand (its namespace and a link
+/// named as its tunnel), complete, with no client process.
+fn hand_made_state(p: &str) -> State {
+    State {
+        profile: p.into(),
+        kind: nsvpn::backend::Kind::WireGuard,
+        names: Names::for_profile(p),
+        veth: VethAddrs::for_profile(p),
+        pid: None,
+        started: 0,
+        complete: true,
+        overrides: Default::default(),
+        parts: vec!["namespace".into(), "veth".into(), "tunnel".into()],
+        backend: Default::default(),
+    }
 }
