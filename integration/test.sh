@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, unit and snapshot tests, root tests (each in
 # its own sandbox), the integration suite against the real lab, the
-# kernel-WireGuard scenario in a VM, and the Vagrantfile's validation. Needs
+# kernel-WireGuard scenario in a VM, the Debian package and its systemd unit
+# (package.sh), and the Vagrantfile's validation. Needs
 # root; installs the Debian packages it needs.
 # Usage: sudo integration/test.sh
 set -euo pipefail
@@ -27,5 +28,7 @@ echo "== integration suite, in a sandbox"
 "$here/sandbox.sh" "$here/suite.sh" "$root/target/release/nsvpn"
 echo "== kernel WireGuard, in a VM (qemu)"
 "$here/vm.sh" "$root/target/release/nsvpn"
+echo "== Debian package (built, installed in a throwaway root, nsvpn@.service under a booted systemd, removed)"
+"$here/package.sh"
 echo "== Vagrantfile"
 vagrant validate --ignore-provider
