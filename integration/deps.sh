@@ -5,7 +5,8 @@ set -euo pipefail
 # internet and the split-tunnel probe (split-probe.sh).
 pkgs=(wireguard-go wireguard-tools openvpn openconnect ocserv openssl dnsmasq-base postgresql iproute2 iputils-ping procps util-linux libcap2-bin hyperfine python3 tcpdump zsh
   slirp4netns socat curl nftables bind9-dnsutils
-  qemu-system-x86 busybox-static cpio kmod xz-utils vagrant)
+  qemu-system-x86 busybox-static cpio kmod xz-utils vagrant
+  systemd systemd-container bash-completion man-db)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,6 +15,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# The Debian package is built with cargo-deb (integration/package.sh).
+cargo_deb_version=3.8.0
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $cargo_deb_version" ]; then
+  echo "deps: installing cargo-deb $cargo_deb_version"
+  cargo install cargo-deb --locked --version "$cargo_deb_version"
 fi
 # The VM runner boots a kernel from /boot that ships wireguard.ko.
 wireguard_kernel() {

@@ -2,8 +2,8 @@
 # The whole test suite: lint, unit and snapshot tests, root tests (each in
 # its own sandbox), the integration suite against the real lab, the
 # split-tunnel lab probe (split-probe.sh), the kernel-WireGuard scenario in
-# a VM, and the Vagrantfile's validation. Needs root; installs the Debian
-# packages it needs.
+# a VM, the Debian package and its systemd unit (package.sh), and the
+# Vagrantfile's validation. Needs root; installs the Debian packages it needs.
 # Usage: sudo integration/test.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,5 +30,7 @@ echo "== split tunnel: the lab facts it relies on (slirp4netns, dnsmasq), in a s
 "$here/sandbox.sh" "$here/split-probe.sh"
 echo "== kernel WireGuard, in a VM (qemu)"
 "$here/vm.sh" "$root/target/release/nsvpn"
+echo "== Debian package (built, installed in a throwaway root, nsvpn@.service under a booted systemd, removed)"
+"$here/package.sh"
 echo "== Vagrantfile"
 vagrant validate --ignore-provider

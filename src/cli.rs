@@ -1,9 +1,13 @@
-//! The command line.
+// The command line: the one definition that parsing, `--help`, the man
+// pages and the shell completions come from. build.rs includes this file
+// (and src/docs.rs) to write the man pages and completions the Debian
+// package ships, so it uses nothing but std and clap, and has no inner
+// attributes.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,6 +86,16 @@ pub enum Command {
         #[arg(required = true, value_name = "[BIND:]PORT:HOST:HOSTPORT")]
         specs: Vec<String>,
     },
+    /// Print a shell completion script (bash, zsh, fish)
+    #[command(
+        long_about = "Print a shell completion script on stdout. The Debian package installs \
+                      them where each shell looks; by hand, e.g. \
+                      `nsvpn completions bash > /etc/bash_completion.d/nsvpn`."
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
     /// Run by openvpn/openconnect as their script; not for use by hand
     #[command(hide = true)]
     Hook {
@@ -91,6 +105,14 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
         rest: Vec<String>,
     },
+}
+
+/// The shells nsvpn writes completions for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[cfg(test)]
@@ -107,7 +129,16 @@ mod tests {
     fn help() {
         let mut cmd = Cli::command().term_width(100);
         let mut out = cmd.render_long_help().to_string();
-        for sub in ["up", "down", "exec", "shell", "status", "list", "forward"] {
+        for sub in [
+            "up",
+            "down",
+            "exec",
+            "shell",
+            "status",
+            "list",
+            "forward",
+            "completions",
+        ] {
             let mut s = Cli::command().term_width(100);
             let s = s.find_subcommand_mut(sub).unwrap();
             out.push_str(&format!("\n===== nsvpn {sub} --help\n{}", s.render_help()));

@@ -2,9 +2,11 @@
 
 pub mod backend;
 pub mod caller;
+/// The command line (clap): parsing, help, man pages and completions.
 pub mod cli;
 pub mod commands;
 pub mod dnsfiles;
+pub mod docs;
 pub mod exec;
 pub mod forward;
 pub mod ipnet;

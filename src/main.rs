@@ -34,6 +34,16 @@ fn main() -> ExitCode {
     if let Command::Hook { kind, profile, .. } = &cli.command {
         return ExitCode::from(commands::hook::run(kind, profile) as u8);
     }
+    // Completions need no privilege and read no profile.
+    if let Command::Completions { shell } = cli.command {
+        return match commands::completions::run(shell) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("nsvpn: error: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let is_exec = matches!(cli.command, Command::Exec { .. } | Command::Shell { .. });
     let caller = match Caller::detect() {
         Ok(c) => c,
@@ -80,7 +90,7 @@ fn main() -> ExitCode {
         Command::Forward { profile, specs } => {
             return ExitCode::from(commands::forward::run(&caller, &dir, &profile, &specs));
         }
-        Command::Hook { .. } => unreachable!("handled above"),
+        Command::Hook { .. } | Command::Completions { .. } => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! One file per command.
 
+pub mod completions;
 pub mod down;
 pub mod exec;
 pub mod forward;

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# nsvpn@.service under a real systemd: run by package.sh as a service of a
+# systemd booted with systemd-nspawn --boot --private-network, in a root where
+# the package is installed (nothing here reaches the machine's network).
+# A lab WireGuard gateway (wireguard-go) with a web page at 10.20.1.5 named
+# by its DNS as db.internal; then systemctl start, status, an exec inside,
+# systemctl stop, and nothing left. Exit status 0 only if all of it held.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+LAB_DIR=/run/nsvpn-lab
+# shellcheck source=lab.sh
+. "$here/lab.sh"
+
+say() { echo "systemd-proof: $*"; }
+fail() {
+  say "FAIL: $*"
+  journalctl -u nsvpn@alpha.service --no-pager -o cat 2>&1 | tail -n 30 | sed 's/^/systemd-proof:   journal: /'
+  nsvpn status alpha 2>&1 | sed 's/^/systemd-proof:   status: /'
+  exit 1
+}
+# in_unit PID: the process is in nsvpn@alpha's cgroup (v2, or v1's hierarchies).
+in_unit() {
+  local cg b
+  cg=$(systemctl show -P ControlGroup nsvpn@alpha)
+  [ -n "$cg" ] || return 1
+  for b in /sys/fs/cgroup /sys/fs/cgroup/unified /sys/fs/cgroup/systemd; do
+    [ -r "$b$cg/cgroup.procs" ] && grep -qx "$1" "$b$cg/cgroup.procs" && return 0
+  done
+  return 1
+}
+t0=$(date +%s%N)
+ms() { echo $((($(date +%s%N) - t0) / 1000000)); }
+
+say "systemd $(systemctl --version | head -n 1 | cut -d' ' -f2) is PID 1: $(cat /proc/1/comm); state $(systemctl is-system-running || true)"
+mkdir -p "$LAB_DIR"
+lab_network alpha 0
+lab_httpd alpha
+lab_wireguard alpha 0
+# The profile, as an administrator would install it.
+install -m 0600 "$LAB_DIR/profiles/alpha.conf" /etc/nsvpn/alpha.conf
+cat > /etc/nsvpn/profiles/alpha.toml <<'TOML'
+description = "lab gateway alpha (WireGuard)"
+[vpn]
+kind = "wireguard"
+config = "/etc/nsvpn/alpha.conf"
+TOML
+say "lab ready after $(ms) ms"
+
+say "\$ systemctl start nsvpn@alpha"
+s=$(ms)
+systemctl start nsvpn@alpha || fail "systemctl start nsvpn@alpha failed"
+say "started in $(($(ms) - s)) ms"
+say "\$ systemctl status nsvpn@alpha"
+systemctl status --no-pager -l -n 5 nsvpn@alpha | sed 's/^/systemd-proof:   /' || true
+[ "$(systemctl is-active nsvpn@alpha)" = active ] || fail "nsvpn@alpha is not active"
+client=$(pgrep -f 'wireguard-go -f nsvt-alpha$') || fail "no wireguard-go client for nsvt-alpha"
+in_unit "$client" || fail "the client (pid $client) is not in the unit's cgroup"
+say "the client, wireguard-go pid $client, runs in the unit's cgroup $(systemctl show -P ControlGroup nsvpn@alpha)"
+# bash's /dev/tcp: the name resolves through the profile's DNS (glibc, as
+# any program's would). (busybox wget crashes in this container, with or
+# without nsvpn.)
+get='exec 3<>/dev/tcp/db.internal/80 && printf "GET / HTTP/1.0\r\n\r\n" >&3 && tail -n 1 <&3'
+say "\$ nsvpn exec alpha -- bash -c '$get'"
+page=$(nsvpn exec alpha -- bash -c "$get" 2>&1) || fail "exec inside failed: $page"
+[ "$page" = alpha ] || fail "exec inside got '$page', not alpha's page"
+say "  $page"
+# A user's process inside (as `sudo nsvpn exec` starts it): stop must end it,
+# which takes the unit's CAP_SYS_PTRACE (to see it is inside) and CAP_KILL.
+SUDO_UID=65534 SUDO_GID=65534 SUDO_USER=nobody nsvpn exec alpha -- sleep 600 &
+sleeper=$!
+for _ in $(seq 100); do [ "$(stat -c %u /proc/$sleeper 2> /dev/null)" = 65534 ] && break; sleep 0.02; done
+[ "$(stat -c %u /proc/$sleeper)" = 65534 ] || fail "the user's sleep inside did not start"
+say "a user's process inside: pid $sleeper ($(tr '\0' ' ' < /proc/$sleeper/cmdline)), uid 65534"
+# Outside the profile (this container's host namespace) 10.20.1.5 is not routed.
+if ip route get 10.20.1.5 > /dev/null 2>&1; then fail "10.20.1.5 is routed outside the profile"; fi
+
+say "\$ systemctl stop nsvpn@alpha"
+s=$(ms)
+systemctl stop nsvpn@alpha
+say "stopped in $(($(ms) - s)) ms"
+journalctl -u nsvpn@alpha.service --no-pager -o cat | grep -E '^nsvpn: (ended|profile alpha is down)' | sed 's/^/systemd-proof:   journal: /'
+[ "$(systemctl is-active nsvpn@alpha || true)" = inactive ] || fail "nsvpn@alpha is not inactive after stop"
+left=()
+ip netns list | grep -q '^nsvpn-alpha' && left+=("namespace nsvpn-alpha")
+ip -o link show | grep -q 'nsv[thn]-alpha' && left+=("links: $(ip -o link show | grep -o 'nsv[thn]-alpha' | tr '\n' ' ')")
+[ -e /run/nsvpn/alpha ] && left+=(/run/nsvpn/alpha)
+[ -e /etc/netns/nsvpn-alpha ] && left+=(/etc/netns/nsvpn-alpha)
+[ -e /run/wireguard/nsvt-alpha.sock ] && left+=(/run/wireguard/nsvt-alpha.sock)
+pgrep -f 'nsvt-alpha' > /dev/null && left+=("processes: $(pgrep -af nsvt-alpha)")
+[ -n "$(systemctl show -P ControlGroup nsvpn@alpha)" ] && left+=("the unit's cgroup")
+case $(ps -o stat= -p "$sleeper" || true) in ''|Z*) wait "$sleeper" 2> /dev/null || true ;; *) left+=("the user's sleep $sleeper") ;; esac
+[ ${#left[@]} -eq 0 ] || fail "left after stop: ${left[*]}"
+say "nothing left: no namespace, link, file, socket, process (the user's sleep ended) or cgroup of alpha"
+
+lab_down
+rm -f /etc/nsvpn/profiles/alpha.toml /etc/nsvpn/alpha.conf
+say "PASS in $(ms) ms"
