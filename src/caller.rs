@@ -255,13 +255,7 @@ mod tests {
 
     fn profile(access: &str) -> Profile {
         let text = format!("[vpn]\nkind = \"wireguard\"\nconfig = \"x.conf\"\n{access}");
-        Profile::parse(
-            "corp",
-            Path::new("/etc/nsvpn/profiles/corp.toml"),
-            &text,
-            false,
-        )
-        .unwrap()
+        Profile::parse("corp", Path::new("/etc/nsvpn/profiles/corp.toml"), &text).unwrap()
     }
 
     #[test]

@@ -2,7 +2,12 @@
 //!
 //! Every field is checked when the profile is loaded, and every error names
 //! the profile, the file and the field, so that bad input is refused before
-//! anything on the machine is touched.
+//! anything on the machine is touched. Loading reads the profile's own file
+//! and nothing else: the files it names (wg-quick file, `.ovpn`, secrets)
+//! are resolved here but only looked at by the back-end that reads them, as
+//! root, when `up` prepares (`backend::prepare`). So users whom `[access]`
+//! admits can `exec`, `status` and `list` a profile whose files are root's
+//! alone.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -248,17 +253,13 @@ impl Profile {
                 );
             }
         };
-        Self::parse(name, &path, &text, true)
+        Self::parse(name, &path, &text)
     }
 
-    /// Parses a profile's text. `check_files` also checks that the files it
-    /// names exist (off in unit tests of the format).
-    pub fn parse(name: &str, path: &Path, text: &str, check_files: bool) -> Result<Profile> {
-        let src = Source {
-            name,
-            path,
-            check_files,
-        };
+    /// Parses a profile's text (`path` is where it was read from). Never
+    /// touches the files the profile names.
+    pub fn parse(name: &str, path: &Path, text: &str) -> Result<Profile> {
+        let src = Source { name, path };
         let raw: RawProfile =
             toml::from_str(text).map_err(|e| anyhow!("{}: {}", src.at(), toml_error(text, &e)))?;
         let vpn = Vpn::parse(&src, raw.vpn)?;
@@ -302,8 +303,6 @@ impl Profile {
 pub(crate) struct Source<'a> {
     name: &'a str,
     path: &'a Path,
-    /// Whether the files the profile names must exist.
-    check_files: bool,
 }
 
 impl Source<'_> {
@@ -318,23 +317,15 @@ impl Source<'_> {
     }
 
     /// The path `v` given in field `f`, relative to the profile's directory
-    /// unless absolute; with `check_files`, it must be a regular file.
+    /// unless absolute. Only resolved, never looked at: the file may be
+    /// root's alone, and the caller a user who only enters the profile
+    /// (`backend::check_files` checks it, as root, before `up` reads it).
     pub(crate) fn file(&self, f: &str, v: &str) -> Result<PathBuf> {
         if v.is_empty() {
             return Err(self.field(f, "is empty".into()));
         }
         let base = self.path.parent().unwrap_or(Path::new("/"));
-        let p = base.join(v);
-        if self.check_files {
-            match std::fs::metadata(&p) {
-                Ok(m) if m.is_file() => {}
-                Ok(_) => {
-                    return Err(self.field(f, format!("{} is not a regular file", p.display())));
-                }
-                Err(e) => return Err(self.field(f, format!("{}: {e}", p.display()))),
-            }
-        }
-        Ok(p)
+        Ok(base.join(v))
     }
 
     /// `[routes]`: `include`, each network truncated to its prefix.
@@ -446,12 +437,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Profile> {
-        Profile::parse(
-            "acme",
-            Path::new("/etc/nsvpn/profiles/acme.toml"),
-            text,
-            false,
-        )
+        Profile::parse("acme", Path::new("/etc/nsvpn/profiles/acme.toml"), text)
     }
 
     #[test]
@@ -536,8 +522,12 @@ groups = ["consultants"]
         insta::assert_snapshot!(out.join("\n"));
     }
 
+    /// Loading reads the profile's own file only: a file it names that is
+    /// missing (or that the caller may not even see, in a root-only
+    /// directory) does not keep it from loading. `up` refuses it, naming the
+    /// field (`backend::check_files`).
     #[test]
-    fn missing_files_are_reported() {
+    fn loading_never_looks_at_the_files_a_profile_names() {
         let dir = std::env::temp_dir().join(format!("nsvpn-profile-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
@@ -545,13 +535,17 @@ groups = ["consultants"]
             "[vpn]\nkind = \"wireguard\"\nconfig = \"nope.conf\"\n",
         )
         .unwrap();
-        let err = Profile::load(&dir, "x").unwrap_err().to_string();
+        let loaded = Profile::load(&dir, "x");
         let missing = Profile::load(&dir, "y").unwrap_err().to_string();
         let bad_name = Profile::load(&dir, "../x").unwrap_err().to_string();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(
-            err.contains("field `vpn.config`") && err.contains("nope.conf"),
-            "{err}"
+        let p = loaded.unwrap();
+        assert_eq!(
+            p.vpn,
+            Vpn::WireGuard {
+                config: dir.join("nope.conf"),
+                userspace: false
+            }
         );
         assert!(missing.contains("known profiles: x"), "{missing}");
         assert!(bad_name.contains("not allowed"), "{bad_name}");
@@ -613,7 +607,7 @@ mod example_tests {
         assert_eq!(names, ["acme", "corp", "customer"], "one example per kind");
         for n in names {
             let text = std::fs::read_to_string(dir.join(format!("{n}.toml"))).unwrap();
-            let p = Profile::parse(&n, &dir.join(format!("{n}.toml")), &text, false)
+            let p = Profile::parse(&n, &dir.join(format!("{n}.toml")), &text)
                 .unwrap_or_else(|e| panic!("profiles/{n}.toml: {e:#}"));
             crate::backend::check_arguments(&p.vpn)
                 .unwrap_or_else(|e| panic!("profiles/{n}.toml: {e:?}"));

@@ -300,7 +300,7 @@ proptest! {
     #[test]
     fn profiles_never_panic_and_errors_name_the_file(text in prop_oneof![profile_text(), "\\PC{0,200}"]) {
         let path = Path::new("/etc/nsvpn/profiles/fuzz.toml");
-        if let Err(e) = Profile::parse("fuzz", path, &text, false) {
+        if let Err(e) = Profile::parse("fuzz", path, &text) {
             let msg = format!("{e:#}");
             prop_assert!(msg.contains("fuzz.toml"), "{msg}");
         }

@@ -14,7 +14,7 @@ use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 
 use crate::names::Names;
 use crate::profile::Profile;
@@ -73,9 +73,32 @@ pub enum Prepared {
     Client(client::Launch),
 }
 
+/// Checks that each file the profile names is there and a regular file,
+/// the error naming the profile, its file and the field. Loading a profile
+/// never does (a user who only enters a profile must not need to see its
+/// files, which may be root's alone); `prepare` does, first, once nsvpn is
+/// root or acts as root.
+pub fn check_files(profile: &Profile) -> Result<()> {
+    for (field, path) in profile.vpn.files() {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => bail!(
+                "{}: {} is not a regular file",
+                at(profile, field),
+                path.display()
+            ),
+            Err(e) => bail!("{}: {}: {e}", at(profile, field), path.display()),
+        }
+    }
+    Ok(())
+}
+
 /// Reads and checks everything the profile's kind needs, without touching
-/// the machine. `wait` is how long `up` waits for the VPN.
+/// the machine. `wait` is how long `up` waits for the VPN. The only place
+/// the files the profile names are read: `up` (and `exec`'s automatic `up`)
+/// call it as root.
 pub fn prepare(profile: &Profile, wait: Duration) -> Result<Prepared> {
+    check_files(profile)?;
     Ok(match &profile.vpn {
         Vpn::WireGuard { config, userspace } => {
             Prepared::WireGuard(wireguard::prepare(profile, config, *userspace, wait)?)

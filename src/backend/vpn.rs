@@ -2,7 +2,7 @@
 //! fields. The profile parser hands the section over; the kinds own what it
 //! means.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Deserialize;
@@ -80,6 +80,23 @@ impl Vpn {
             Vpn::OpenVpn { .. } => Kind::OpenVpn,
             Vpn::OpenConnect { .. } => Kind::OpenConnect,
         }
+    }
+
+    /// The files the profile names, by field (`vpn.config`, ...), in the
+    /// order `up` checks them. Only `up` (as root) looks at them.
+    pub fn files(&self) -> Vec<(&'static str, &Path)> {
+        let mut out = Vec::new();
+        match self {
+            Vpn::WireGuard { config, .. } => out.push(("vpn.config", config.as_path())),
+            Vpn::OpenVpn { config, auth_file } => {
+                out.push(("vpn.config", config.as_path()));
+                out.extend(auth_file.as_deref().map(|a| ("vpn.auth_file", a)));
+            }
+            Vpn::OpenConnect { password_file, .. } => {
+                out.extend(password_file.as_deref().map(|p| ("vpn.password_file", p)));
+            }
+        }
+        out
     }
 
     /// Reads `[vpn]`: its `kind`, then only that kind's fields.

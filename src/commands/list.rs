@@ -110,12 +110,19 @@ mod tests {
         assert_eq!(render(&[]), "no profiles\n");
     }
 
-    /// A profile whose config file is missing is "invalid" (the word
-    /// `status` uses too, from the same function).
+    /// A profile whose file does not load is "invalid" (the word `status`
+    /// uses too, from the same function); one whose wg-quick file is missing
+    /// loads (`list` never looks at the files a profile names: they may be
+    /// root's alone) and is "down": `up` is what refuses it.
     #[test]
-    fn a_profile_whose_config_is_missing_is_invalid() {
+    fn a_profile_that_does_not_load_is_invalid_and_a_missing_config_is_not_looked_at() {
         let dir = std::env::temp_dir().join(format!("nsvpn-list-invalid-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("nsvpn-unit-bad.toml"),
+            "[vpn]\nkind = \"wireguard\"\nconfig = \"a.conf\"\ncolour = 1\n",
+        )
+        .unwrap();
         std::fs::write(
             dir.join("nsvpn-unit-nocfg.toml"),
             "[vpn]\nkind = \"wireguard\"\nconfig = \"missing.conf\"\n",
@@ -123,10 +130,19 @@ mod tests {
         .unwrap();
         let rows = rows(&dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].state, "invalid");
+        let got: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.kind.as_str(), r.state.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("nsvpn-unit-bad", "-", "invalid"),
+                ("nsvpn-unit-nocfg", "wireguard", "down")
+            ]
+        );
         assert!(
-            rows[0].description.contains("field `vpn.config`"),
+            rows[0].description.contains("field `vpn.colour`"),
             "{}",
             rows[0].description
         );

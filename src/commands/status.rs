@@ -758,16 +758,16 @@ mod tests {
         insta::assert_snapshot!(render(&r, 1_700_000_000));
     }
 
-    /// A profile whose config file is missing: `status` and `list` both say
-    /// "invalid", and `status` names the file and the field.
+    /// A profile whose file does not parse: `status` and `list` both say
+    /// "invalid", and `status` names the file and where.
     #[test]
     fn status_and_list_agree_on_an_invalid_profile() {
         let dir = std::env::temp_dir().join(format!("nsvpn-invalid-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let name = "nsvpn-unit-nocfg";
+        let name = "nsvpn-unit-badtoml";
         std::fs::write(
             dir.join(format!("{name}.toml")),
-            "[vpn]\nkind = \"wireguard\"\nconfig = \"missing.conf\"\n",
+            "[vpn\nkind = \"wireguard\"\n",
         )
         .unwrap();
         let r = report(&dir, name, &Profile::load(&dir, name));
@@ -778,6 +778,38 @@ mod tests {
         assert_eq!(r.state, state_word(&Health::Down, false));
         let text = render(&r, 0).replace(&dir.display().to_string(), "DIR");
         insta::assert_snapshot!(text);
+    }
+
+    /// `status` reads the profile's own file only, never the files it
+    /// names (they may be root's alone, and the caller a user `[access]`
+    /// admits): a profile whose wg-quick file is missing is just down, and
+    /// `up` is what refuses it, naming the file and the field.
+    #[test]
+    fn a_profile_whose_config_is_missing_is_down_and_up_refuses_it() {
+        let dir = std::env::temp_dir().join(format!("nsvpn-nocfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = "nsvpn-unit-nocfg";
+        std::fs::write(
+            dir.join(format!("{name}.toml")),
+            "[vpn]\nkind = \"wireguard\"\nconfig = \"missing.conf\"\n",
+        )
+        .unwrap();
+        let loaded = Profile::load(&dir, name);
+        let r = report(&dir, name, &loaded);
+        let up = loaded.as_ref().map(crate::lifecycle::check);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        assert_eq!(r.state, "down");
+        assert_eq!(render(&r, 0), format!("profile {name}: down\n"));
+        let err =
+            format!("{:#}", up.unwrap().unwrap_err()).replace(&dir.display().to_string(), "DIR");
+        assert_eq!(
+            err,
+            format!(
+                "profile \"{name}\" (DIR/{name}.toml): field `vpn.config`: DIR/missing.conf: \
+                 No such file or directory (os error 2)"
+            )
+        );
     }
 
     #[test]

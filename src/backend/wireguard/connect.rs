@@ -269,7 +269,6 @@ mod tests {
             "bravo",
             std::path::Path::new("/etc/nsvpn/profiles/bravo.toml"),
             "[vpn]\nkind = \"wireguard\"\nconfig = \"/etc/nsvpn/bravo.conf\"\n",
-            false,
         )
         .unwrap();
         insta::assert_snapshot!(format!(
