@@ -322,15 +322,31 @@ fn gather_network(r: &mut Report, st: &State, ns: BorrowedFd<'_>) {
                 .collect();
             match net.peers {
                 Some(Ok(p)) => r.peers = p,
-                Some(Err(e)) => r
-                    .problems
-                    .push(format!("cannot read the tunnel's peers: {e:#}")),
+                Some(Err(e)) => r.problems.push(peers_problem(&e, &r.profile)),
                 None => {}
             }
         }
         Err(e) => r
             .problems
             .push(format!("cannot read the namespace's network: {e:#}")),
+    }
+}
+
+/// Why the tunnel's peers are not shown. A user whom `[access]` admits
+/// (file-capability mode) may not open wireguard-go's socket, which hands
+/// out the private key: that is no fault of the profile, and root can ask.
+fn peers_problem(e: &anyhow::Error, profile: &str) -> String {
+    let denied = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+    });
+    if denied && !nix::unistd::geteuid().is_root() {
+        format!(
+            "nsvpn cannot ask the tunnel for its peers as this user: its socket is root's alone \
+             (it holds the private key); `sudo nsvpn status {profile}` shows them"
+        )
+    } else {
+        format!("cannot read the tunnel's peers: {e:#}")
     }
 }
 
@@ -842,6 +858,30 @@ mod tests {
         );
         insta::assert_snapshot!(text);
         insta::assert_json_snapshot!("reconnecting_json", r.tunnel);
+    }
+
+    #[test]
+    fn peers_a_user_may_not_ask_for_are_no_fault_of_the_profile() {
+        let denied =
+            anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+                .context("cannot reach wireguard-go at /var/run/wireguard/nsvt-acme.sock");
+        let other = anyhow::anyhow!("wireguard-go sent a reply that is not text");
+        assert_eq!(
+            peers_problem(&other, "acme"),
+            "cannot read the tunnel's peers: wireguard-go sent a reply that is not text"
+        );
+        let said = peers_problem(&denied, "acme");
+        if nix::unistd::geteuid().is_root() {
+            assert!(
+                said.starts_with("cannot read the tunnel's peers: cannot reach wireguard-go"),
+                "{said}"
+            );
+        } else {
+            assert!(
+                said.ends_with("`sudo nsvpn status acme` shows them"),
+                "{said}"
+            );
+        }
     }
 
     #[test]
