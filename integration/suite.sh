@@ -311,11 +311,20 @@ expect "status of leftovers whose profile file was deleted says broken" "broken"
 check "down of those leftovers removes them" nsvpn down gone
 expect "... all of them" "" leftovers_of gone
 
-echo "# status and list agree on a profile whose config file is missing"
+echo "# a profile whose config file is missing: down for status and list (they read the profile's own file only), refused by up"
 printf '[vpn]\nkind = "wireguard"\nconfig = "missing.conf"\n' > "$LAB_DIR/profiles/nocfg.toml"
-expect "status, status --json and list all say invalid" "invalid invalid invalid" bash -c "echo \$(nsvpn status nocfg | sed -n 's/^profile nocfg: //p') \$(nsvpn status nocfg --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])') \$(nsvpn list | awk '\$1 == \"nocfg\" {print \$3}')"
-check "status says why, naming the file and the field" bash -c "nsvpn status nocfg | grep -q '^  problem: profile \"nocfg\" (.*/nocfg.toml): field \`vpn.config\`: .*/missing.conf: No such file'"
+states() { echo $(nsvpn status "$1" | sed -n "s/^profile $1: //p") $(nsvpn status "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])') $(nsvpn list | awk -v p="$1" '$1 == p {print $3}'); }
+expect "status, status --json and list all say down" "down down down" states nocfg
+status_is "up refuses it" 1 nsvpn up nocfg
+grep -q '^nsvpn: error: profile "nocfg" (.*/nocfg.toml): field `vpn.config`: .*/missing.conf: No such file' /tmp/out \
+  && ok "... naming the file and the field" || { fail "... naming the file and the field"; cat /tmp/out; }
+expect "... and nothing of nocfg was made" "" leftovers_of nocfg
 rm -f "$LAB_DIR/profiles/nocfg.toml"
+echo "# status and list agree on a profile whose file does not parse"
+printf '[vpn\nkind = "wireguard"\nconfig = "alpha.conf"\n' > "$LAB_DIR/profiles/badtoml.toml"
+expect "status, status --json and list all say invalid" "invalid invalid invalid" states badtoml
+check "status says why, naming the file and the line" bash -c "nsvpn status badtoml | grep -q '^  problem: profile \"badtoml\" (.*/badtoml.toml): line 1, column 5: '"
+rm -f "$LAB_DIR/profiles/badtoml.toml"
 
 echo "# a crashed up is cleaned by the next down"
 nsvpn up bravo >/dev/null 2>&1   # already up
