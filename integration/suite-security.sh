@@ -128,6 +128,111 @@ expect "the user's own environment still reaches that command" "dumb" bash -c "r
 status_is "alice's --profiles is ignored: her own profile dir is not read" 125 fc alice --profiles /tmp exec mine -- true
 status_is "without file capabilities a user is told to use sudo" 1 run_as alice /run/filecap/nsvpn-plain list
 grep -q "nsvpn needs root: run it with sudo, or have an administrator give the binary file capabilities" /tmp/out && ok "... and how to set them up" || { fail "... and how to set them up"; cat /tmp/out; }
+
+echo "# file-capability mode with real permissions: configs and secrets root's alone, in root-only directories"
+# One profile of each kind, its files laid out as on a real install: the
+# wg-quick file in /etc/wireguard (root, 0700), the .ovpn and its key and
+# auth file in a root 0700 directory, the OpenConnect password file root's,
+# 0600 (in a root 0700 directory too). Admitted users read only the profile
+# file ([access]); whatever needs the VPN's files happens as root (up, also
+# exec's own up, with cap_setuid,cap_setgid) or is refused. They copy alpha,
+# charlie and delta (same gateways, keys and passwords): alpha goes down
+# meanwhile (its gateway knows its key once), charlie and delta are down.
+check "down alpha (permwg takes its key)" nsvpn down alpha
+wgdir=/etc/wireguard ovdir=/etc/nsvpn/permovpn secdir=/etc/nsvpn/perm-secrets
+wgdir_mode=$(stat -c %a "$wgdir" 2>/dev/null || echo none)   # the sandbox's /etc is the machine's, overlaid
+mkdir -p "$wgdir" "$ovdir" "$secdir"; chown root:root "$wgdir" "$ovdir" "$secdir"; chmod 700 "$wgdir" "$ovdir" "$secdir"
+install -o root -g root -m 600 "$LAB_DIR/profiles/alpha.conf" "$wgdir/permwg.conf"
+(umask 077
+ awk -v key="$ovdir/permovpn.key" '/^<key>$/ {k=1; next} /^<\/key>$/ {k=0; print "key permovpn.key"; next} k {print > key; next} {print}' \
+   "$LAB_DIR/profiles/charlie.ovpn" > "$ovdir/permovpn.ovpn"
+ cp "$LAB_DIR/profiles/charlie.auth" "$ovdir/permovpn.auth"
+ cp "$LAB_DIR/profiles/delta.password" "$secdir/permoc.password")
+chmod 600 "$ovdir"/* "$secdir"/*
+printf '[vpn]\nkind = "wireguard"\nconfig = "%s/permwg.conf"\n[access]\nusers = ["alice"]\n' "$wgdir" > "$LAB_DIR/profiles/permwg.toml"
+printf '[vpn]\nkind = "openvpn"\nconfig = "%s/permovpn.ovpn"\nauth_file = "%s/permovpn.auth"\n[access]\nusers = ["alice"]\n' "$ovdir" "$ovdir" > "$LAB_DIR/profiles/permovpn.toml"
+sed -e '/^description/d' -e "s|^password_file = .*|password_file = \"$secdir/permoc.password\"|" "$LAB_DIR/profiles/delta.toml" > "$LAB_DIR/profiles/permoc.toml"
+printf '[access]\nusers = ["alice"]\n' >> "$LAB_DIR/profiles/permoc.toml"
+chmod 644 "$LAB_DIR"/profiles/perm*.toml
+perm_files="$wgdir/permwg.conf $ovdir/permovpn.ovpn $ovdir/permovpn.key $ovdir/permovpn.auth $secdir/permoc.password"
+expect "the files are root's, 0600, in root's 0700 directories" "$(for _ in 1 2 3; do echo 'root 700'; done; for _ in 1 2 3 4 5; do echo 'root 600'; done)" \
+  bash -c "stat -c '%U %a' $wgdir $ovdir $secdir $perm_files"
+expect "control: alice can read none of them, nor list the directories" "" \
+  bash -c "for f in $wgdir $ovdir $secdir $perm_files; do run_as alice sh -c \"ls \$f || cat \$f\" > /dev/null 2>&1 && echo \"alice reads \$f\"; done"
+# Whatever alice and mallory are shown (each command's output and errors)
+# must name none of these files, directories or fields.
+perm_seen=/run/perm-seen.out; : > "$perm_seen"
+seen() { "$@" 2>&1 | tee -a "$perm_seen"; return "${PIPESTATUS[0]}"; }
+perm_status_is() { local d=$1 want=$2; shift 2; status_is "$d" "$want" "$@"; cat /tmp/out >> "$perm_seen"; }
+state_of() { fc "$1" status "$2" --json 2>> "$perm_seen" | tee -a "$perm_seen" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
+listed_state() { fc "$1" list 2>&1 | tee -a "$perm_seen" | awk -v p="$2" '$1 == p {print $3}'; }
+side_sql='select name from side'
+export -f state_of listed_state fc; export perm_seen
+
+echo "# ... while down: alice sees them down; exec without cap_setuid is refused for the right reason"
+expect "alice's status and list say permwg is down (not a Permission denied on its config)" "down down" \
+  bash -c "echo \$(state_of alice permwg) \$(listed_state alice permwg)"
+perm_status_is "alice's exec of the down permovpn, with only $caps, is refused (125)" 125 fc alice exec permovpn -- true
+grep -q "profile permovpn is down: alice may use profile permovpn, but \`up\` without sudo needs the binary to carry cap_setuid and cap_setgid" /tmp/out \
+  && ok "... because up needs cap_setuid,cap_setgid, not because of the files" || { fail "... because up needs cap_setuid,cap_setgid, not because of the files"; cat /tmp/out; }
+
+echo "# ... brought up as root: by exec's own up (files read after nsvpn became root), by alice's up, by root"
+expect "alice's exec of the down permwg brings it up (cap_setuid,cap_setgid) and reaches alpha's database" alpha \
+  bash -c "run_as alice /run/filecap/nsvpn-up exec permwg -- psql -h db.internal -U lab -d lab -Atc '$side_sql' 2>/run/perm-up.err"
+grep -q "nsvpn: profile permwg is down; bringing it up" /run/perm-up.err && ok "... having said it brings it up" || { fail "... having said it brings it up"; cat /run/perm-up.err; }
+check "alice brings permovpn up (cap_setuid,cap_setgid)" fcu alice up permovpn
+check "root brings permoc up" nsvpn up permoc
+
+for kp in permwg:alpha:15471 permovpn:charlie:15472 permoc:delta:15473; do
+  IFS=: read -r p side port <<< "$kp"
+  echo "# ... $p up: alice (admitted) uses it with $caps only"
+  expect "$p: alice's exec reaches $side's database" "$side" seen fc alice exec "$p" -- psql -h db.internal -U lab -d lab -Atc "$side_sql"
+  expect "$p: alice's exec runs as alice, with no capability" "$(id -u alice) 0000000000000000" \
+    seen fc alice exec "$p" -- sh -c 'echo $(id -u) $(grep ^CapEff /proc/self/status | cut -f2)'
+  expect "$p: alice's shell runs inside" "$side $p" \
+    bash -c "echo 'echo \$(psql -h db.internal -U lab -d lab -Atc \"$side_sql\") \$NSVPN_PROFILE' | fc alice shell $p 2>&1 | tee -a $perm_seen"
+  expect "$p: alice's status says up" "profile $p: up" bash -c "fc alice status $p 2>&1 | tee -a $perm_seen | head -n 1"
+  expect "$p: alice's status --json and list say up" "up up" bash -c "echo \$(state_of alice $p) \$(listed_state alice $p)"
+  env -i --default-signal=INT PATH=/usr/local/bin:/usr/bin:/bin TERM=dumb setpriv --reuid=alice --regid=alice --init-groups -- \
+    /run/filecap/nsvpn forward "$p" "$port:db.internal:5432" > "/run/perm-fwd.out" 2>&1 &
+  fpid=$!
+  for _ in $(seq 100); do grep -q "forwarding" /run/perm-fwd.out && break; kill -0 "$fpid" 2>/dev/null || break; sleep 0.05; done
+  expect "$p: alice's forward on 127.0.0.1:$port reaches $side's database from the host" "$side" psql -h 127.0.0.1 -p "$port" -U lab -d lab -Atc "$side_sql"
+  kill -INT "$fpid" 2>/dev/null; wait "$fpid"; rc=$?
+  [ "$rc" = 130 ] && ok "$p: ... and SIGINT ends alice's forward with status 130" || { fail "$p: ... and SIGINT ends alice's forward with status 130 (exit $rc)"; cat /run/perm-fwd.out; }
+  cat /run/perm-fwd.out >> "$perm_seen"
+
+  echo "# ... $p up: mallory (not admitted) is refused each, with the [access] rule"
+  rule="[access] admits users alice and groups nobody; mallory is neither"
+  for c in "exec:125:run commands in:exec $p -- true" "shell:125:run commands in:shell $p" "status:1:see the status of:status $p" \
+           "status --json:1:see the status of:status $p --json" "forward:1:forward ports into:forward $p 15479:db.internal:5432"; do
+    IFS=: read -r what code action args <<< "$c"
+    # shellcheck disable=SC2086
+    perm_status_is "$p: mallory's $what is refused ($code)" "$code" fc mallory $args
+    grep -qF "mallory may not $action profile $p: $rule" /tmp/out && ok "$p: ... naming the rule" || { fail "$p: ... naming the rule"; cat /tmp/out; }
+  done
+  expect "$p: mallory's list does not show it" "" listed_state mallory "$p"
+  perm_status_is "$p: mallory may not take it down (cap_setuid,cap_setgid)" 1 fcu mallory down "$p"
+done
+if [ "$(nsvpn status permwg --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["implementation"])')" = userspace ]; then
+  expect "permwg: alice's status says it cannot ask wireguard-go for the peers (its socket is root's), and who can" \
+    "  problem: nsvpn cannot ask the tunnel for its peers as this user: its socket is root's alone (it holds the private key); \`sudo nsvpn status permwg\` shows them" \
+    bash -c "fc alice status permwg | grep peers"
+else   # kernel WireGuard: genetlink answers cap_net_admin, and gives no private key
+  check "permwg: alice's status shows the peer (kernel WireGuard)" bash -c "fc alice status permwg | grep -q '^  peer '"
+fi
+expect "nothing alice or mallory was shown names the VPN's files, their directories or fields, or a denied read" "" \
+  grep -e "$wgdir" -e "$ovdir" -e "$secdir" -e 'vpn\.config' -e 'vpn\.auth_file' -e 'vpn\.password_file' -e 'Permission denied' "$perm_seen"
+grep -q . "$perm_seen" && ok "... (and they were shown something: $(wc -l < "$perm_seen") lines)" || fail "... (they were shown nothing at all)"
+for p in permwg permovpn permoc; do
+  check "alice takes $p down (cap_setuid,cap_setgid)" fcu alice down "$p"
+  expect "... and nothing of $p is left" "" leftovers_of "$p"
+done
+# shellcheck disable=SC2086
+rm -f "$LAB_DIR"/profiles/perm*.toml $perm_files "$perm_seen" /run/perm-up.err /run/perm-fwd.out
+rm -rf "$ovdir" "$secdir"
+if [ "$wgdir_mode" = none ]; then rmdir "$wgdir"; else chmod "$wgdir_mode" "$wgdir"; fi
+check "up alpha again" nsvpn up alpha
 sed -i '/^\[access\]/,$d' "$LAB_DIR/profiles/alpha.toml"
 userdel alice; userdel carol; userdel mallory; groupdel consultants 2>/dev/null
 rm -rf /run/filecap
