@@ -143,9 +143,12 @@ wgdir=/etc/wireguard ovdir=/etc/nsvpn/permovpn secdir=/etc/nsvpn/perm-secrets
 wgdir_mode=$(stat -c %a "$wgdir" 2>/dev/null || echo none)   # the sandbox's /etc is the machine's, overlaid
 mkdir -p "$wgdir" "$ovdir" "$secdir"; chown root:root "$wgdir" "$ovdir" "$secdir"; chmod 700 "$wgdir" "$ovdir" "$secdir"
 install -o root -g root -m 600 "$LAB_DIR/profiles/alpha.conf" "$wgdir/permwg.conf"
+# The .ovpn follows charlie's server as it is now (the clients' checks leave
+# it on TCP).
+ovpn_proto=udp; grep -q '^proto tcp-server' "$LAB_DIR/charlie/server.conf" && ovpn_proto=tcp-client
 (umask 077
  awk -v key="$ovdir/permovpn.key" '/^<key>$/ {k=1; next} /^<\/key>$/ {k=0; print "key permovpn.key"; next} k {print > key; next} {print}' \
-   "$LAB_DIR/profiles/charlie.ovpn" > "$ovdir/permovpn.ovpn"
+   "$LAB_DIR/profiles/charlie.ovpn" | sed "s/^proto udp\$/proto $ovpn_proto/" > "$ovdir/permovpn.ovpn"
  cp "$LAB_DIR/profiles/charlie.auth" "$ovdir/permovpn.auth"
  cp "$LAB_DIR/profiles/delta.password" "$secdir/permoc.password")
 chmod 600 "$ovdir"/* "$secdir"/*
