@@ -351,6 +351,9 @@ source "$here/suite-security.sh"
 # shellcheck source=suite-shell.sh
 source "$here/suite-shell.sh"
 
+# shellcheck source=suite-split.sh
+source "$here/suite-split.sh"
+
 echo "# down removes every trace"
 check "down alpha" nsvpn down alpha
 check "down bravo" nsvpn down bravo

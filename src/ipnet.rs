@@ -38,6 +38,13 @@ impl IpNet {
         }
         Ok(IpNet { addr, prefix })
     }
+    /// The single address `addr` (/32 or /128).
+    pub fn host(addr: IpAddr) -> IpNet {
+        IpNet {
+            addr,
+            prefix: max_prefix(&addr),
+        }
+    }
     pub fn addr(&self) -> IpAddr {
         self.addr
     }

@@ -19,6 +19,7 @@ pub mod paths;
 pub mod profile;
 pub mod shellrc;
 pub mod signals;
+pub mod split;
 pub mod state;
 pub mod trust;
 pub mod tunnel;

@@ -11,7 +11,7 @@ use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope, RouteType,
 };
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkWireguard, RouteMessageBuilder};
 
@@ -45,6 +45,12 @@ pub struct Route {
     pub gateway: Option<IpAddr>,
     /// Link scope (a directly connected network) rather than universe.
     pub link_scope: bool,
+    /// Its metric; the lowest wins among routes to the same prefix.
+    pub metric: Option<u32>,
+    /// An `unreachable` route: traffic for `dest` fails at once.
+    pub unreachable: bool,
+    /// Its routing table, when not the main one.
+    pub table: Option<u32>,
 }
 
 impl Route {
@@ -55,7 +61,42 @@ impl Route {
             link: Some(link),
             gateway: None,
             link_scope: true,
+            metric: None,
+            unreachable: false,
+            table: None,
         }
+    }
+
+    /// A route to `dest` through the gateway `gateway` on `link`.
+    pub fn via_gateway(dest: IpNet, gateway: IpAddr, link: u32) -> Route {
+        Route {
+            dest: dest.trunc(),
+            link: Some(link),
+            gateway: Some(gateway),
+            link_scope: false,
+            metric: None,
+            unreachable: false,
+            table: None,
+        }
+    }
+
+    /// An `unreachable` route to `dest` with `metric`: beneath a route to
+    /// the same prefix with a lower metric, it takes over when that one goes.
+    pub fn unreachable(dest: IpNet, metric: u32) -> Route {
+        Route {
+            dest: dest.trunc(),
+            link: None,
+            gateway: None,
+            link_scope: false,
+            metric: Some(metric),
+            unreachable: true,
+            table: None,
+        }
+    }
+
+    pub fn in_table(mut self, table: u32) -> Route {
+        self.table = Some(table);
+        self
     }
 }
 
@@ -239,10 +280,41 @@ impl Netlink {
         if route.link_scope && route.gateway.is_none() {
             b = b.scope(RouteScope::Link);
         }
+        if let Some(m) = route.metric {
+            b = b.priority(m);
+        }
+        if route.unreachable {
+            b = b.kind(RouteType::Unreachable);
+        }
+        if let Some(t) = route.table {
+            b = b.table_id(t);
+        }
         match self.handle.route().add(b.build()).execute().await {
             // Already there (a reconnect applies the same routes again).
             Err(e) if errno(&e) == Some(nix::errno::Errno::EEXIST as i32) => Ok(()),
             r => r.with_context(|| format!("cannot add the route to {}", route.dest)),
+        }
+    }
+
+    /// Sends the IPv4 traffic for `dest` to the routing table `table`, by a
+    /// rule of `priority` (rules come before the main table). Already there
+    /// is fine.
+    pub async fn add_rule_to(&self, dest: IpNet, table: u32, priority: u32) -> Result<()> {
+        let IpAddr::V4(network) = dest.network() else {
+            return Err(anyhow!("cannot add a rule for {dest}: IPv4 only"));
+        };
+        let req = self
+            .handle
+            .rule()
+            .add()
+            .v4()
+            .destination_prefix(network, dest.prefix())
+            .table_id(table)
+            .priority(priority)
+            .action(rtnetlink::packet_route::rule::RuleAction::ToTable);
+        match req.execute().await {
+            Err(e) if errno(&e) == Some(nix::errno::Errno::EEXIST as i32) => Ok(()),
+            r => r.with_context(|| format!("cannot add the rule for {dest}")),
         }
     }
 
@@ -334,7 +406,6 @@ fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
 }
 
 fn route_from_message(m: &RouteMessage) -> Option<Route> {
-    use rtnetlink::packet_route::route::RouteType;
     let table = m
         .attributes
         .iter()
@@ -343,18 +414,22 @@ fn route_from_message(m: &RouteMessage) -> Option<Route> {
             _ => None,
         })
         .unwrap_or(u32::from(m.header.table));
-    if table != u32::from(RouteHeader::RT_TABLE_MAIN) || m.header.kind != RouteType::Unicast {
+    if table != u32::from(RouteHeader::RT_TABLE_MAIN)
+        || !matches!(m.header.kind, RouteType::Unicast | RouteType::Unreachable)
+    {
         return None;
     }
     let v6 = m.header.address_family == rtnetlink::packet_route::AddressFamily::Inet6;
     let mut dest = None;
     let mut link = None;
     let mut gateway = None;
+    let mut metric = None;
     for a in &m.attributes {
         match a {
             RouteAttribute::Destination(d) => dest = route_addr(d),
             RouteAttribute::Oif(i) => link = Some(*i),
             RouteAttribute::Gateway(g) => gateway = route_addr(g),
+            RouteAttribute::Priority(p) => metric = Some(*p),
             _ => {}
         }
     }
@@ -368,5 +443,8 @@ fn route_from_message(m: &RouteMessage) -> Option<Route> {
         link,
         gateway,
         link_scope: m.header.scope == RouteScope::Link,
+        metric,
+        unreachable: m.header.kind == RouteType::Unreachable,
+        table: None,
     })
 }

@@ -146,10 +146,11 @@ pub fn has_link(ns: BorrowedFd<'_>, name: &str) -> Result<bool> {
     }
 }
 
-/// Whether the namespace nsvpn runs in has the link `name` (from sysfs: no
-/// netlink socket needed).
+/// Whether the namespace nsvpn runs in has the link `name` (an ioctl on a
+/// socket of this namespace: /sys may show another one's, as in a sandbox
+/// made with `unshare --net` alone).
 pub fn host_has_link(name: &str) -> bool {
-    std::path::Path::new("/sys/class/net").join(name).exists()
+    nix::net::if_::if_nametoindex(name).is_ok()
 }
 
 /// Writes a sysctl of the namespace `ns` (path below /proc/sys/net).

@@ -68,3 +68,14 @@ pub fn netns_etc(netns: &str) -> PathBuf {
 pub fn wireguard_socket(ifname: &str) -> PathBuf {
     Path::new(WIREGUARD_SOCKETS).join(format!("{ifname}.sock"))
 }
+
+/// The pid of a helper nsvpn started for the profile (`slirp4netns`,
+/// `dnsmasq`).
+pub fn pid_file(profile: &str, program: &str) -> PathBuf {
+    profile_dir(profile).join(format!("{program}.pid"))
+}
+
+/// The split resolver's servers (dnsmasq re-reads them on SIGHUP).
+pub fn resolver_servers(profile: &str) -> PathBuf {
+    profile_dir(profile).join("dns-servers")
+}

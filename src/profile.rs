@@ -46,6 +46,14 @@ struct RawProfile {
     hosts: Option<BTreeMap<String, String>>,
     access: Option<RawAccess>,
     veth: Option<RawVeth>,
+    split: Option<RawSplit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSplit {
+    internet: Option<bool>,
+    direct: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +67,7 @@ struct RawRoutes {
 struct RawDns {
     servers: Option<Vec<String>>,
     search: Option<Vec<String>>,
+    domains: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +106,21 @@ pub struct Profile {
     pub hosts: Vec<(String, IpAddr)>,
     pub access: Access,
     pub veth: VethAddrs,
+    /// `[split]`: a path to the host's network beside the VPN.
+    pub split: Option<Split>,
+}
+
+/// `[split]`, with `[dns] domains`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Split {
+    /// Everything the VPN does not route goes out through the host.
+    pub internet: bool,
+    /// Prefixes that always go through the host, even when the VPN claims
+    /// them.
+    pub direct: Vec<IpNet>,
+    /// `[dns] domains`: the names the VPN's servers answer; the rest go to
+    /// the host's resolver. None: the VPN's own domains.
+    pub domains: Option<Vec<String>>,
 }
 
 /// A TOML error on one line: where, which field, what (never the line's own
@@ -264,13 +288,17 @@ impl Profile {
             toml::from_str(text).map_err(|e| anyhow!("{}: {}", src.at(), toml_error(text, &e)))?;
         let vpn = Vpn::parse(&src, raw.vpn)?;
         let routes = raw.routes.map(|r| src.routes(&r)).transpose()?;
-        let (dns_servers, dns_search) = match raw.dns {
-            None => (None, None),
+        let (dns_servers, dns_search, dns_domains) = match raw.dns {
+            None => (None, None, None),
             Some(d) => (
                 d.servers.map(|s| src.dns_servers(&s)).transpose()?,
-                d.search.map(|s| src.dns_search(s)).transpose()?,
+                d.search.map(|s| src.dns_search(s, "search")).transpose()?,
+                d.domains
+                    .map(|s| src.dns_search(s, "domains"))
+                    .transpose()?,
             ),
         };
+        let split = src.split(raw.split, dns_domains)?;
         let hosts = src.hosts(raw.hosts.unwrap_or_default())?;
         let access = match raw.access {
             None => Access::default(),
@@ -293,6 +321,7 @@ impl Profile {
             hosts,
             access,
             veth,
+            split,
         })
     }
 }
@@ -356,17 +385,58 @@ impl Source<'_> {
             .collect()
     }
 
-    /// `[dns] search`: domain names.
-    fn dns_search(&self, search: Vec<String>) -> Result<Vec<String>> {
+    /// `[dns] search` or `domains`: domain names.
+    fn dns_search(&self, search: Vec<String>, key: &str) -> Result<Vec<String>> {
         for (i, s) in search.iter().enumerate() {
             if !is_hostname(s) {
                 return Err(self.field(
-                    &format!("dns.search[{i}]"),
+                    &format!("dns.{key}[{i}]"),
                     format!("{s:?} is not a domain name"),
                 ));
             }
         }
         Ok(search)
+    }
+
+    /// `[split]`: `internet` and `direct` (prefixes, truncated), with
+    /// `[dns] domains`, which only a split profile uses.
+    fn split(&self, raw: Option<RawSplit>, domains: Option<Vec<String>>) -> Result<Option<Split>> {
+        let Some(raw) = raw else {
+            if domains.is_some() {
+                return Err(self.field(
+                    "dns.domains",
+                    "splits DNS, which needs a [split] section (internet = true, or direct = [...])"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let mut direct = Vec::new();
+        for (i, s) in raw.direct.unwrap_or_default().iter().enumerate() {
+            let n: IpNet = s
+                .parse()
+                .map_err(|e| self.field(&format!("split.direct[{i}]"), format!("{s:?}: {e}")))?;
+            if n.addr().is_ipv6() {
+                return Err(self.field(
+                    &format!("split.direct[{i}]"),
+                    format!("{s:?}: the host's network is reached over IPv4 only"),
+                ));
+            }
+            direct.push(n.trunc());
+        }
+        let internet = raw.internet.unwrap_or(false);
+        if !internet && direct.is_empty() {
+            return Err(self.field(
+                "split",
+                "asks for nothing: set internet = true, or direct = [\"192.168.1.0/24\", ...]"
+                    .into(),
+            ));
+        }
+        Ok(Some(Split {
+            internet,
+            direct,
+            domains,
+        }))
     }
 
     /// `[hosts]`: name = address pairs, in the order of their names.
@@ -466,6 +536,19 @@ groups = ["consultants"]
     }
 
     #[test]
+    fn a_split_profile() {
+        let p = parse("[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[dns]\ndomains = [\"corp.internal\"]\n[split]\ninternet = true\ndirect = [\"192.168.1.7/24\"]\n").unwrap();
+        assert_eq!(
+            p.split,
+            Some(Split {
+                internet: true,
+                direct: vec!["192.168.1.0/24".parse().unwrap()],
+                domains: Some(vec!["corp.internal".into()]),
+            })
+        );
+    }
+
+    #[test]
     fn other_kinds_and_relative_paths() {
         let ovpn = parse("[vpn]\nkind = \"openvpn\"\nconfig = \"corp.ovpn\"\nauth_file = \"../secrets/corp\"\n[veth]\nsubnet = \"10.250.0.0/30\"\n").unwrap();
         let oc = parse("[vpn]\nkind = \"openconnect\"\nserver = \"vpn.example\"\nprotocol = \"gp\"\nuser = \"alice\"\nargs = [\"--servercert\", \"pin-sha256:x\"]\n").unwrap();
@@ -514,6 +597,26 @@ groups = ["consultants"]
                 "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[access]\nusers = [\"../root\"]\n",
             ),
             ("not toml", "[vpn\n"),
+            (
+                "split asking for nothing",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[split]\ninternet = false\n",
+            ),
+            (
+                "bad direct prefix",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[split]\ndirect = [\"192.168.1.0/33\"]\n",
+            ),
+            (
+                "IPv6 direct prefix",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[split]\ndirect = [\"fd00::/8\"]\n",
+            ),
+            (
+                "split domains without [split]",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[dns]\ndomains = [\"corp.internal\"]\n",
+            ),
+            (
+                "bad split domain",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[dns]\ndomains = [\"a b\"]\n[split]\ninternet = true\n",
+            ),
         ];
         let out: Vec<String> = cases
             .iter()

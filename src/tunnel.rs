@@ -14,7 +14,8 @@ use crate::ipnet::IpNet;
 use crate::names::Names;
 use crate::netlink::{Netlink, Route};
 use crate::netns;
-use crate::profile::Profile;
+use crate::profile::{Profile, Split};
+use crate::split;
 
 /// One address of the tunnel device; `peer` is the far end of a
 /// point-to-point link (OpenVPN's net30/p2p topologies).
@@ -45,6 +46,9 @@ pub struct Overrides {
     pub dns_servers: Option<Vec<IpAddr>>,
     pub dns_search: Option<Vec<String>>,
     pub hosts: Vec<(String, IpAddr)>,
+    /// `[split]`: the kill switch's routes and the split resolver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
 }
 
 impl Overrides {
@@ -54,6 +58,7 @@ impl Overrides {
             dns_servers: p.dns_servers.clone(),
             dns_search: p.dns_search.clone(),
             hosts: p.hosts.clone(),
+            split: p.split.clone(),
         }
     }
 }
@@ -122,7 +127,32 @@ pub async fn configure(
         inner.add_route(&Route::via_link(*r, tun)).await?;
     }
     let dns = effective_dns(setup, ov);
-    dnsfiles::write(&names.netns, &names.profile, &dns)?;
+    match &ov.split {
+        None => {
+            dnsfiles::write(&names.netns, &names.profile, &dns)?;
+        }
+        Some(sp) => {
+            // The kill switch of a split profile: beneath the tunnel's
+            // routes, the same prefixes and the VPN's DNS servers are
+            // unreachable, so that they never take the stack's way out.
+            // (The stack carries IPv4 only.) A server the routes cover
+            // needs no route of its own: a more specific one would win over
+            // the tunnel's.
+            let servers = dns
+                .servers
+                .iter()
+                .filter(|a| !routes.iter().any(|r| r.contains(**a)))
+                .map(|a| IpNet::host(*a));
+            for r in routes.iter().copied().chain(servers) {
+                if r.is_ipv4() {
+                    inner
+                        .add_route(&Route::unreachable(r, split::KILL_METRIC))
+                        .await?;
+                }
+            }
+            split::write_dns(names, &dns, sp)?;
+        }
+    }
     Ok(Applied {
         addresses: setup
             .addresses
@@ -197,6 +227,7 @@ mod tests {
             dns_servers: Some(vec![]),
             dns_search: Some(vec!["acme.internal".into()]),
             hosts: vec![("db".into(), "10.20.1.5".parse().unwrap())],
+            split: None,
         };
         assert_eq!(
             effective_routes(&setup, &ov),

@@ -189,3 +189,29 @@ pub fn cmdline(pid: u32) -> Option<Vec<Vec<u8>>> {
             .collect(),
     )
 }
+
+/// The pid in a pid file, if it holds one.
+pub fn read_pid(path: &std::path::Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Whether `pid` runs `program` (its file name) with an argument that
+/// contains `marker` (a helper's namespace or profile name).
+pub fn runs(pid: u32, program: &str, marker: &[u8]) -> bool {
+    let Some(args) = cmdline(pid) else {
+        return false;
+    };
+    let named = args
+        .first()
+        .is_some_and(|a| a.rsplit(|b| *b == b'/').next() == Some(program.as_bytes()));
+    named
+        && args
+            .iter()
+            .skip(1)
+            .any(|a| a.windows(marker.len()).any(|w| w == marker))
+}
+
+/// Every process but this one that [`runs`] `program` with `marker`.
+pub fn find_runs(program: &str, marker: &[u8]) -> Vec<u32> {
+    other_pids().filter(|p| runs(*p, program, marker)).collect()
+}

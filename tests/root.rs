@@ -124,12 +124,11 @@ fn veth_addresses_and_routes_land_in_the_namespace_and_teardown_removes_them() {
             .unwrap();
         inner.set_up(nv.index, Some(1400)).await.unwrap();
         inner
-            .add_route(&Route {
-                dest: "10.20.0.0/16".parse().unwrap(),
-                link: Some(nv.index),
-                gateway: Some(v.host.into()),
-                link_scope: false,
-            })
+            .add_route(&Route::via_gateway(
+                "10.20.0.0/16".parse().unwrap(),
+                v.host.into(),
+                nv.index,
+            ))
             .await
             .unwrap();
         let routes = inner.routes().await.unwrap();

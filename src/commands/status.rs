@@ -13,7 +13,7 @@ use crate::backend::program as client_program;
 use crate::backend::wireguard::{Implementation, PeerStatus};
 use crate::caller::{Action, Caller, Mode};
 use crate::dnsfiles;
-use crate::lifecycle::parts::Check;
+use crate::lifecycle::parts::{self, Check};
 use crate::lifecycle::teardown;
 use crate::lifecycle::{Assessment, Health, assess, state_word};
 use crate::names::{self, Names};
@@ -90,6 +90,9 @@ pub struct RouteReport {
     pub destination: String,
     pub interface: Option<String>,
     pub gateway: Option<String>,
+    /// An `unreachable` route: a split profile's kill switch.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unreachable: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,7 +169,7 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
     };
     gather_network(&mut r, &st, ns.as_fd());
     gather_dns(&mut r);
-    r.processes = netns::processes_in(&r.namespace);
+    r.processes = parts::user_processes(&st.names);
     r
 }
 
@@ -318,6 +321,7 @@ fn gather_network(r: &mut Report, st: &State, ns: BorrowedFd<'_>) {
                     destination: rt.dest.to_string(),
                     interface: rt.link.map(name_of),
                     gateway: rt.gateway.map(|g| g.to_string()),
+                    unreachable: rt.unreachable,
                 })
                 .collect();
             match net.peers {
@@ -535,7 +539,8 @@ fn render_routes(s: &mut String, r: &Report) {
                 .as_ref()
                 .map(|g| format!(" via {g}"))
                 .unwrap_or_default();
-            s.push_str(&format!("    {}{via}{dev}\n", rt.destination));
+            let kill = if rt.unreachable { " unreachable" } else { "" };
+            s.push_str(&format!("    {}{via}{dev}{kill}\n", rt.destination));
         }
     }
 }
@@ -694,11 +699,13 @@ mod tests {
                 destination: "10.20.0.0/16".into(),
                 interface: Some("nsvt-acme".into()),
                 gateway: None,
+                unreachable: false,
             },
             RouteReport {
                 destination: "169.254.109.200/30".into(),
                 interface: Some("nsvn-acme".into()),
                 gateway: None,
+                unreachable: false,
             },
         ];
         r.dns = Some(DnsReport {

@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 
 use super::parts;
 use crate::names::Names;
-use crate::netns::{self, Process};
+use crate::netns::Process;
 use crate::paths;
 use crate::state::{self, State};
 use crate::{util, vlog};
@@ -121,7 +121,7 @@ pub fn render_ended(ended: &[Ended], grace: Duration) -> String {
 /// make it refuse, unless `kill`, which ends them first (and returns them).
 pub fn teardown(names: &Names, kill_inside: bool) -> Result<Vec<Ended>> {
     let st = State::load(&names.profile);
-    let inside = netns::processes_in(&names.netns);
+    let inside = parts::user_processes(names);
     if !inside.is_empty() {
         if !kill_inside {
             let list: Vec<String> = inside
@@ -173,7 +173,7 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        let command = netns::process_command(pid);
+        let command = crate::netns::process_command(pid);
         (child, Process { pid, command })
     }
 

@@ -48,6 +48,19 @@ pub fn spawn(
     fd3: Option<BorrowedFd>,
     log: &Path,
 ) -> Result<u32> {
+    spawn_in(None, program, args, stdin_data, fd3, log)
+}
+
+/// [`spawn`], with the program started inside the network namespace
+/// `netns` when given (a helper that binds inside it, as the resolver).
+pub fn spawn_in(
+    netns: Option<BorrowedFd>,
+    program: &Path,
+    args: &[OsString],
+    stdin_data: Option<&[u8]>,
+    fd3: Option<BorrowedFd>,
+    log: &Path,
+) -> Result<u32> {
     let prog_c = CString::new(program.as_os_str().as_bytes())?;
     let mut argv = vec![prog_c.clone()];
     for a in args {
@@ -76,13 +89,19 @@ pub fn spawn(
     let (rd, wr) = pipe().context("pipe")?;
 
     // SAFETY: between fork and exec the children only call async-signal-safe
-    // functions (setsid, fork, dup2, pthread_sigmask, execv, write, _exit) on
+    // functions (setsid, fork, setns, dup2, pthread_sigmask, execv, write,
+    // _exit) on
     // data prepared above.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             let _ = setsid();
             match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
+                    if let Some(ns) = netns
+                        && unsafe { nix::libc::setns(ns.as_raw_fd(), nix::libc::CLONE_NEWNET) } != 0
+                    {
+                        unsafe { nix::libc::_exit(126) }
+                    }
                     let _ = SigSet::empty().thread_set_mask();
                     let _ = dup2_stdin(&stdin);
                     let _ = dup2_stdout(&log_file);

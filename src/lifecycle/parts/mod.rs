@@ -4,7 +4,10 @@
 //! by `down`, by the rollback of a failed `up` and by the clean-up after a
 //! crash. Adding a part is a file here and a line in [`PARTS`].
 
+mod helper;
 mod namespace;
+mod resolver;
+mod stack;
 mod tunnel;
 mod veth;
 
@@ -21,22 +24,40 @@ use crate::state::State;
 /// The parts, in the order `up` makes them:
 /// - the namespace first: everything else lives in it or points at it;
 /// - the veth pair next: its namespace end is moved in when it is made;
-/// - the tunnel last: the VPN client and its device. Once it is there,
-///   traffic flows, so nothing may come after it that could still fail
-///   without rolling it back.
+/// - the tunnel: the VPN client and its device, with the kill switch's
+///   routes of a split profile;
+/// - a split profile's user-mode stack only after the tunnel: until the
+///   VPN's routes and their `unreachable` twins are in place, nothing may
+///   have a way out;
+/// - the split resolver last: the tunnel says which servers and domains
+///   it splits, and it asks the host's resolver through the stack.
 ///
-/// Removal runs backwards: the tunnel first, so the VPN client can still
-/// say goodbye to its server through the host's network, and the namespace
-/// last, so nothing is ever left pointing into a namespace that is gone.
-pub const PARTS: &[&dyn Part] = &[&namespace::Namespace, &veth::Veth, &tunnel::Tunnel];
+/// Removal runs backwards: the helpers first; then the tunnel, so the VPN
+/// client can still say goodbye to its server through the host's network;
+/// the namespace last, so nothing is ever left pointing into a namespace
+/// that is gone (a running stack would even keep it alive, unnamed).
+pub const PARTS: &[&dyn Part] = &[
+    &namespace::Namespace,
+    &veth::Veth,
+    &tunnel::Tunnel,
+    &stack::Stack,
+    &resolver::Resolver,
+];
 
 /// One part of a profile's runtime.
 pub trait Part: Sync {
     /// Its name in the state, in `status` and in messages.
     fn name(&self) -> &'static str;
 
-    /// Makes it, with what earlier parts made.
-    fn create(&self, cx: &mut Making<'_>) -> Result<()>;
+    /// Whether the profile has this part at all (a split profile's helpers).
+    fn wanted(&self, _st: &State) -> bool {
+        true
+    }
+
+    /// Makes it, with what earlier parts made; false when there turned out
+    /// to be nothing to make (a split profile without split domains has no
+    /// resolver).
+    fn create(&self, cx: &mut Making<'_>) -> Result<bool>;
 
     /// Whether it is there and working. A quick look (for `exec`) checks
     /// only what can make the profile broken.
@@ -44,6 +65,12 @@ pub trait Part: Sync {
 
     /// What it is, for `status`: its name on the machine and what runs it.
     fn show(&self, st: &State) -> String;
+
+    /// The processes of its own that run inside the namespace (a helper
+    /// bound there): not the user's, so `down` does not wait for them.
+    fn processes(&self, _names: &Names) -> Vec<u32> {
+        Vec::new()
+    }
 
     /// Whether any trace of it is on the machine (found by name, with or
     /// without state).
@@ -149,9 +176,10 @@ impl Probe for Machine {
 pub fn create_all(cx: &mut Making<'_>) -> Result<()> {
     for part in PARTS {
         crate::signals::check()?;
-        part.create(cx)?;
-        cx.st.parts.push(part.name().to_string());
-        cx.st.save()?;
+        if part.wanted(cx.st) && part.create(cx)? {
+            cx.st.parts.push(part.name().to_string());
+            cx.st.save()?;
+        }
     }
     Ok(())
 }
@@ -160,7 +188,14 @@ pub fn create_all(cx: &mut Making<'_>) -> Result<()> {
 /// first broken one (the later checks would only repeat it).
 pub fn check_all(look: &mut Look<'_>, stop_at_broken: bool) -> Vec<(&'static dyn Part, Check)> {
     let mut out = Vec::new();
+    // A state from before parts were recorded lists none: every part the
+    // profile wants is checked then.
+    let recorded =
+        |p: &dyn Part| look.st.parts.is_empty() || look.st.parts.iter().any(|n| n == p.name());
     for part in PARTS {
+        if !part.wanted(look.st) || !recorded(*part) {
+            continue;
+        }
         let c = part.check(look);
         let broken = matches!(c, Check::Broken(_));
         out.push((*part, c));
@@ -169,6 +204,16 @@ pub fn check_all(look: &mut Look<'_>, stop_at_broken: bool) -> Vec<(&'static dyn
         }
     }
     out
+}
+
+/// The processes inside the namespace that are the user's: every one but
+/// the parts' own.
+pub fn user_processes(names: &Names) -> Vec<crate::netns::Process> {
+    let own: Vec<u32> = PARTS.iter().flat_map(|p| p.processes(names)).collect();
+    crate::netns::processes_in(&names.netns)
+        .into_iter()
+        .filter(|p| !own.contains(&p.pid))
+        .collect()
 }
 
 /// Whether any trace of any part is on the machine.

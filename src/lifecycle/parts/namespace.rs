@@ -21,7 +21,7 @@ impl Part for Namespace {
         "namespace"
     }
 
-    fn create(&self, cx: &mut Making<'_>) -> Result<()> {
+    fn create(&self, cx: &mut Making<'_>) -> Result<bool> {
         let t0 = Instant::now();
         let name = &cx.names.netns;
         netns::create(name)?;
@@ -40,7 +40,7 @@ impl Part for Namespace {
         cx.ns = Some(ns);
         cx.own += t0.elapsed();
         vlog!("namespace {name} created ({:?})", t0.elapsed());
-        Ok(())
+        Ok(true)
     }
 
     fn check(&self, look: &mut Look<'_>) -> Check {

@@ -24,7 +24,7 @@ impl Part for Tunnel {
         "tunnel"
     }
 
-    fn create(&self, cx: &mut Making<'_>) -> Result<()> {
+    fn create(&self, cx: &mut Making<'_>) -> Result<bool> {
         let ns = cx
             .ns
             .as_ref()
@@ -33,7 +33,7 @@ impl Part for Tunnel {
         cx.own += c.own;
         cx.waited += c.waited;
         cx.what = c.what;
-        Ok(())
+        Ok(true)
     }
 
     fn check(&self, look: &mut Look<'_>) -> Check {

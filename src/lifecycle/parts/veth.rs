@@ -21,7 +21,7 @@ impl Part for Veth {
         "veth"
     }
 
-    fn create(&self, cx: &mut Making<'_>) -> Result<()> {
+    fn create(&self, cx: &mut Making<'_>) -> Result<bool> {
         let t0 = Instant::now();
         let names = cx.names;
         let v = cx.profile.veth;
@@ -61,7 +61,7 @@ impl Part for Veth {
             names.ns_veth,
             t0.elapsed()
         );
-        Ok(())
+        Ok(true)
     }
 
     /// Without its veth the VPN still works, and the namespace stays
