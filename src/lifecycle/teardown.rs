@@ -161,8 +161,21 @@ mod tests {
     use std::time::Instant;
 
     /// `sh -c SCRIPT`, once it has become `sleep` (its traps in place).
+    /// (SIGTERM and SIGHUP start at their defaults, also when the tests
+    /// run under `nohup`: a shell cannot undo a signal ignored on entry.)
     fn sleeper(script: &str) -> (Child, Process) {
-        let child = Command::new("sh").args(["-c", script]).spawn().unwrap();
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        // SAFETY: signal() is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::libc::signal(nix::libc::SIGHUP, nix::libc::SIG_DFL);
+                nix::libc::signal(nix::libc::SIGTERM, nix::libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
         let pid = child.id();
         let t = Instant::now();
         while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n"
