@@ -57,7 +57,7 @@ fn sandboxed(test: &str) -> bool {
         text.contains("1 passed"),
         "{test} did not run inside its sandbox:\n{text}"
     );
-    // Shown with --nocapture (the throughput test prints its numbers).
+    // Shown with --nocapture: what the test printed inside its sandbox.
     eprint!("{text}");
     false
 }
