@@ -21,6 +21,13 @@ pub use crate::backend::vpn::Vpn;
 use crate::ipnet::{IpNet, Ipv4Net};
 use crate::names::{self, VethAddrs};
 
+/// The keys of a profile that belong above its first `[section]`.
+const TOP_LEVEL_KEYS: &[&str] = &["description", "mtu"];
+
+/// The range of the top-level `mtu`.
+pub const MTU_MIN: u32 = 576;
+pub const MTU_MAX: u32 = 9000;
+
 pub const DEFAULT_DIR: &str = "/etc/nsvpn/profiles";
 pub const ENV_DIR: &str = "NSVPN_PROFILES";
 
@@ -47,6 +54,7 @@ struct RawProfile {
     access: Option<RawAccess>,
     veth: Option<RawVeth>,
     split: Option<RawSplit>,
+    mtu: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +116,8 @@ pub struct Profile {
     pub veth: VethAddrs,
     /// `[split]`: a path to the host's network beside the VPN.
     pub split: Option<Split>,
+    /// `mtu`: the tunnel device's MTU, over what the VPN says (every kind).
+    pub mtu: Option<u32>,
 }
 
 /// `[split]`, with `[dns] domains`.
@@ -141,10 +151,17 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
         .count()
         + 1;
     let lines: Vec<&str> = text.lines().collect();
-    let field = field_at(&lines, line - 1)
-        .map(|f| format!(", field `{f}`"))
-        .unwrap_or_default();
-    format!("line {line}, column {column}{field}: {msg}")
+    let field = field_at(&lines, line - 1);
+    // A top-level key written below a [section] belongs to that section in
+    // TOML: say where it goes.
+    let hint = match field.as_deref().and_then(|f| f.rsplit_once('.')) {
+        Some((_, k)) if TOP_LEVEL_KEYS.contains(&k) && msg.starts_with("unknown field") => {
+            format!(" (`{k}` is a top-level key: put it above the first [section])")
+        }
+        _ => String::new(),
+    };
+    let field = field.map(|f| format!(", field `{f}`")).unwrap_or_default();
+    format!("line {line}, column {column}{field}: {msg}{hint}")
 }
 
 /// The dotted field a line of a profile sets (`access.users`), or the table a
@@ -309,6 +326,7 @@ impl Profile {
             Some(v) => src.veth(&v)?,
         };
         src.description(raw.description.as_deref())?;
+        let mtu = raw.mtu.map(|m| src.mtu(m)).transpose()?;
 
         Ok(Profile {
             name: name.to_string(),
@@ -322,6 +340,7 @@ impl Profile {
             access,
             veth,
             split,
+            mtu,
         })
     }
 }
@@ -490,6 +509,22 @@ impl Source<'_> {
         VethAddrs::from_subnet(subnet).map_err(|e| self.field("veth.subnet", e.to_string()))
     }
 
+    /// The top-level `mtu`: what a tunnel device can carry. IPv4 needs at
+    /// least 576 (and IPv6 1280, which the kernel turns off below it);
+    /// 9000 is a jumbo frame, beyond anything a VPN's path carries.
+    fn mtu(&self, m: i64) -> Result<u32> {
+        match u32::try_from(m) {
+            Ok(v) if (MTU_MIN..=MTU_MAX).contains(&v) => Ok(v),
+            _ => Err(self.field(
+                "mtu",
+                format!(
+                    "{m} is not a usable MTU: give the tunnel's packet size in bytes, \
+                     {MTU_MIN} to {MTU_MAX} (`nsvpn doctor <profile>` measures what the path carries)"
+                ),
+            )),
+        }
+    }
+
     /// The top-level `description`, which is shown as is: no control
     /// characters.
     fn description(&self, d: Option<&str>) -> Result<()> {
@@ -515,6 +550,7 @@ mod tests {
         let p = parse(
             r#"
 description = "ACME customer network"
+mtu = 1380
 [vpn]
 kind = "wireguard"
 config = "/etc/wireguard/acme.conf"
@@ -616,6 +652,22 @@ groups = ["consultants"]
             (
                 "bad split domain",
                 "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[dns]\ndomains = [\"a b\"]\n[split]\ninternet = true\n",
+            ),
+            (
+                "mtu too small",
+                "mtu = 200\n[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n",
+            ),
+            (
+                "mtu negative",
+                "mtu = -1\n[vpn]\nkind = \"openvpn\"\nconfig = \"a\"\n",
+            ),
+            (
+                "mtu not a number",
+                "mtu = \"1380\"\n[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n",
+            ),
+            (
+                "mtu under a section",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\nmtu = 1380\n",
             ),
         ];
         let out: Vec<String> = cases
