@@ -369,10 +369,12 @@ impl Netlink {
     /// None when it has no route at all (ENETUNREACH).
     pub async fn route_to(&self, dest: IpAddr) -> Result<Option<RouteTo>> {
         let prefix = if dest.is_ipv4() { 32 } else { 128 };
-        let msg = RouteMessageBuilder::<IpAddr>::new()
+        let mut msg = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(dest, prefix)
             .map_err(|e| anyhow!("{e}"))?
             .build();
+        // Without it the kernel reports every answer as the main table's.
+        msg.header.flags |= rtnetlink::packet_route::route::RouteFlags::LookupTable;
         let mut replies = self.handle.route().get(msg).execute();
         match replies.try_next().await {
             Ok(Some(m)) => {

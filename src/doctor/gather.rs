@@ -38,6 +38,21 @@ fn names_in(dir: &str) -> Vec<String> {
     v
 }
 
+/// The last lines of a client's log, without wireguard-go's boxed banner
+/// about kernel support (which says nothing about this tunnel).
+fn log_end(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.contains(['│', '┌', '└']))
+        .collect();
+    lines[lines.len().saturating_sub(8)..]
+        .iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `nsvpn doctor`: the host's routes, loopback, DNS and leftovers.
 pub fn host(dir: &Path) -> Result<Report> {
     let mut r = Report::new("host");
@@ -173,8 +188,12 @@ pub fn profile(dir: &Path, name: &str, target: Option<&str>) -> Result<Report> {
     let log = st
         .as_ref()
         .filter(|s| s.pid.is_some() || s.kind != Kind::WireGuard)
-        .map(|_| util::tail(&paths::log_file(name, program), 8));
-    if let Some(f) = tunnel::judge_standing(&standing, name, program, log.as_deref()) {
+        .map(|_| {
+            let path = paths::log_file(name, program);
+            (path.display().to_string(), log_end(&path))
+        });
+    let log = log.as_ref().map(|(p, l)| (p.as_str(), l.as_str()));
+    if let Some(f) = tunnel::judge_standing(&standing, name, program, log) {
         r.findings.push(f);
         return Ok(r);
     }

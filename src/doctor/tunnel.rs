@@ -19,20 +19,21 @@ pub enum Standing {
     Broken(String),
 }
 
-/// A finding for a profile that is not up and working; `log` is the end
-/// of its client's log, if it has one.
+/// A finding for a profile that is not up and working; `log` is its
+/// client's log file and its last lines, if it has one.
 pub fn judge_standing(
     st: &Standing,
     profile: &str,
     program: &str,
-    log: Option<&str>,
+    log: Option<(&str, &str)>,
 ) -> Option<Finding> {
     let restart = format!("nsvpn down {profile} && nsvpn up {profile}");
-    let with_log = |mut f: Finding| {
-        if let Some(l) = log.filter(|l| !l.trim().is_empty()) {
-            f = f.evidence(format!("the end of {program}'s log:\n{l}"));
-        }
-        f
+    let with_log = |f: Finding| match log {
+        Some((path, l)) if l.trim().is_empty() => f.evidence(format!(
+            "the end of {program}'s log ({path}): nothing it wrote says why"
+        )),
+        Some((path, l)) => f.evidence(format!("the end of {program}'s log ({path}):\n{l}")),
+        None => f,
     };
     match st {
         Standing::Up => None,
@@ -141,6 +142,17 @@ mod tests {
 
     #[test]
     fn standings_judged() {
+        let quiet = judge_standing(
+            &Standing::Broken("gone".into()),
+            "b",
+            "wireguard-go",
+            Some(("/run/nsvpn/b/wireguard-go.log", "")),
+        )
+        .unwrap();
+        assert_eq!(
+            quiet.evidence[1],
+            "the end of wireguard-go's log (/run/nsvpn/b/wireguard-go.log): nothing it wrote says why"
+        );
         assert_eq!(judge_standing(&Standing::Up, "corp", "openvpn", None), None);
         let mut r = super::super::Report::new("corp");
         r.findings = [
@@ -156,7 +168,10 @@ mod tests {
                 s,
                 "corp",
                 "openvpn",
-                Some("    2026-11-25 SIGTERM received\n    2026-11-25 process exiting"),
+                Some((
+                    "/run/nsvpn/corp/openvpn.log",
+                    "    2026-11-25 SIGTERM received\n    2026-11-25 process exiting",
+                )),
             )
         })
         .collect();
