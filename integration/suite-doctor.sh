@@ -145,5 +145,7 @@ grep -qF "link nsvh-ghost on the host" /tmp/doctor.out && grep -qF "directory /e
   && ok "... the namespace, link and directory, and the fix" || fail "... the namespace, link and directory, and the fix"
 check "... the fix: nsvpn down ghost" nsvpn down ghost
 doctor_says "... and the host is healthy again, exit 0" 0 "nsvpn doctor host: nothing wrong"
-status_is "doctor of a profile that is down says so, exit 1" 1 nsvpn doctor charlie
+cp "$LAB_DIR/profiles/alpha.toml" "$LAB_DIR/profiles/docdown.toml"
+doctor_says "doctor of a profile that is down says so, exit 1" 1 "PROBLEM [tunnel] profile docdown is not up" docdown
+rm -f "$LAB_DIR/profiles/docdown.toml"
 rm -f /tmp/doctor.out /tmp/doctor.err
