@@ -72,6 +72,15 @@ doctor_says "... and doctor finds nothing wrong" 0 "ok: mtu: the path to 10.20.1
 sed -i '1d' "$LAB_DIR/profiles/alpha.toml"
 check "... mtu taken out again: down and up alpha" bash -c "nsvpn down alpha && nsvpn up alpha"
 
+# The key sets the tunnel's MTU for the other kinds too (through the hook).
+for p in charlie delta; do
+  { echo "mtu = 1300"; cat "$LAB_DIR/profiles/$p.toml"; } > "$LAB_DIR/profiles/m$p.toml"
+  check "m$p: up with mtu = 1300" nsvpn up "m$p"
+  expect "m$p: its tunnel's MTU is 1300" "1300" bash -c "ip -n nsvpn-m$p -o link show nsvt-m$p | sed 's/.* mtu \([0-9]*\) .*/\1/'"
+  check "m$p: down" nsvpn down "m$p"
+  rm -f "$LAB_DIR/profiles/m$p.toml"
+done
+
 echo "# doctor: the same smaller MTU with ICMP allowed is no black hole"
 ip netns exec lab-gw-alpha nft delete table inet doctor
 doctor_says "doctor alpha --target 10.20.1.5: Path MTU Discovery works, exit 0" 0 \
