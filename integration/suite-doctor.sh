@@ -45,6 +45,19 @@ expect "doctor changed nothing (links, addresses, routes, rules, namespaces, fil
 # The gateway's links at 1300 (its tunnel toward the client and its inside
 # link toward the database), so that a full-size packet in either direction
 # needs a "fragmentation needed" from the gateway, which nftables drops.
+# A split profile: its resolver inside answers, and the VPN's server behind it
+# is asked through the tunnel too. (It uses alpha's key: alpha goes down
+# meanwhile, as one WireGuard peer has one endpoint.)
+check "down alpha (its key serves the split copy)" nsvpn down alpha
+{ cat "$LAB_DIR/profiles/alpha.toml"; printf '[split]\ninternet = true\n'; } > "$LAB_DIR/profiles/dsplit.toml"
+check "dsplit: up (alpha with [split] internet = true)" nsvpn up dsplit
+doctor_says "doctor dsplit: nothing wrong, exit 0" 0 "nsvpn doctor dsplit: nothing wrong (checked tunnel, routes, dns, mtu)" dsplit
+grep -qF "ok: dns: 127.0.0.1 (the split resolver inside) answers internal" /tmp/doctor.out && grep -qF "ok: dns: 10.20.0.53 (the VPN's, through nsvt-dsplit) answers internal" /tmp/doctor.out \
+  && ok "... the split resolver and the VPN's server behind it both answer" || { fail "... the split resolver and the VPN's server behind it both answer"; sed 's/^/       /' /tmp/doctor.out; }
+check "dsplit: down" nsvpn down dsplit
+rm -f "$LAB_DIR/profiles/dsplit.toml"
+check "up alpha again" nsvpn up alpha
+
 echo "# doctor: an MTU black hole (gateway alpha's inside links at 1300, nftables dropping ICMP frag-needed)"
 # A 640 kB result (its length counted on this side).
 big="select string_agg(md5(g::text), '') from generate_series(1, 20000) g"
@@ -77,6 +90,13 @@ for p in charlie delta; do
   { echo "mtu = 1300"; cat "$LAB_DIR/profiles/$p.toml"; } > "$LAB_DIR/profiles/m$p.toml"
   check "m$p: up with mtu = 1300" nsvpn up "m$p"
   expect "m$p: its tunnel's MTU is 1300" "1300" bash -c "ip -n nsvpn-m$p -o link show nsvt-m$p | sed 's/.* mtu \([0-9]*\) .*/\1/'"
+  if [ "$p" = charlie ]; then
+    pid=$(jq -r .pid "/run/nsvpn/m$p/state.json"); kill -9 "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    doctor_says "m$p: openvpn killed: doctor says broken" 1 "PROBLEM [tunnel] profile m$p is broken: its tunnel cannot work" "m$p"
+    grep -qF "the end of openvpn's log (/run/nsvpn/m$p/openvpn.log):" /tmp/doctor.out && grep -qF "fix:      nsvpn down m$p && nsvpn up m$p" /tmp/doctor.out \
+      && ok "... with the end of openvpn's log and the fix" || { fail "... with the end of openvpn's log and the fix"; sed 's/^/       /' /tmp/doctor.out; }
+  fi
   check "m$p: down" nsvpn down "m$p"
   rm -f "$LAB_DIR/profiles/m$p.toml"
 done

@@ -238,7 +238,15 @@ pub fn profile(dir: &Path, name: &str, target: Option<&str>) -> Result<Report> {
     let search = dnsfiles::read_resolv_conf(&st.names.netns)
         .map(|(_, s)| s)
         .unwrap_or_default();
-    let net = read_inside(ns, &resolv)?;
+    // A split profile's resolv.conf names its resolver on loopback: the
+    // VPN's own servers behind it are asked too, through the tunnel.
+    let mut servers = resolv.clone();
+    for a in vpn_servers(name, &resolv) {
+        if !servers.contains(&a) {
+            servers.push(a);
+        }
+    }
+    let net = read_inside(ns, &servers)?;
     r.checked.push(Area::Routes);
     let direct = p
         .split
@@ -324,6 +332,12 @@ pub fn profile(dir: &Path, name: &str, target: Option<&str>) -> Result<Report> {
     };
     let tunnel_mtu = tun.mtu.unwrap_or(1500);
     let dest = match &target_host {
+        Some(h) if h.parse::<std::net::Ipv6Addr>().is_ok() => {
+            r.fine.push(format!(
+                "mtu: not measured: doctor probes IPv4 paths only; give an IPv4 --target (not {h})"
+            ));
+            return Ok(r);
+        }
         Some(h) => match resolve_target(&st.names.netns, h, &asked) {
             Some(a) => a,
             None => {

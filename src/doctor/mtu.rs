@@ -21,6 +21,8 @@ const HEADERS: u32 = 20 + 8;
 /// The smallest probe, the first sent: does the target answer at all?
 pub const SMALL: u32 = 84;
 
+/// The packets each probe sends.
+const COPIES: usize = 2;
 /// How long a probe waits for its answer once the round trip is known.
 const MIN_WAIT: Duration = Duration::from_millis(50);
 const MAX_WAIT: Duration = Duration::from_millis(500);
@@ -58,20 +60,18 @@ pub struct Measure {
     pub millis: u128,
 }
 
-/// A probe that went unanswered is sent once more before it counts as lost.
+/// One probe; whether it was answered (a router's "fragmentation needed"
+/// is kept, once).
 fn ask(p: &mut dyn Prober, size: u32, m: &mut Measure) -> Result<bool> {
-    for _ in 0..2 {
-        m.probes += 1;
-        match p.probe(size)? {
-            Answer::Reply => return Ok(true),
-            Answer::TooBig { from, mtu } => {
-                m.icmp.get_or_insert((from, mtu));
-                return Ok(false);
-            }
-            Answer::Nothing => {}
+    m.probes += 1;
+    match p.probe(size)? {
+        Answer::Reply => Ok(true),
+        Answer::TooBig { from, mtu } => {
+            m.icmp.get_or_insert((from, mtu));
+            Ok(false)
         }
+        Answer::Nothing => Ok(false),
     }
-    Ok(false)
 }
 
 /// The search: a small probe (does the target answer?), the tunnel's MTU
@@ -140,8 +140,8 @@ pub fn judge(
             format!("MTU not measured: {} does not answer ping through the tunnel", m.target),
         )
         .evidence(format!(
-            "no echo reply to {} probes of {SMALL} bytes to {}",
-            m.probes, m.target
+            "no echo reply to a probe of {SMALL} bytes ({COPIES} packets) to {}",
+            m.target
         ))
         .why("doctor measures the path with ping packets; a host that drops them tells nothing")
         .fix(format!(
@@ -301,14 +301,17 @@ impl Prober for IcmpProber {
         self.seq = self.seq.wrapping_add(1);
         let pkt = echo_request(self.id, self.seq, size);
         let to = SockaddrIn::from(std::net::SocketAddrV4::new(self.target, 0));
-        match sendto(self.sock.as_raw_fd(), &pkt, &to, MsgFlags::empty()) {
-            Ok(_) => {}
-            // Larger than the route allows here: the tunnel's own MTU.
-            Err(nix::errno::Errno::EMSGSIZE) => return Ok(Answer::Nothing),
-            Err(e) => {
-                return Err(
-                    anyhow::anyhow!(e).context(format!("cannot send a probe to {}", self.target))
-                );
+        // Two copies at once: one lost packet does not pass for a size that
+        // does not fit, and the search waits once per size, not twice.
+        for _ in 0..COPIES {
+            match sendto(self.sock.as_raw_fd(), &pkt, &to, MsgFlags::empty()) {
+                Ok(_) => {}
+                // Larger than the route allows here: the tunnel's own MTU.
+                Err(nix::errno::Errno::EMSGSIZE) => return Ok(Answer::Nothing),
+                Err(e) => {
+                    return Err(anyhow::anyhow!(e)
+                        .context(format!("cannot send a probe to {}", self.target)));
+                }
             }
         }
         let sent = Instant::now();
@@ -404,14 +407,14 @@ mod tests {
         assert_eq!(m.largest, Some(1300));
         assert_eq!(sent, vec![SMALL, 1420, 1300]);
         let (_, blind) = measure(1420, 1300, false, true);
-        assert!(blind.len() > 10, "{blind:?}");
+        assert!(blind.len() > 6, "{blind:?}");
     }
 
     #[test]
     fn an_unreachable_target_is_not_measured() {
         let (m, sent) = measure(1420, 1300, false, false);
         assert_eq!(m.largest, None);
-        assert_eq!(sent, vec![SMALL, SMALL]);
+        assert_eq!(sent, vec![SMALL]);
     }
 
     #[test]
