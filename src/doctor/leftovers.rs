@@ -148,10 +148,10 @@ pub fn judge(s: &Seen) -> Vec<Finding> {
         let p = &st.profile;
         if !st.complete {
             out.push(
-                Finding::problem(Area::Leftovers, format!("profile {p}'s `up` did not finish"))
+                Finding::problem(Area::Leftovers, format!("profile {p}'s `up` did not finish (it is running now, or it crashed)"))
                     .evidence(format!("/run/nsvpn/{p}/state.json says the up is incomplete"))
                     .why("an `up` that crashed or was killed leaves a half-made profile that neither works nor lets a new `up` start")
-                    .fix(format!("nsvpn down {p}")),
+                    .fix(format!("unless an `nsvpn up {p}` is running now: nsvpn down {p}")),
             );
         } else if let Some((pid, false)) = st.client {
             out.push(
