@@ -101,6 +101,21 @@ lab_internet() {
 # lab_inet_asked NAME: how many queries for NAME the public DNS has had.
 lab_inet_asked() { grep -c "query\[[A-Z]*\] $1 from" "$LAB_DIR/internet/dns.log" 2>/dev/null; true; }
 
+# lab_wan_saw FILTER COMMAND...: runs COMMAND while tcpdump captures on the
+# internet's side of the host's uplink; prints how many packets matched
+# FILTER.
+lab_wan_saw() {
+  local filter=$1 cap=$LAB_DIR/internet/wan.pcap log=$LAB_DIR/internet/tcpdump.log t; shift
+  ip netns exec "$LAB_INET_NS" tcpdump --immediate-mode -i wan0 -nn -U -Z root -w "$cap" "$filter" > "$log" 2>&1 &
+  t=$!
+  for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.05; done
+  "$@" > /dev/null 2>&1; sleep 0.3
+  kill -INT "$t"; wait "$t" 2> /dev/null
+  tcpdump -Z root -nn -r "$cap" 2> /dev/null | wc -l
+  [ -n "${LAB_DEBUG:-}" ] && { cat "$log"; ls -la "$cap"; } >&2
+  rm -f "$cap" "$log"
+}
+
 # lab_internet_down: stops the internet's servers and removes the namespace
 # (with it the uplink and the default route).
 lab_internet_down() {

@@ -47,6 +47,13 @@ struct RawProfile {
     access: Option<RawAccess>,
     veth: Option<RawVeth>,
     split: Option<RawSplit>,
+    forward: Option<RawForward>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForward {
+    ports: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +115,9 @@ pub struct Profile {
     pub veth: VethAddrs,
     /// `[split]`: a path to the host's network beside the VPN.
     pub split: Option<Split>,
+    /// `[forward] ports`: forwards kept while the profile is up, as
+    /// `nsvpn forward` takes them (checked when the profile loads).
+    pub forwards: Vec<String>,
 }
 
 /// `[split]`, with `[dns] domains`.
@@ -309,6 +319,10 @@ impl Profile {
             Some(v) => src.veth(&v)?,
         };
         src.description(raw.description.as_deref())?;
+        let forwards = match raw.forward {
+            None => Vec::new(),
+            Some(f) => src.forwards(f.ports)?,
+        };
 
         Ok(Profile {
             name: name.to_string(),
@@ -322,6 +336,7 @@ impl Profile {
             access,
             veth,
             split,
+            forwards,
         })
     }
 }
@@ -437,6 +452,26 @@ impl Source<'_> {
             direct,
             domains,
         }))
+    }
+
+    /// `[forward] ports`: each as `nsvpn forward` takes it; two may not
+    /// listen on the same address.
+    fn forwards(&self, ports: Vec<String>) -> Result<Vec<String>> {
+        if ports.is_empty() {
+            return Err(self.field(
+                "forward.ports",
+                "is empty: list the forwards to keep, e.g. [\"15432:db.internal:5432\"], or \
+                 remove [forward]"
+                    .into(),
+            ));
+        }
+        for (i, t) in ports.iter().enumerate() {
+            t.parse::<crate::forward::Spec>()
+                .map_err(|e| self.field(&format!("forward.ports[{i}]"), format!("{e:#}")))?;
+        }
+        crate::forward::parse_all(&ports)
+            .map_err(|e| self.field("forward.ports", format!("{e:#}")))?;
+        Ok(ports)
     }
 
     /// `[hosts]`: name = address pairs, in the order of their names.
@@ -556,6 +591,20 @@ groups = ["consultants"]
     }
 
     #[test]
+    fn kept_forwards() {
+        let p = parse("[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[forward]\nports = [\"15432:db.internal:5432\", \"[::1]:8443:10.20.1.8:443\"]\n").unwrap();
+        assert_eq!(
+            p.forwards,
+            vec!["15432:db.internal:5432", "[::1]:8443:10.20.1.8:443"]
+        );
+        assert!(parse_ok_without_forward().forwards.is_empty());
+    }
+
+    fn parse_ok_without_forward() -> Profile {
+        parse("[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n").unwrap()
+    }
+
+    #[test]
     fn bad_profiles_name_the_field() {
         let cases = [
             (
@@ -616,6 +665,22 @@ groups = ["consultants"]
             (
                 "bad split domain",
                 "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[dns]\ndomains = [\"a b\"]\n[split]\ninternet = true\n",
+            ),
+            (
+                "bad forward",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[forward]\nports = [\"15432:db.internal:5432\", \"15433:db.internal\"]\n",
+            ),
+            (
+                "two forwards on one port",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[forward]\nports = [\"15432:db.internal:5432\", \"127.0.0.1:15432:10.20.1.6:5432\"]\n",
+            ),
+            (
+                "no forwards",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[forward]\nports = []\n",
+            ),
+            (
+                "forward typo",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[forward]\nport = [\"15432:db.internal:5432\"]\n",
             ),
         ];
         let out: Vec<String> = cases

@@ -49,6 +49,9 @@ pub struct Overrides {
     /// `[split]`: the kill switch's routes and the split resolver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<Split>,
+    /// `[forward] ports`: the forwards part keeps them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwards: Vec<String>,
 }
 
 impl Overrides {
@@ -59,6 +62,7 @@ impl Overrides {
             dns_search: p.dns_search.clone(),
             hosts: p.hosts.clone(),
             split: p.split.clone(),
+            forwards: p.forwards.clone(),
         }
     }
 }
@@ -228,6 +232,7 @@ mod tests {
             dns_search: Some(vec!["acme.internal".into()]),
             hosts: vec![("db".into(), "10.20.1.5".parse().unwrap())],
             split: None,
+            forwards: vec![],
         };
         assert_eq!(
             effective_routes(&setup, &ov),
