@@ -48,13 +48,27 @@ pub fn spawn(
     fd3: Option<BorrowedFd>,
     log: &Path,
 ) -> Result<u32> {
-    spawn_in(None, program, args, stdin_data, fd3, log)
+    spawn_in(Within::Host, program, args, stdin_data, fd3, log)
 }
 
-/// [`spawn`], with the program started inside the network namespace
-/// `netns` when given (a helper that binds inside it, as the resolver).
+/// Where [`spawn_in`] starts a program.
+#[derive(Clone, Copy)]
+pub enum Within<'a> {
+    /// Where nsvpn runs (the host's namespaces).
+    Host,
+    /// Inside this network namespace (a helper that binds inside it, as
+    /// the resolver).
+    Netns(BorrowedFd<'a>),
+    /// In a mount namespace of its own whose mounts are all private: a
+    /// program that sets up a sandbox of its own with `pivot_root` (the
+    /// stack), which fails where a mount it stands on is shared, as
+    /// systemd makes every mount (a tmpfs /tmp, say).
+    PrivateMounts,
+}
+
+/// [`spawn`], with the program started [`Within`] a place of its own.
 pub fn spawn_in(
-    netns: Option<BorrowedFd>,
+    within: Within<'_>,
     program: &Path,
     args: &[OsString],
     stdin_data: Option<&[u8]>,
@@ -88,18 +102,32 @@ pub fn spawn_in(
     };
     let (rd, wr) = pipe().context("pipe")?;
 
+    let root = c"/";
     // SAFETY: between fork and exec the children only call async-signal-safe
-    // functions (setsid, fork, setns, dup2, pthread_sigmask, execv, write,
-    // _exit) on
-    // data prepared above.
+    // functions (setsid, fork, setns, unshare, mount, dup2, pthread_sigmask,
+    // execv, write, _exit) on data prepared above.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             let _ = setsid();
             match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
-                    if let Some(ns) = netns
-                        && unsafe { nix::libc::setns(ns.as_raw_fd(), nix::libc::CLONE_NEWNET) } != 0
-                    {
+                    let placed = match within {
+                        Within::Host => true,
+                        Within::Netns(ns) => unsafe {
+                            nix::libc::setns(ns.as_raw_fd(), nix::libc::CLONE_NEWNET) == 0
+                        },
+                        Within::PrivateMounts => unsafe {
+                            nix::libc::unshare(nix::libc::CLONE_NEWNS) == 0
+                                && nix::libc::mount(
+                                    std::ptr::null(),
+                                    root.as_ptr(),
+                                    std::ptr::null(),
+                                    nix::libc::MS_REC | nix::libc::MS_PRIVATE,
+                                    std::ptr::null(),
+                                ) == 0
+                        },
+                    };
+                    if !placed {
                         unsafe { nix::libc::_exit(126) }
                     }
                     let _ = SigSet::empty().thread_set_mask();

@@ -19,7 +19,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::{Check, Look, Making, Part};
-use crate::backend::client;
+use crate::backend::client::{self, Within};
 use crate::exec::{self, RealSys};
 use crate::forward::{self, Plan};
 use crate::names::{self, Names};
@@ -85,7 +85,7 @@ impl Part for Forwards {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
         let args: Vec<OsString> = vec![COMMAND.into(), names.profile.clone().into()];
         let log = paths::log_file(&names.profile, FILES);
-        let pid = client::spawn_in(None, &exe, &args, None, Some(ready_w.as_fd()), &log)?;
+        let pid = client::spawn_in(Within::Host, &exe, &args, None, Some(ready_w.as_fd()), &log)?;
         util::write_atomic(
             &paths::pid_file(&names.profile, FILES),
             format!("{pid}\n").as_bytes(),
