@@ -772,7 +772,11 @@ mod example_tests {
     fn repository_examples_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
         let names = list_names(&dir).unwrap();
-        assert_eq!(names, ["acme", "corp", "customer"], "one example per kind");
+        assert_eq!(
+            names,
+            ["acme", "corp", "customer", "customer-ipsec"],
+            "one example per kind"
+        );
         for n in names {
             let text = std::fs::read_to_string(dir.join(format!("{n}.toml"))).unwrap();
             let p = Profile::parse(&n, &dir.join(format!("{n}.toml")), &text)
