@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks, in the lab sandbox: the cost of `nsvpn exec` against
-# `ip netns exec`, and the time of `up`/`down` for each back-end (with
-# nsvpn's own share, which `up` prints, apart from the wait for the VPN).
+# `ip netns exec`, the time of `up`/`down` for each back-end (with
+# nsvpn's own share, which `up` prints, apart from the wait for the VPN),
+# and split tunnel: `up` with and without [split], name look-ups inside
+# through the split resolver, and a forward's throughput against a direct
+# connection to the same service.
 # Usage: sudo integration/bench.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,3 +35,35 @@ for p in alpha charlie delta; do
     echo "down: $(( (e - s) / 1000000 )) ms"
   done
 done
+
+echo "## split tunnel: alpha with and without [split] internet = true (and a kept forward)"
+{ cat "$LAB_DIR/profiles/alpha.toml"
+  printf '[split]\ninternet = true\n[forward]\nports = ["15432:10.20.1.5:9000"]\n'; } > "$LAB_DIR/profiles/salpha.toml"
+hyperfine -N --warmup 1 --runs 10 \
+  "sh -c 'nsvpn up alpha >/dev/null && nsvpn down alpha >/dev/null'" \
+  "sh -c 'nsvpn up salpha >/dev/null && nsvpn down salpha >/dev/null'"
+for p in alpha salpha; do
+  for _ in $(seq 3); do
+    out=$(nsvpn up $p); echo "$p up: $(echo "$out" | sed 's/.*is up (//; s/). Run.*//')"; nsvpn down $p > /dev/null
+  done
+done
+nsvpn up salpha > /dev/null
+echo "## name look-ups inside salpha, through its split resolver (dnsmasq)"
+for n in db.internal "$LAB_INET_NAME"; do
+  first=$(ip netns exec nsvpn-salpha dig +tries=1 +noall +stats "$n" | sed -n 's/;; Query time: //p')
+  echo "$n: first look-up (not cached) $first (dig counts whole milliseconds)"
+done
+hyperfine -N --warmup 5 --runs 100 \
+  "ip netns exec nsvpn-salpha getent hosts db.internal" \
+  "ip netns exec nsvpn-salpha getent hosts $LAB_INET_NAME" \
+  "ip netns exec nsvpn-salpha getent hosts localhost"
+echo "## throughput: 256 MiB from a service behind the VPN, directly from inside against through the kept forward"
+ip netns exec lab-db-alpha socat TCP-LISTEN:9000,bind=10.20.1.5,reuseaddr,fork SYSTEM:'head -c 268435456 /dev/zero' &
+served=$!
+for _ in $(seq 100); do ip netns exec lab-db-alpha ss -Hltn 'sport = :9000' | grep -q . && break; sleep 0.02; done
+hyperfine -N --warmup 1 --runs 3 \
+  "ip netns exec nsvpn-salpha socat -u TCP:10.20.1.5:9000 OPEN:/dev/null" \
+  "socat -u TCP:127.0.0.1:15432 OPEN:/dev/null"
+kill "$served"; wait "$served" 2> /dev/null || true
+nsvpn down salpha > /dev/null
+rm -f "$LAB_DIR/profiles/salpha.toml"

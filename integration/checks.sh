@@ -25,7 +25,10 @@ host_routes() { { ip -4 route show table all; ip -6 route show table all; } | gr
 leftovers() {
   ip netns list | grep -o '^nsvpn-[^ ]*' | sed 's/^/netns /'
   ip -br link | awk '{print $1}' | grep -E '^nsv[hnt]-' | sed 's/^/link /'
-  pgrep -af 'wireguard-go|openvpn|openconnect' | grep ' nsvt-' | sed 's/^/process /'
+  pgrep -af 'wireguard-go|openvpn|openconnect|charon' | grep ' nsvt-' | sed 's/^/process /'
+  # an IPsec profile's charon adds a (mark-only) rule for its own table,
+  # 0x6e760000-0x6e76ffff
+  ip rule | awk '{for (i=1;i<NF;i++) if ($i == "lookup" && $(i+1) >= 1853227008 && $(i+1) <= 1853292543) print "rule " $0}'
   ls /etc/netns 2>/dev/null | sed 's/^/etc-netns /'
   ls -A /run/nsvpn 2>/dev/null | sed 's/^/run-nsvpn /'
   ls /run/wireguard 2>/dev/null | grep nsvt- | sed 's/^/socket /'

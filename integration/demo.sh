@@ -37,6 +37,19 @@ run nsvpn status charlie
 run nsvpn down alpha
 run nsvpn down charlie
 run nsvpn down delta
+
+echo
+echo "A split profile: the same WireGuard VPN for its range and its names (db.internal), the lab's"
+echo "internet directly (www.public.example, which the host's DNS answers), and the VPN's database"
+echo "kept on the host's 127.0.0.1:15432 for programs that run outside."
+{ sed 's/^description = .*/description = "alpha, split"/' "$LAB_DIR/profiles/alpha.toml"
+  printf '[split]\ninternet = true\n[forward]\nports = ["15432:db.internal:5432"]\n'; } > "$LAB_DIR/profiles/customer.toml"
+run cat "$LAB_DIR/profiles/customer.toml"
+run nsvpn up customer
+run nsvpn exec customer -- sh -c "psql -h db.internal -U lab -d lab -Atc \"select 'the VPN says: ' || name from side\"; curl -sS http://$LAB_INET_NAME/"
+run psql -h 127.0.0.1 -p 15432 -U lab -d lab -Atc "select 'through the forward, from the host: ' || name from side"
+run nsvpn status customer
+run nsvpn down customer
 run nsvpn list
 echo
 echo "demo: done; the namespaces, their links, the VPN clients and /etc/netns files are gone."

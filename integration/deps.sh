@@ -2,11 +2,14 @@
 # Installs the Debian packages the lab and the tests need, when missing.
 set -euo pipefail
 # slirp4netns, socat, curl, nftables and dig (bind9-dnsutils): the lab's
-# internet and the split-tunnel probe (split-probe.sh).
+# internet and the split-tunnel probe (split-probe.sh). strongSwan's charon
+# with kernel-libipsec (libcharon-extra-plugins) and swanctl: IPsec profiles
+# and the lab's IKEv2 gateway.
 pkgs=(wireguard-go wireguard-tools openvpn openconnect ocserv openssl dnsmasq-base postgresql iproute2 iputils-ping procps util-linux libcap2-bin hyperfine python3 tcpdump zsh
   slirp4netns socat curl nftables bind9-dnsutils
   qemu-system-x86 busybox-static cpio kmod xz-utils vagrant
-  systemd systemd-container bash-completion man-db)
+  systemd systemd-container bash-completion man-db
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

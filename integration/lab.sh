@@ -9,6 +9,7 @@
 #                    --203.0.113.4/30--> lab-gw-bravo   (wireguard-go)  --> lab-db-bravo
 #                    --203.0.113.8/30--> lab-gw-charlie (openvpn, UDP)  --> lab-db-charlie
 #                    --203.0.113.12/30-> lab-gw-delta   (ocserv)        --> lab-db-delta
+#                    --203.0.113.16/30-> lab-gw-echo    (strongSwan)    --> lab-db-echo
 #
 # The client profiles (in $LAB_DIR/profiles) all claim 10.20.0.0/16.
 #
@@ -29,7 +30,7 @@
 
 LAB_DIR=${LAB_DIR:-/run/nsvpn-lab}
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-LAB_GATEWAYS="alpha bravo charlie delta"
+LAB_GATEWAYS="alpha bravo charlie delta echo"
 LAB_USER=alice
 LAB_PASSWORD='correct horse battery staple'
 
@@ -100,6 +101,21 @@ lab_internet() {
 
 # lab_inet_asked NAME: how many queries for NAME the public DNS has had.
 lab_inet_asked() { grep -c "query\[[A-Z]*\] $1 from" "$LAB_DIR/internet/dns.log" 2>/dev/null; true; }
+
+# lab_wan_saw FILTER COMMAND...: runs COMMAND while tcpdump captures on the
+# internet's side of the host's uplink; prints how many packets matched
+# FILTER.
+lab_wan_saw() {
+  local filter=$1 cap=$LAB_DIR/internet/wan.pcap log=$LAB_DIR/internet/tcpdump.log t; shift
+  ip netns exec "$LAB_INET_NS" tcpdump --immediate-mode -i wan0 -nn -U -Z root -w "$cap" "$filter" > "$log" 2>&1 &
+  t=$!
+  for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.05; done
+  "$@" > /dev/null 2>&1; sleep 0.3
+  kill -INT "$t"; wait "$t" 2> /dev/null
+  tcpdump -Z root -nn -r "$cap" 2> /dev/null | wc -l
+  [ -n "${LAB_DEBUG:-}" ] && { cat "$log"; ls -la "$cap"; } >&2
+  rm -f "$cap" "$log"
+}
 
 # lab_internet_down: stops the internet's servers and removes the namespace
 # (with it the uplink and the default route).
@@ -379,6 +395,91 @@ CONF
   lab_log "gateway $name: ocserv at https://$up_gw (pin-sha256:$pin)"
 }
 
+# lab_ipsec_server NAME: (re)starts the strongSwan gateway of NAME (charon
+# with kernel-libipsec: these machines have no kernel ESP) and loads its
+# connections, pool and key with swanctl.
+lab_ipsec_server() {
+  local d=$LAB_DIR/$1
+  ip netns exec "lab-gw-$1" env STRONGSWAN_CONF="$d/strongswan.conf" setsid /usr/lib/ipsec/charon >> "$d/server.log" 2>&1 &
+  echo $! > "$d/server.pid"
+  for _ in $(seq 200); do [ -S "$d/charon.vici" ] && break; sleep 0.05; done
+  swanctl --load-all --noprompt --file "$d/swanctl.conf" --uri "unix://$d/charon.vici" > "$d/swanctl.log" 2>&1
+}
+
+# lab_ipsec NAME INDEX: an IKEv2 gateway (strongSwan) with a pre-shared key
+# for alice@lab, handing out virtual IPs from 10.7.0.0/24 and DNS in its
+# configuration payload, fronting 10.20.0.0/16.
+lab_ipsec() {
+  local name=$1 i=$2 d=$LAB_DIR/$1 up_gw
+  up_gw=$(lab_gw_ip "$i")
+  cat > "$d/strongswan.conf" <<CONF
+charon {
+  load_modular = no
+  load = random nonce kdf aes sha1 sha2 hmac gmp pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici attr
+  retransmit_tries = 2
+  plugins {
+    vici {
+      socket = unix://$d/charon.vici
+    }
+  }
+  filelog {
+    gw {
+      path = $d/charon.log
+      time_format = %T
+      default = 1
+    }
+  }
+  syslog {
+    daemon {
+      default = -1
+    }
+  }
+}
+CONF
+  cat > "$d/swanctl.conf" <<CONF
+connections {
+  rw {
+    version = 2
+    local_addrs = $up_gw
+    pools = clients
+    proposals = default
+    dpd_delay = 10s
+    local {
+      auth = psk
+      id = $name.lab
+    }
+    remote {
+      auth = psk
+      id = $LAB_USER@lab
+    }
+    children {
+      net {
+        local_ts = 10.20.0.0/16
+        esp_proposals = default
+      }
+    }
+  }
+}
+pools {
+  clients {
+    addrs = 10.7.0.0/24
+    dns = 10.20.0.53
+  }
+}
+secrets {
+  ike-alice {
+    id-1 = $LAB_USER@lab
+    id-2 = $name.lab
+    secret = "$LAB_PASSWORD"
+  }
+}
+CONF
+  chmod 600 "$d/swanctl.conf"
+  lab_ipsec_server "$name"
+  (umask 077; printf '%s\n' "$LAB_PASSWORD" > "$LAB_DIR/profiles/$name.psk")
+  lab_log "gateway $name: strongSwan (IKEv2, PSK) at $up_gw"
+}
+
 lab_up() {
   mkdir -p "$LAB_DIR"
   lab_internet
@@ -386,6 +487,7 @@ lab_up() {
   lab_internal bravo 1; lab_wireguard bravo 1 ipv6
   lab_internal charlie 2; lab_openvpn charlie 2
   lab_internal delta 3; lab_ocserv delta 3
+  lab_internal echo 4; lab_ipsec echo 4
   cat > "$LAB_DIR/profiles/alpha.toml" <<'TOML'
 description = "lab gateway alpha (WireGuard, 10.20.0.0/16)"
 [vpn]
@@ -416,6 +518,15 @@ server = "https://$(lab_gw_ip 3)"
 user = "$LAB_USER"
 password_file = "delta.password"
 args = ["--servercert", "$(cat "$LAB_DIR/delta/pin")"]
+TOML
+  cat > "$LAB_DIR/profiles/echo.toml" <<TOML
+description = "lab gateway echo (IPsec/IKEv2 to strongSwan, 10.20.0.0/16 too)"
+[vpn]
+kind = "ipsec"
+server = "$(lab_gw_ip 4)"
+local_id = "$LAB_USER@lab"
+remote_id = "echo.lab"
+psk_file = "echo.psk"
 TOML
   export NSVPN_PROFILES=$LAB_DIR/profiles
   # In the sandbox, /etc is an overlay of its own: the lab's profiles are

@@ -176,24 +176,14 @@ ip netns exec "$VPN" socat "TCP-LISTEN:5432,bind=10.20.1.5,reuseaddr,fork" SYSTE
 for _ in $(seq 100); do ip netns exec "$VPN" ss -Hltn 'sport = :5432' | grep -q . && ip netns exec "$VPN" ss -Hlun 'sport = :53' | grep -q . && break; sleep 0.02; done
 db_probe() { ip netns exec "$NS" timeout 5 socat -T 3 - TCP:10.20.1.5:5432,connect-timeout=2 < /dev/null 2>&1; }
 expect "with the VPN's 10.20.0.0/16 up, 10.20.1.5 is the VPN's" "vpn-db" db_probe
-# wan_saw FILTER COMMAND...: runs COMMAND with tcpdump on the internet's
-# side of the host's uplink, prints how many packets matched FILTER.
-wan_saw() {
-  local filter=$1 cap=$WORK/wan.pcap; shift
-  ip netns exec "$LAB_INET_NS" tcpdump -i wan0 -nn -U -Z root -w "$cap" "$filter" > "$WORK/tcpdump.log" 2>&1 &
-  local t=$!
-  for _ in $(seq 100); do grep -q "listening on" "$WORK/tcpdump.log" && break; sleep 0.05; done
-  "$@" > /dev/null 2>&1; sleep 0.3
-  kill -INT "$t"; wait "$t" 2> /dev/null
-  tcpdump -Z root -nn -r "$cap" 2> /dev/null | wc -l
-}
-export -f db_probe wan_saw
+export -f db_probe
 ip -n "$NS" link set vpn0 down   # the tunnel is gone: its connected route with it
 expect "VPN down: 10.20.1.5 hits the unreachable route (EHOSTUNREACH, not ENETUNREACH)" "No route to host" bash -c "db_probe | grep -o -e 'No route to host' -e 'Network is unreachable' || db_probe"
-expect "... and nothing for 10.20.0.0/16 reached the host's network" "0" wan_saw "net 10.20.0.0/16" db_probe
+expect "... and nothing for 10.20.0.0/16 reached the host's network" "0" lab_wan_saw "net 10.20.0.0/16" db_probe
 ip -n "$NS" route del unreachable 10.20.0.0/16 metric 4000
+leaked=$(lab_wan_saw "net 10.20.0.0/16" db_probe)
 expect "control: without the unreachable route, the same probe leaks out by slirp to the host's network" "yes" \
-  bash -c "[ \$(wan_saw 'net 10.20.0.0/16' db_probe) -gt 0 ] && echo yes"
+  bash -c "[ $leaked -gt 0 ] && echo yes"
 ip -n "$NS" route add unreachable 10.20.0.0/16 metric 4000
 ip -n "$NS" link set vpn0 up
 

@@ -9,7 +9,7 @@ repo=$(cd "$here/.." && pwd)
 machine_state() {
   ip netns list; ip -br link; ip -br addr; host_routes
   ls -A /run/nsvpn /etc/netns /run/wireguard 2>/dev/null
-  pgrep -af 'wireguard-go|openvpn|openconnect' | grep -v lab-
+  pgrep -af 'wireguard-go|openvpn|openconnect|charon' | grep -v -e lab- -e 'charon$'
   awk '{print $5}' /proc/self/mountinfo | sort
   ls /run/pwned 2>/dev/null
 }

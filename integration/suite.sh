@@ -27,7 +27,7 @@ resolv_before=$(sha256sum /etc/resolv.conf /etc/hosts /etc/nsswitch.conf)
 echo "# two profiles that claim the same subnet, up at once"
 check "up alpha (kernel WireGuard if present, else wireguard-go)" nsvpn up alpha
 check "up bravo (userspace = true)" nsvpn up bravo
-expect "list shows both up (and the lab's other profiles down)" "alpha up bravo up charlie down delta down" bash -c "nsvpn list | awk 'NR>1{printf \"%s%s %s\", sep, \$1, \$3; sep=\" \"}'"
+expect "list shows both up (and the lab's other profiles down)" "alpha up bravo up charlie down delta down echo down" bash -c "nsvpn list | awk 'NR>1{printf \"%s%s %s\", sep, \$1, \$3; sep=\" \"}'"
 check "up of a profile that is up is a no-op" nsvpn up alpha
 
 echo "# each exec reaches its own database, by name, through its own DNS"
@@ -285,7 +285,7 @@ wait "$pid"; rc=$?
 rm -f "$LAB_DIR"/profiles/{dead,unreach}.* /run/interrupted.out /run/client-sigblk
 
 echo "# a name that is not a profile is an error that lists the known profiles"
-known="known profiles: alpha, bravo, charlie, delta"
+known="known profiles: alpha, bravo, charlie, delta, echo"
 typo_named() { grep -q "no profile \"alhpa\": .*/alhpa.toml does not exist ($known;" /tmp/out && ok "$1" || { fail "$1"; cat /tmp/out; }; }
 status_is "status of a typo fails" 1 nsvpn status alhpa
 typo_named "... naming the known profiles"
@@ -335,6 +335,9 @@ PY
 expect "status reports the unfinished up" "broken" bash -c "nsvpn status bravo --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'"
 check "up after a crash removes the traces and comes up" nsvpn up bravo
 expect "bravo works after the recovery" bravo psql_side bravo
+
+# shellcheck source=suite-ipsec.sh
+source "$here/suite-ipsec.sh"
 
 # shellcheck source=suite-clients.sh
 source "$here/suite-clients.sh"

@@ -3,7 +3,9 @@
 # systemd booted with systemd-nspawn --boot --private-network, in a root where
 # the package is installed (nothing here reaches the machine's network).
 # A lab WireGuard gateway (wireguard-go) with a web page at 10.20.1.5 named
-# by its DNS as db.internal; then systemctl start, status, an exec inside,
+# by its DNS as db.internal; the profile is split (a direct prefix: the
+# user-mode stack, and split DNS: the resolver) and keeps a forward; then
+# systemctl start, status, an exec inside, the forward from the host,
 # systemctl stop, and nothing left. Exit status 0 only if all of it held.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,6 +45,10 @@ description = "lab gateway alpha (WireGuard)"
 [vpn]
 kind = "wireguard"
 config = "/etc/nsvpn/alpha.conf"
+[split]
+direct = ["192.0.2.0/24"]
+[forward]
+ports = ["15480:db.internal:80"]
 TOML
 say "lab ready after $(ms) ms"
 
@@ -64,6 +70,20 @@ say "\$ nsvpn exec alpha -- bash -c '$get'"
 page=$(nsvpn exec alpha -- bash -c "$get" 2>&1) || fail "exec inside failed: $page"
 [ "$page" = alpha ] || fail "exec inside got '$page', not alpha's page"
 say "  $page"
+# The split profile's helpers run in the unit's cgroup, the resolver and
+# the forwarder as nobody; the kept forward reaches the page from here.
+for h in "slirp4netns:/run/netns/nsvpn-alpha" "dnsmasq:/run/nsvpn/alpha/" "nsvpn:kept-forwards alpha"; do
+  pid=$(pgrep -f "${h#*:}" | while read -r p; do [ "$(basename "$(readlink /proc/$p/exe)")" = "${h%%:*}" ] && echo "$p"; done | head -n 1)
+  [ -n "$pid" ] || fail "no ${h%%:*} for alpha"
+  in_unit "$pid" || fail "${h%%:*} (pid $pid) is not in the unit's cgroup"
+  say "${h%%:*} pid $pid runs in the unit's cgroup, as $(ps -o user= -p "$pid")"
+done
+[ "$(ps -o user= -p "$(pgrep -f 'kept-forwards alpha$')")" = nobody ] || fail "the kept forward does not run as nobody"
+fwd='exec 3<>/dev/tcp/127.0.0.1/15480 && printf "GET / HTTP/1.0\r\n\r\n" >&3 && tail -n 1 <&3'
+page=$(bash -c "$fwd" 2>&1) || fail "the kept forward on 127.0.0.1:15480 failed: $page"
+[ "$page" = alpha ] || fail "the kept forward got '$page', not alpha's page"
+say "the kept forward 127.0.0.1:15480 -> db.internal:80: $page"
+nsvpn status alpha | grep -E '^  (split|split dns|stack|resolver|forwards|parts) ' | sed 's/^/systemd-proof:   /'
 # A user's process inside (as `sudo nsvpn exec` starts it): stop must end it,
 # which takes the unit's CAP_SYS_PTRACE (to see it is inside) and CAP_KILL.
 SUDO_UID=65534 SUDO_GID=65534 SUDO_USER=nobody nsvpn exec alpha -- sleep 600 &
@@ -87,6 +107,8 @@ ip -o link show | grep -q 'nsv[thn]-alpha' && left+=("links: $(ip -o link show |
 [ -e /etc/netns/nsvpn-alpha ] && left+=(/etc/netns/nsvpn-alpha)
 [ -e /run/wireguard/nsvt-alpha.sock ] && left+=(/run/wireguard/nsvt-alpha.sock)
 pgrep -f 'nsvt-alpha' > /dev/null && left+=("processes: $(pgrep -af nsvt-alpha)")
+helpers='/run/netns/nsvpn-alpha|/run/nsvpn/alpha/|kept-forwards alpha$'
+pgrep -f "$helpers" > /dev/null && left+=("helpers: $(pgrep -af "$helpers")")
 [ -n "$(systemctl show -P ControlGroup nsvpn@alpha)" ] && left+=("the unit's cgroup")
 case $(ps -o stat= -p "$sleeper" || true) in ''|Z*) wait "$sleeper" 2> /dev/null || true ;; *) left+=("the user's sleep $sleeper") ;; esac
 [ ${#left[@]} -eq 0 ] || fail "left after stop: ${left[*]}"

@@ -118,6 +118,9 @@ pub enum Command {
         #[arg(value_enum)]
         shell: CompletionShell,
     },
+    /// Run by `nsvpn up` to keep a profile's [forward] ports; not for use by hand
+    #[command(hide = true, name = "kept-forwards")]
+    KeptForwards { profile: String },
     /// Run by openvpn/openconnect as their script; not for use by hand
     #[command(hide = true)]
     Hook {

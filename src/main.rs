@@ -34,6 +34,10 @@ fn main() -> ExitCode {
     if let Command::Hook { kind, profile, .. } = &cli.command {
         return ExitCode::from(commands::hook::run(kind, profile) as u8);
     }
+    // Run by `up`, as root, with the profile's state to read.
+    if let Command::KeptForwards { profile } = &cli.command {
+        return ExitCode::from(commands::kept_forwards::run(profile));
+    }
     // Completions need no privilege and read no profile.
     if let Command::Completions { shell } = cli.command {
         return match commands::completions::run(shell) {
@@ -109,7 +113,9 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Command::Hook { .. } | Command::Completions { .. } => unreachable!("handled above"),
+        Command::Hook { .. } | Command::KeptForwards { .. } | Command::Completions { .. } => {
+            unreachable!("handled above")
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -194,6 +194,18 @@ impl Netlink {
             .with_context(|| format!("cannot move link {index} into the profile's namespace"))
     }
 
+    /// Renames link `index` (taken down first: the kernel renames only a
+    /// link that is down).
+    pub async fn rename(&self, index: u32, name: &str) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).down().name(name).build();
+        self.handle
+            .link()
+            .change(msg)
+            .execute()
+            .await
+            .with_context(|| format!("cannot rename link {index} to {name}"))
+    }
+
     pub async fn set_up(&self, index: u32, mtu: Option<u32>) -> Result<()> {
         let mut b = LinkUnspec::new_with_index(index).up();
         if let Some(m) = mtu {
@@ -320,6 +332,44 @@ impl Netlink {
             Err(e) if errno(&e) == Some(nix::errno::Errno::EEXIST as i32) => Ok(()),
             r => r.with_context(|| format!("cannot add the rule for {dest}")),
         }
+    }
+
+    /// Deletes every IPv4 and IPv6 rule that looks up routing table
+    /// `table`; how many there were.
+    pub async fn delete_rules_of_table(&self, table: u32) -> Result<usize> {
+        use rtnetlink::IpVersion;
+        use rtnetlink::packet_route::rule::RuleAttribute;
+        let mut n = 0;
+        for v in [IpVersion::V4, IpVersion::V6] {
+            let rules: Vec<_> = self
+                .handle
+                .rule()
+                .get(v)
+                .execute()
+                .try_collect()
+                .await
+                .context("cannot list the routing rules")?;
+            for r in rules {
+                let t = r
+                    .attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        RuleAttribute::Table(t) => Some(*t),
+                        _ => None,
+                    })
+                    .unwrap_or(u32::from(r.header.table));
+                if t == table {
+                    self.handle
+                        .rule()
+                        .del(r)
+                        .execute()
+                        .await
+                        .with_context(|| format!("cannot delete the rule for table {table}"))?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
     }
 
     /// Routes of the main table, IPv4 and IPv6, without the kernel's local

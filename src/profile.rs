@@ -55,6 +55,13 @@ struct RawProfile {
     veth: Option<RawVeth>,
     split: Option<RawSplit>,
     mtu: Option<i64>,
+    forward: Option<RawForward>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForward {
+    ports: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +125,9 @@ pub struct Profile {
     pub split: Option<Split>,
     /// `mtu`: the tunnel device's MTU, over what the VPN says (every kind).
     pub mtu: Option<u32>,
+    /// `[forward] ports`: forwards kept while the profile is up, as
+    /// `nsvpn forward` takes them (checked when the profile loads).
+    pub forwards: Vec<String>,
 }
 
 /// `[split]`, with `[dns] domains`.
@@ -327,6 +337,10 @@ impl Profile {
         };
         src.description(raw.description.as_deref())?;
         let mtu = raw.mtu.map(|m| src.mtu(m)).transpose()?;
+        let forwards = match raw.forward {
+            None => Vec::new(),
+            Some(f) => src.forwards(f.ports)?,
+        };
 
         Ok(Profile {
             name: name.to_string(),
@@ -341,6 +355,7 @@ impl Profile {
             veth,
             split,
             mtu,
+            forwards,
         })
     }
 }
@@ -456,6 +471,26 @@ impl Source<'_> {
             direct,
             domains,
         }))
+    }
+
+    /// `[forward] ports`: each as `nsvpn forward` takes it; two may not
+    /// listen on the same address.
+    fn forwards(&self, ports: Vec<String>) -> Result<Vec<String>> {
+        if ports.is_empty() {
+            return Err(self.field(
+                "forward.ports",
+                "is empty: list the forwards to keep, e.g. [\"15432:db.internal:5432\"], or \
+                 remove [forward]"
+                    .into(),
+            ));
+        }
+        for (i, t) in ports.iter().enumerate() {
+            t.parse::<crate::forward::Spec>()
+                .map_err(|e| self.field(&format!("forward.ports[{i}]"), format!("{e:#}")))?;
+        }
+        crate::forward::parse_all(&ports)
+            .map_err(|e| self.field("forward.ports", format!("{e:#}")))?;
+        Ok(ports)
     }
 
     /// `[hosts]`: name = address pairs, in the order of their names.
@@ -592,6 +627,20 @@ groups = ["consultants"]
     }
 
     #[test]
+    fn kept_forwards() {
+        let p = parse("[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[forward]\nports = [\"15432:db.internal:5432\", \"[::1]:8443:10.20.1.8:443\"]\n").unwrap();
+        assert_eq!(
+            p.forwards,
+            vec!["15432:db.internal:5432", "[::1]:8443:10.20.1.8:443"]
+        );
+        assert!(parse_ok_without_forward().forwards.is_empty());
+    }
+
+    fn parse_ok_without_forward() -> Profile {
+        parse("[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n").unwrap()
+    }
+
+    #[test]
     fn bad_profiles_name_the_field() {
         let cases = [
             (
@@ -668,6 +717,22 @@ groups = ["consultants"]
             (
                 "mtu under a section",
                 "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\nmtu = 1380\n",
+            ),
+            (
+                "bad forward",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[forward]\nports = [\"15432:db.internal:5432\", \"15433:db.internal\"]\n",
+            ),
+            (
+                "two forwards on one port",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[forward]\nports = [\"15432:db.internal:5432\", \"127.0.0.1:15432:10.20.1.6:5432\"]\n",
+            ),
+            (
+                "no forwards",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[forward]\nports = []\n",
+            ),
+            (
+                "forward typo",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[forward]\nport = [\"15432:db.internal:5432\"]\n",
             ),
         ];
         let out: Vec<String> = cases
@@ -759,7 +824,11 @@ mod example_tests {
     fn repository_examples_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
         let names = list_names(&dir).unwrap();
-        assert_eq!(names, ["acme", "corp", "customer"], "one example per kind");
+        assert_eq!(
+            names,
+            ["acme", "corp", "customer", "customer-ipsec"],
+            "one example per kind"
+        );
         for n in names {
             let text = std::fs::read_to_string(dir.join(format!("{n}.toml"))).unwrap();
             let p = Profile::parse(&n, &dir.join(format!("{n}.toml")), &text)

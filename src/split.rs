@@ -66,6 +66,42 @@ pub fn render_servers(domains: &[String], vpn_servers: &[IpAddr]) -> String {
     s
 }
 
+/// What the split resolver's servers file says: the split domains and the
+/// VPN's servers they go to (every other name goes to the stack's DNS).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DnsSplit {
+    pub domains: Vec<String>,
+    pub vpn_servers: Vec<IpAddr>,
+}
+
+/// Reads back what [`render_servers`] wrote.
+pub fn parse_servers(text: &str) -> DnsSplit {
+    let mut out = DnsSplit::default();
+    for line in text.lines() {
+        let Some(rest) = line.trim().strip_prefix("server=/") else {
+            continue;
+        };
+        let Some((domain, server)) = rest.split_once('/') else {
+            continue;
+        };
+        if !out.domains.iter().any(|d| d == domain) {
+            out.domains.push(domain.to_string());
+        }
+        if let Ok(a) = server.parse::<IpAddr>()
+            && !out.vpn_servers.contains(&a)
+        {
+            out.vpn_servers.push(a);
+        }
+    }
+    out
+}
+
+/// The profile's DNS split now, if it splits names (its resolver's file).
+pub fn read_dns_split(profile: &str) -> Option<DnsSplit> {
+    let text = std::fs::read_to_string(paths::resolver_servers(profile)).ok()?;
+    Some(parse_servers(&text))
+}
+
 /// Writes the namespace's DNS files for a split profile. With split domains,
 /// resolv.conf points at the split resolver on the namespace's loopback and
 /// its servers file is (re)written, and a running resolver re-reads it;
@@ -117,5 +153,25 @@ mod tests {
             ),
             render_servers(&d[..1], &[])
         ));
+    }
+
+    #[test]
+    fn the_servers_file_reads_back() {
+        let d = vec!["corp.internal".to_string(), "corp.example".to_string()];
+        let v: Vec<IpAddr> = vec!["10.20.0.53".parse().unwrap(), "fd00::53".parse().unwrap()];
+        assert_eq!(
+            parse_servers(&render_servers(&d, &v)),
+            DnsSplit {
+                domains: d.clone(),
+                vpn_servers: v
+            }
+        );
+        assert_eq!(
+            parse_servers(&render_servers(&d, &[])),
+            DnsSplit {
+                domains: d,
+                vpn_servers: vec![]
+            }
+        );
     }
 }

@@ -52,6 +52,9 @@ pub struct Overrides {
     /// The profile's `mtu`: the tunnel's MTU, whatever the VPN says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
+    /// `[forward] ports`: the forwards part keeps them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwards: Vec<String>,
 }
 
 impl Overrides {
@@ -63,6 +66,7 @@ impl Overrides {
             hosts: p.hosts.clone(),
             split: p.split.clone(),
             mtu: p.mtu,
+            forwards: p.forwards.clone(),
         }
     }
 }
@@ -244,6 +248,7 @@ mod tests {
             hosts: vec![("db".into(), "10.20.1.5".parse().unwrap())],
             split: None,
             mtu: Some(1380),
+            forwards: vec![],
         };
         assert_eq!(
             effective_routes(&setup, &ov),

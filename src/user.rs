@@ -49,6 +49,15 @@ pub fn invoking_user() -> Result<Target> {
     target_for(real, None, None)
 }
 
+/// `nobody`, for helpers that need no one's rights (a profile's kept
+/// forwards).
+pub fn nobody() -> Result<Target> {
+    let u = User::from_name("nobody")
+        .context("cannot look up the user nobody")?
+        .ok_or_else(|| anyhow!("the user database has no user nobody"))?;
+    target_for(u.uid, Some(u.gid), None)
+}
+
 /// Resolves `uid` through the user database. A uid without an entry still
 /// runs (as `sudo -u '#1234'` does), with only its primary group.
 pub fn target_for(uid: Uid, gid: Option<Gid>, fallback_name: Option<String>) -> Result<Target> {

@@ -5,6 +5,7 @@
 //! kind.
 
 pub mod client;
+pub mod ipsec;
 pub mod openconnect;
 pub mod openvpn;
 pub mod vpn;
@@ -31,6 +32,8 @@ pub enum Kind {
     WireGuard,
     OpenVpn,
     OpenConnect,
+    #[serde(rename = "ipsec")]
+    IpSec,
 }
 
 impl Kind {
@@ -39,10 +42,16 @@ impl Kind {
             Kind::WireGuard => "wireguard",
             Kind::OpenVpn => "openvpn",
             Kind::OpenConnect => "openconnect",
+            Kind::IpSec => "ipsec",
         }
     }
 
-    pub const ALL: [Kind; 3] = [Kind::WireGuard, Kind::OpenVpn, Kind::OpenConnect];
+    pub const ALL: [Kind; 4] = [
+        Kind::WireGuard,
+        Kind::OpenVpn,
+        Kind::OpenConnect,
+        Kind::IpSec,
+    ];
 
     /// Whether a client of this kind can lose its connection and make it
     /// again by itself (and run nsvpn's hook then).
@@ -62,7 +71,7 @@ impl std::fmt::Display for Kind {
 pub fn check_arguments(vpn: &Vpn) -> Result<(), Vec<String>> {
     match vpn {
         Vpn::OpenConnect { args, .. } => openconnect::check_args(args),
-        Vpn::WireGuard { .. } | Vpn::OpenVpn { .. } => Ok(()),
+        Vpn::WireGuard { .. } | Vpn::OpenVpn { .. } | Vpn::IpSec { .. } => Ok(()),
     }
 }
 
@@ -71,6 +80,21 @@ pub enum Prepared {
     WireGuard(wireguard::Prepared),
     /// openvpn or openconnect: a client that calls nsvpn's hook.
     Client(client::Launch),
+    /// strongSwan's charon, driven over VICI.
+    IpSec(ipsec::Prepared),
+}
+
+/// Before a profile's client is stopped, found by name (the state may be
+/// gone): a kind that is told goodbye over a control socket is told now,
+/// while its tunnel still works (charon deletes its SAs over VICI).
+pub fn before_stop(profile: &str) {
+    ipsec::disconnect(profile);
+}
+
+/// After a profile's client is stopped: what a kind leaves on the host
+/// that outlives its client (a killed charon's routing rule).
+pub fn after_stop(profile: &str, problems: &mut Vec<String>) {
+    ipsec::remove_rule(profile, problems);
 }
 
 /// Checks that each file the profile names is there and a regular file,
@@ -125,6 +149,19 @@ pub fn prepare(profile: &Profile, wait: Duration) -> Result<Prepared> {
                 args,
             },
             password_file.as_deref(),
+            wait,
+        )?),
+        Vpn::IpSec {
+            server,
+            local_id,
+            remote_id,
+            psk_file,
+        } => Prepared::IpSec(ipsec::prepare(
+            profile,
+            server,
+            local_id,
+            remote_id.as_deref(),
+            psk_file,
             wait,
         )?),
     })
@@ -193,6 +230,7 @@ pub fn connect(
             })
         }
         Prepared::Client(c) => client::connect(profile, c, st),
+        Prepared::IpSec(p) => ipsec::connect(profile, names, p, ns, st),
     }
 }
 
@@ -202,6 +240,7 @@ pub fn program(st: &State) -> &'static str {
         Kind::OpenVpn => openvpn::PROGRAM,
         Kind::OpenConnect => openconnect::PROGRAM,
         Kind::WireGuard => wireguard::userspace::PROGRAM,
+        Kind::IpSec => ipsec::PROGRAM,
     }
 }
 
@@ -234,7 +273,7 @@ pub fn reconnecting(profile: &str, st: &State) -> Result<Option<Reconnect>, Stri
     match st.kind {
         Kind::OpenVpn => openvpn::reconnecting(profile),
         Kind::OpenConnect => Ok(openconnect::reconnecting(profile)),
-        Kind::WireGuard => Ok(None),
+        Kind::WireGuard | Kind::IpSec => Ok(None),
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Deserialize;
 
-use super::{Kind, openconnect, openvpn, wireguard};
+use super::{Kind, ipsec, openconnect, openvpn, wireguard};
 use crate::profile::Source;
 
 /// `[vpn]` as written: every kind's fields, each optional.
@@ -23,6 +23,9 @@ pub struct RawVpn {
     pub(crate) password_file: Option<String>,
     pub(crate) args: Option<Vec<String>>,
     pub(crate) auth_file: Option<String>,
+    pub(crate) local_id: Option<String>,
+    pub(crate) remote_id: Option<String>,
+    pub(crate) psk_file: Option<String>,
 }
 
 impl RawVpn {
@@ -37,6 +40,9 @@ impl RawVpn {
             ("password_file", self.password_file.is_some()),
             ("args", self.args.is_some()),
             ("auth_file", self.auth_file.is_some()),
+            ("local_id", self.local_id.is_some()),
+            ("remote_id", self.remote_id.is_some()),
+            ("psk_file", self.psk_file.is_some()),
         ]
         .into_iter()
         .filter_map(|(f, set)| set.then_some(f))
@@ -62,6 +68,12 @@ pub enum Vpn {
         password_file: Option<PathBuf>,
         args: Vec<String>,
     },
+    IpSec {
+        server: String,
+        local_id: String,
+        remote_id: Option<String>,
+        psk_file: PathBuf,
+    },
 }
 
 /// The fields of `[vpn]` each kind takes (besides `kind`).
@@ -70,6 +82,7 @@ fn fields(kind: Kind) -> &'static [&'static str] {
         Kind::WireGuard => wireguard::FIELDS,
         Kind::OpenVpn => openvpn::FIELDS,
         Kind::OpenConnect => openconnect::FIELDS,
+        Kind::IpSec => ipsec::FIELDS,
     }
 }
 
@@ -79,6 +92,7 @@ impl Vpn {
             Vpn::WireGuard { .. } => Kind::WireGuard,
             Vpn::OpenVpn { .. } => Kind::OpenVpn,
             Vpn::OpenConnect { .. } => Kind::OpenConnect,
+            Vpn::IpSec { .. } => Kind::IpSec,
         }
     }
 
@@ -95,6 +109,7 @@ impl Vpn {
             Vpn::OpenConnect { password_file, .. } => {
                 out.extend(password_file.as_deref().map(|p| ("vpn.password_file", p)));
             }
+            Vpn::IpSec { psk_file, .. } => out.push(("vpn.psk_file", psk_file.as_path())),
         }
         out
     }
@@ -108,7 +123,7 @@ impl Vpn {
                 src.field(
                     "vpn.kind",
                     format!(
-                        "{:?} is not a VPN kind: use \"wireguard\", \"openvpn\" or \"openconnect\"",
+                        "{:?} is not a VPN kind: use \"wireguard\", \"openvpn\", \"openconnect\" or \"ipsec\"",
                         v.kind
                     ),
                 )
@@ -130,6 +145,7 @@ impl Vpn {
             Kind::WireGuard => wireguard::settings(src, v),
             Kind::OpenVpn => openvpn::settings(src, v),
             Kind::OpenConnect => openconnect::settings(src, v),
+            Kind::IpSec => ipsec::settings(src, v),
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::backend::program as client_program;
 use crate::backend::wireguard::{Implementation, PeerStatus};
 use crate::caller::{Action, Caller, Mode};
 use crate::dnsfiles;
+use crate::forward;
 use crate::lifecycle::parts::{self, Check};
 use crate::lifecycle::teardown;
 use crate::lifecycle::{Assessment, Health, assess, state_word};
@@ -21,6 +22,7 @@ use crate::netlink::{Address, Link, Netlink, Route};
 use crate::netns::{self, Process};
 use crate::paths;
 use crate::profile::{self, Profile};
+use crate::split;
 use crate::state::State;
 use crate::util::{self, now_unix};
 
@@ -53,7 +55,51 @@ pub struct Report {
     pub processes: Vec<Process>,
     /// The runtime's parts, in the order `up` makes them.
     pub parts: Vec<PartReport>,
+    /// A split profile's path to the host's network and its DNS split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitReport>,
+    /// The forwards kept while the profile is up (`[forward] ports`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwards: Option<ForwardsReport>,
     pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitReport {
+    /// Whether what the VPN does not route leaves through the host.
+    pub internet: bool,
+    /// Prefixes that always leave through the host.
+    pub direct: Vec<String>,
+    /// Which names go where; none when every name goes to the VPN's servers.
+    pub dns: Option<SplitDnsReport>,
+    /// The user-mode network stack (slirp4netns).
+    pub stack: Option<PartReport>,
+    /// The split resolver (dnsmasq), if names are split.
+    pub resolver: Option<PartReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitDnsReport {
+    /// Names under these go to `vpn_servers`, and nowhere else.
+    pub domains: Vec<String>,
+    pub vpn_servers: Vec<String>,
+    /// Where every other name goes: the host's resolver, through the stack.
+    pub other_names: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ForwardsReport {
+    pub ports: Vec<ForwardReport>,
+    /// The forwarder process.
+    pub part: Option<PartReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ForwardReport {
+    /// Where it listens, on the host.
+    pub listen: String,
+    /// What it connects to, inside.
+    pub target: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -150,6 +196,8 @@ fn base_report(name: &str, profile: Option<&Profile>) -> Report {
         peers: vec![],
         processes: vec![],
         parts: vec![],
+        split: None,
+        forwards: None,
         problems: vec![],
     }
 }
@@ -163,6 +211,7 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
     };
     gather_state(&mut r, name, &st);
     gather_health(&mut r, name, &st);
+    gather_split(&mut r, &st);
     // Health could not open it either, and said so.
     let Ok(ns) = netns::open(&r.namespace) else {
         return r;
@@ -241,6 +290,45 @@ fn gather_health(r: &mut Report, name: &str, st: &State) {
         t.connected = r.state == "up";
         t.reconnecting_since = reconnect.as_ref().map(|c| c.since);
         t.last_error = reconnect.and_then(|c| c.last_error);
+    }
+}
+
+/// The split and the kept forwards, from the state, the resolver's servers
+/// file and the parts' reports.
+fn gather_split(r: &mut Report, st: &State) {
+    let part = |name: &str| r.parts.iter().find(|p| p.name == name).cloned();
+    if let Some(sp) = &st.overrides.split {
+        r.split = Some(SplitReport {
+            internet: sp.internet,
+            direct: sp.direct.iter().map(ToString::to_string).collect(),
+            dns: split::read_dns_split(&st.profile).map(|d| SplitDnsReport {
+                domains: d.domains,
+                vpn_servers: d.vpn_servers.iter().map(ToString::to_string).collect(),
+                other_names: format!(
+                    "the host's resolver, through the stack's {}",
+                    split::STACK_DNS
+                ),
+            }),
+            stack: part("stack"),
+            resolver: part("resolver"),
+        });
+    }
+    if !st.overrides.forwards.is_empty() {
+        let ports = forward::parse_all(&st.overrides.forwards)
+            .map(|specs| {
+                specs
+                    .iter()
+                    .map(|s| ForwardReport {
+                        listen: s.listen.to_string(),
+                        target: s.target(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        r.forwards = Some(ForwardsReport {
+            ports,
+            part: part("forwards"),
+        });
     }
 }
 
@@ -425,6 +513,8 @@ pub fn render(r: &Report, now: u64) -> String {
     render_dns(&mut s, r);
     render_peers(&mut s, r, now);
     render_processes(&mut s, r);
+    render_split(&mut s, r);
+    render_forwards(&mut s, r);
     render_parts(&mut s, r);
     render_problems(&mut s, r);
     s
@@ -598,6 +688,68 @@ fn render_processes(s: &mut String, r: &Report) {
             s.push_str(&format!("    {:>7}  {}\n", p.pid, p.command));
         }
     }
+}
+
+/// A part's line: what it is, and its state.
+fn part_line(p: &Option<PartReport>) -> String {
+    match p {
+        Some(p) => format!("{}: {}", p.what, p.state),
+        None => "not made".into(),
+    }
+}
+
+/// A split profile: what leaves through the host, which names go where,
+/// and the helpers that do it.
+fn render_split(s: &mut String, r: &Report) {
+    let Some(sp) = &r.split else {
+        return;
+    };
+    let mut what = vec![if sp.internet {
+        "internet on (what the VPN does not route leaves through the host)".to_string()
+    } else {
+        "internet off".to_string()
+    }];
+    if !sp.direct.is_empty() {
+        what.push(format!("direct {}", sp.direct.join(", ")));
+    }
+    kv(s, "split", what.join("; "));
+    let dns = match &sp.dns {
+        Some(d) => {
+            let to = if d.vpn_servers.is_empty() {
+                "no server (they do not resolve)".to_string()
+            } else {
+                format!("{} (the VPN's)", d.vpn_servers.join(", "))
+            };
+            format!(
+                "{} -> {to}; other names -> {}",
+                d.domains.join(" "),
+                d.other_names
+            )
+        }
+        None => "not split: every name goes to the VPN's servers".into(),
+    };
+    kv(s, "split dns", dns);
+    kv(s, "stack", part_line(&sp.stack));
+    if sp.dns.is_some() {
+        kv(s, "resolver", part_line(&sp.resolver));
+    }
+}
+
+/// The kept forwards, and the process that serves them.
+fn render_forwards(s: &mut String, r: &Report) {
+    let Some(f) = &r.forwards else {
+        return;
+    };
+    let ports: Vec<String> = f
+        .ports
+        .iter()
+        .map(|p| format!("{} -> {}", p.listen, p.target))
+        .collect();
+    kv(
+        s,
+        "forwards",
+        format!("{} ({})", ports.join(", "), part_line(&f.part)),
+    );
 }
 
 /// Each part of the runtime and its state, on one line (what each part is
@@ -894,5 +1046,81 @@ mod tests {
     #[test]
     fn json() {
         insta::assert_json_snapshot!(sample());
+    }
+
+    /// A split profile with kept forwards: a sample of each state the
+    /// helpers can be in.
+    fn split_sample(resolver_runs: bool) -> Report {
+        let mut r = sample();
+        let part = |name, what: &str, state| PartReport {
+            name,
+            what: what.into(),
+            state,
+        };
+        r.parts
+            .push(part("stack", "slirp4netns pid 4300, nsvs0", "ok"));
+        r.parts.push(if resolver_runs {
+            part("resolver", "dnsmasq pid 4301, 127.0.0.1", "ok")
+        } else {
+            part("resolver", "dnsmasq, not running", "degraded")
+        });
+        r.parts.push(part("forwards", "nsvpn pid 4302", "ok"));
+        r.split = Some(SplitReport {
+            internet: true,
+            direct: vec!["192.168.1.0/24".into()],
+            dns: Some(SplitDnsReport {
+                domains: vec!["acme.internal".into(), "acme.example".into()],
+                vpn_servers: vec!["10.20.0.53".into()],
+                other_names: "the host's resolver, through the stack's 169.254.250.3".into(),
+            }),
+            stack: Some(r.parts[3].clone()),
+            resolver: Some(r.parts[4].clone()),
+        });
+        r.forwards = Some(ForwardsReport {
+            ports: vec![
+                ForwardReport {
+                    listen: "127.0.0.1:15432".into(),
+                    target: "db.acme.internal:5432".into(),
+                },
+                ForwardReport {
+                    listen: "[::1]:8443".into(),
+                    target: "10.20.1.8:443".into(),
+                },
+            ],
+            part: Some(r.parts[5].clone()),
+        });
+        r
+    }
+
+    #[test]
+    fn text_split() {
+        let mut direct_only = sample();
+        direct_only.split = Some(SplitReport {
+            internet: false,
+            direct: vec!["192.168.1.0/24".into(), "10.20.7.9/32".into()],
+            dns: None,
+            stack: Some(PartReport {
+                name: "stack",
+                what: "slirp4netns, not running".into(),
+                state: "degraded",
+            }),
+            resolver: None,
+        });
+        direct_only.parts.push(PartReport {
+            name: "stack",
+            what: "slirp4netns, not running".into(),
+            state: "degraded",
+        });
+        insta::assert_snapshot!(format!(
+            "{}\n{}\n{}",
+            render(&split_sample(true), 1_700_000_000),
+            render(&split_sample(false), 1_700_000_000),
+            render(&direct_only, 1_700_000_000)
+        ));
+    }
+
+    #[test]
+    fn json_split() {
+        insta::assert_json_snapshot!(split_sample(true));
     }
 }

@@ -23,7 +23,7 @@ use crate::signals::Watch;
 /// The programs nsvpn runs as tunnel clients. A process counts as a
 /// profile's client when it is one of these and its arguments name the
 /// profile's tunnel device.
-pub const PROGRAMS: [&str; 3] = ["wireguard-go", "openvpn", "openconnect"];
+pub const PROGRAMS: [&str; 4] = ["wireguard-go", "openvpn", "openconnect", "charon"];
 
 /// Finds `program` on PATH (or the standard system directories).
 pub fn find_program(program: &str) -> Option<PathBuf> {
@@ -48,18 +48,84 @@ pub fn spawn(
     fd3: Option<BorrowedFd>,
     log: &Path,
 ) -> Result<u32> {
-    spawn_in(None, program, args, stdin_data, fd3, log)
+    spawn_in(Within::Host, program, args, stdin_data, fd3, log)
 }
 
-/// [`spawn`], with the program started inside the network namespace
-/// `netns` when given (a helper that binds inside it, as the resolver).
+/// Where [`spawn_in`] starts a program.
+#[derive(Clone, Copy)]
+pub enum Within<'a> {
+    /// Where nsvpn runs (the host's namespaces).
+    Host,
+    /// Inside this network namespace (a helper that binds inside it, as
+    /// the resolver).
+    Netns(BorrowedFd<'a>),
+    /// In a mount namespace of its own whose mounts are all private: a
+    /// program that sets up a sandbox of its own with `pivot_root` (the
+    /// stack), which fails where a mount it stands on is shared, as
+    /// systemd makes every mount (a tmpfs /tmp, say).
+    PrivateMounts,
+}
+
+/// [`spawn`], with the program started [`Within`] a place of its own.
 pub fn spawn_in(
-    netns: Option<BorrowedFd>,
+    within: Within<'_>,
     program: &Path,
     args: &[OsString],
     stdin_data: Option<&[u8]>,
     fd3: Option<BorrowedFd>,
     log: &Path,
+) -> Result<u32> {
+    spawn_full(within, program, args, stdin_data, fd3, log, None)
+}
+
+/// [`spawn`], with the program in a private mount namespace where `dir` is
+/// bound over `/run` (charon keeps a fixed pid file and its sockets there:
+/// one charon per profile needs a `/run` of its own), and `env` added to
+/// its environment. The host's mounts never see the bind.
+pub fn spawn_private_run(
+    program: &Path,
+    args: &[OsString],
+    dir: &Path,
+    env: &[(&str, &str)],
+    log: &Path,
+) -> Result<u32> {
+    let dir_c = CString::new(dir.as_os_str().as_bytes())?;
+    let mut envp: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| !env.iter().any(|(n, _)| OsStr::new(n) == k))
+        .filter_map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).ok()
+        })
+        .collect();
+    for (k, v) in env {
+        envp.push(CString::new(format!("{k}={v}"))?);
+    }
+    spawn_full(
+        Within::Host,
+        program,
+        args,
+        None,
+        None,
+        log,
+        Some(PrivateRun { dir: dir_c, envp }),
+    )
+}
+
+struct PrivateRun {
+    dir: CString,
+    envp: Vec<CString>,
+}
+
+fn spawn_full(
+    within: Within<'_>,
+    program: &Path,
+    args: &[OsString],
+    stdin_data: Option<&[u8]>,
+    fd3: Option<BorrowedFd>,
+    log: &Path,
+    private_run: Option<PrivateRun>,
 ) -> Result<u32> {
     let prog_c = CString::new(program.as_os_str().as_bytes())?;
     let mut argv = vec![prog_c.clone()];
@@ -88,18 +154,32 @@ pub fn spawn_in(
     };
     let (rd, wr) = pipe().context("pipe")?;
 
+    let root = c"/";
     // SAFETY: between fork and exec the children only call async-signal-safe
-    // functions (setsid, fork, setns, dup2, pthread_sigmask, execv, write,
-    // _exit) on
-    // data prepared above.
+    // functions (setsid, fork, setns, unshare, mount, dup2, pthread_sigmask,
+    // execv, execve, write, _exit) on data prepared above.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             let _ = setsid();
             match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
-                    if let Some(ns) = netns
-                        && unsafe { nix::libc::setns(ns.as_raw_fd(), nix::libc::CLONE_NEWNET) } != 0
-                    {
+                    let placed = match within {
+                        Within::Host => true,
+                        Within::Netns(ns) => unsafe {
+                            nix::libc::setns(ns.as_raw_fd(), nix::libc::CLONE_NEWNET) == 0
+                        },
+                        Within::PrivateMounts => unsafe {
+                            nix::libc::unshare(nix::libc::CLONE_NEWNS) == 0
+                                && nix::libc::mount(
+                                    std::ptr::null(),
+                                    root.as_ptr(),
+                                    std::ptr::null(),
+                                    nix::libc::MS_REC | nix::libc::MS_PRIVATE,
+                                    std::ptr::null(),
+                                ) == 0
+                        },
+                    };
+                    if !placed {
                         unsafe { nix::libc::_exit(126) }
                     }
                     let _ = SigSet::empty().thread_set_mask();
@@ -113,6 +193,13 @@ pub fn spawn_in(
                         } else {
                             unsafe { nix::libc::dup2(fd.as_raw_fd(), 3) };
                         }
+                    }
+                    if let Some(run) = &private_run {
+                        if !private_run_mounts(&run.dir) {
+                            unsafe { nix::libc::_exit(126) }
+                        }
+                        let _ = nix::unistd::execve(&prog_c, &argv, &run.envp);
+                        unsafe { nix::libc::_exit(127) }
                     }
                     let _ = execv(&prog_c, &argv);
                     unsafe { nix::libc::_exit(127) }
@@ -136,6 +223,33 @@ pub fn spawn_in(
                 .with_context(|| format!("{} could not be started", program.display()))?;
             Ok(i32::from_ne_bytes(buf) as u32)
         }
+    }
+}
+
+/// In a forked child: a private mount namespace, `/` made recursively
+/// slave (nothing propagates back to the host), `dir` bound over `/run`.
+/// Only raw system calls (async-signal-safe).
+fn private_run_mounts(dir: &CString) -> bool {
+    use nix::libc::{MS_BIND, MS_REC, MS_SLAVE, mount, unshare};
+    let root = c"/";
+    let run = c"/run";
+    // SAFETY: plain system calls on NUL-terminated strings made before the fork.
+    unsafe {
+        unshare(nix::libc::CLONE_NEWNS) == 0
+            && mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                MS_REC | MS_SLAVE,
+                std::ptr::null(),
+            ) == 0
+            && mount(
+                dir.as_ptr(),
+                run.as_ptr(),
+                std::ptr::null(),
+                MS_BIND,
+                std::ptr::null(),
+            ) == 0
     }
 }
 

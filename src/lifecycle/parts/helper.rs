@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 
-use crate::backend::client;
+use crate::backend::client::{self, Within};
 use crate::names::Names;
 use crate::paths;
 use crate::util;
@@ -26,18 +26,18 @@ pub fn find(program: &str) -> Result<PathBuf> {
         })
 }
 
-/// Starts `program` for the profile (inside `netns` if given), logging to
-/// its log file, and records its pid.
+/// Starts `program` for the profile ([`Within`] where it must run), logging
+/// to its log file, and records its pid.
 pub fn start(
     names: &Names,
     program: &str,
     args: &[OsString],
-    netns: Option<BorrowedFd<'_>>,
+    within: Within<'_>,
     fd3: Option<BorrowedFd<'_>>,
 ) -> Result<u32> {
     let path = find(program)?;
     let log = paths::log_file(&names.profile, program);
-    let pid = client::spawn_in(netns, &path, args, None, fd3, &log)?;
+    let pid = client::spawn_in(within, &path, args, None, fd3, &log)?;
     util::write_atomic(
         &paths::pid_file(&names.profile, program),
         format!("{pid}\n").as_bytes(),
@@ -68,7 +68,9 @@ pub fn stop_all(names: &Names, program: &str, marker: &str) {
     let _ = std::fs::remove_file(paths::pid_file(&names.profile, program));
 }
 
-/// The last lines of the helper's log, for an error.
+/// The last lines of the helper's log, for an error: enough for the whole
+/// of a helper's short life, since an error it wrote to stderr may come
+/// before the banner it wrote (buffered) to stdout.
 pub fn log_tail(names: &Names, program: &str) -> String {
-    util::tail(&paths::log_file(&names.profile, program), 6)
+    util::tail(&paths::log_file(&names.profile, program), 30)
 }

@@ -4,6 +4,7 @@
 //! by `down`, by the rollback of a failed `up` and by the clean-up after a
 //! crash. Adding a part is a file here and a line in [`PARTS`].
 
+mod forwards;
 mod helper;
 mod namespace;
 mod resolver;
@@ -30,9 +31,12 @@ use crate::state::State;
 ///   VPN's routes and their `unreachable` twins are in place, nothing may
 ///   have a way out;
 /// - the split resolver last: the tunnel says which servers and domains
-///   it splits, and it asks the host's resolver through the stack.
+///   it splits, and it asks the host's resolver through the stack;
+/// - the kept forwards after everything: their names resolve through the
+///   profile's DNS (the resolver's, for a split profile) when they start.
 ///
-/// Removal runs backwards: the helpers first; then the tunnel, so the VPN
+/// Removal runs backwards: the helpers first (the forwards free the host's
+/// ports before anything they lead to goes); then the tunnel, so the VPN
 /// client can still say goodbye to its server through the host's network;
 /// the namespace last, so nothing is ever left pointing into a namespace
 /// that is gone (a running stack would even keep it alive, unnamed).
@@ -42,7 +46,10 @@ pub const PARTS: &[&dyn Part] = &[
     &tunnel::Tunnel,
     &stack::Stack,
     &resolver::Resolver,
+    &forwards::Forwards,
 ];
+
+pub use forwards::{COMMAND as KEPT_FORWARDS, serve_kept};
 
 /// One part of a profile's runtime.
 pub trait Part: Sync {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, bail};
 
 use super::{Check, Look, Making, Part, helper};
+use crate::backend::client::Within;
 use crate::names::Names;
 use crate::state::State;
 use crate::{netns, paths, vlog};
@@ -63,7 +64,7 @@ impl Part for Resolver {
         .into_iter()
         .map(Into::into)
         .collect();
-        let pid = helper::start(names, PROGRAM, &args, Some(ns.as_fd()), None)?;
+        let pid = helper::start(names, PROGRAM, &args, Within::Netns(ns.as_fd()), None)?;
         // Ready once it accepts on the namespace's 127.0.0.1:53.
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 53));
         let deadline = Instant::now() + Duration::from_secs(3);

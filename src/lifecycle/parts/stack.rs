@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use super::{Check, Look, Making, Part, helper};
+use crate::backend::client::Within;
 use crate::backend::wireguard::connect::link_index;
 use crate::ipnet::IpNet;
 use crate::names::Names;
@@ -66,7 +67,15 @@ impl Part for Stack {
         .into_iter()
         .map(Into::into)
         .collect();
-        let pid = helper::start(names, PROGRAM, &args, None, Some(ready_w.as_fd()))?;
+        // In a mount namespace whose mounts are all private: its sandbox's
+        // pivot_root fails under a shared mount (systemd's, a tmpfs /tmp).
+        let pid = helper::start(
+            names,
+            PROGRAM,
+            &args,
+            Within::PrivateMounts,
+            Some(ready_w.as_fd()),
+        )?;
         drop(ready_w);
         wait_ready(&ready_r, Duration::from_secs(5)).map_err(|e| {
             anyhow!(

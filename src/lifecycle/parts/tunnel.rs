@@ -105,7 +105,8 @@ impl Part for Tunnel {
     fn remove(&self, names: &Names, st: Option<&State>, problems: &mut Vec<String>) {
         // The VPN client goes first, while its tunnel still works, so that
         // it can tell the server it is leaving (openvpn's exit notification,
-        // openconnect's logout).
+        // openconnect's logout; charon is asked over VICI to delete its SAs).
+        backend::before_stop(&names.profile);
         let mut pids: Vec<u32> = st
             .and_then(|s| s.pid)
             .filter(|pid| client::is_ours(*pid, &names.tunnel))
@@ -154,6 +155,8 @@ impl Part for Tunnel {
             Ok(p) => problems.extend(p),
             Err(e) => problems.push(format!("{e:#}")),
         }
+        // What outlives a client (a killed charon's mark-only routing rule).
+        backend::after_stop(&names.profile, problems);
         let sock = paths::wireguard_socket(&names.tunnel);
         if sock.exists()
             && let Err(e) = std::fs::remove_file(&sock)

@@ -1,0 +1,244 @@
+//! A profile's kept forwards (`[forward] ports`): one `nsvpn kept-forwards
+//! <profile>` process that does what `nsvpn forward` does, for as long as
+//! the profile is up. It listens on the host, enters the namespace and
+//! drops to `nobody` (it needs no privilege once its sockets exist, and
+//! belongs to no user: `up` may run from systemd); `down` ends it with
+//! SIGTERM, which closes its listeners and cuts its connections.
+//!
+//! `up` waits for its word on a pipe (its descriptor 3): "ok" once it
+//! listens, else the error (a port in use, a name that does not resolve
+//! inside), which fails `up` and rolls the profile back.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use super::{Check, Look, Making, Part};
+use crate::backend::client::{self, Within};
+use crate::exec::{self, RealSys};
+use crate::forward::{self, Plan};
+use crate::names::{self, Names};
+use crate::state::State;
+use crate::{netns, paths, signals, util, vlog};
+
+/// The hidden command that serves the forwards.
+pub const COMMAND: &str = "kept-forwards";
+/// Its pid and log files' name in the profile's run directory.
+const FILES: &str = "forwards";
+/// How long `up` waits for it to listen: a name may take a DNS timeout or
+/// two to fail.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub struct Forwards;
+
+/// The profile's forwarder processes: the nsvpn binary (by its file name)
+/// run with exactly `kept-forwards <profile>`.
+fn find(names: &Names) -> Vec<u32> {
+    let Some(program) = own_name() else {
+        return Vec::new();
+    };
+    let want = [COMMAND.as_bytes(), names.profile.as_bytes()];
+    util::other_pids()
+        .filter(|pid| {
+            util::cmdline(*pid).is_some_and(|args| {
+                args.len() == 3
+                    && args[0].rsplit(|b| *b == b'/').next() == Some(program.as_bytes())
+                    && args[1..] == want
+            })
+        })
+        .collect()
+}
+
+/// This binary's file name ("nsvpn").
+fn own_name() -> Option<String> {
+    std::env::current_exe()
+        .ok()?
+        .file_name()?
+        .to_str()
+        .map(str::to_string)
+}
+
+/// The running forwarder, by its pid file.
+fn running(names: &Names) -> Option<u32> {
+    util::read_pid(&paths::pid_file(&names.profile, FILES)).filter(|p| find(names).contains(p))
+}
+
+impl Part for Forwards {
+    fn name(&self) -> &'static str {
+        "forwards"
+    }
+
+    fn wanted(&self, st: &State) -> bool {
+        !st.overrides.forwards.is_empty()
+    }
+
+    fn create(&self, cx: &mut Making<'_>) -> Result<bool> {
+        let t0 = Instant::now();
+        let names = cx.names;
+        let exe: PathBuf = std::env::current_exe().context("cannot find nsvpn's own binary")?;
+        let (ready_r, ready_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
+        let args: Vec<OsString> = vec![COMMAND.into(), names.profile.clone().into()];
+        let log = paths::log_file(&names.profile, FILES);
+        let pid = client::spawn_in(Within::Host, &exe, &args, None, Some(ready_w.as_fd()), &log)?;
+        util::write_atomic(
+            &paths::pid_file(&names.profile, FILES),
+            format!("{pid}\n").as_bytes(),
+            0o644,
+        )?;
+        drop(ready_w);
+        let word = wait_word(&ready_r, READY_TIMEOUT)?;
+        if word != "ok" {
+            let why = if word.is_empty() {
+                format!(
+                    "it ended without a word; the end of its log ({}):\n{}",
+                    log.display(),
+                    util::tail(&log, 6)
+                )
+            } else {
+                word
+            };
+            bail!("the profile's [forward] ports did not start: {why}");
+        }
+        cx.own += t0.elapsed();
+        vlog!("forwards listen (pid {pid}, {:?})", t0.elapsed());
+        Ok(true)
+    }
+
+    /// Without them the profile still works; only the host's ports are gone.
+    fn check(&self, look: &mut Look<'_>) -> Check {
+        if !look.thorough || running(&look.st.names).is_some() {
+            return Check::Fine;
+        }
+        Check::Degraded(format!(
+            "its forwards ([forward] ports) are not running: nothing listens on {}; the end of \
+             {} says why; `nsvpn down {p}` then `nsvpn up {p}` starts them again",
+            listens(look.st).join(", "),
+            paths::log_file(look.profile, FILES).display(),
+            p = look.profile
+        ))
+    }
+
+    fn show(&self, st: &State) -> String {
+        match running(&st.names) {
+            Some(pid) => format!("nsvpn pid {pid}"),
+            None => "nsvpn, not running".into(),
+        }
+    }
+
+    fn processes(&self, names: &Names) -> Vec<u32> {
+        find(names)
+    }
+
+    fn exists(&self, names: &Names) -> bool {
+        !find(names).is_empty()
+    }
+
+    // First to go: it lives in the namespace and holds the host's ports.
+    fn remove(&self, names: &Names, _: Option<&State>, _: &mut Vec<String>) {
+        for pid in find(names) {
+            client::stop(pid, Duration::from_secs(2));
+        }
+        let _ = std::fs::remove_file(paths::pid_file(&names.profile, FILES));
+    }
+}
+
+/// Where the forwards of `st` listen.
+fn listens(st: &State) -> Vec<String> {
+    forward::parse_all(&st.overrides.forwards)
+        .map(|specs| specs.iter().map(|s| s.listen.to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Reads the forwarder's word until it closes the pipe (or exits).
+fn wait_word(fd: &OwnedFd, timeout: Duration) -> Result<String> {
+    let deadline = Instant::now() + timeout;
+    let mut f = std::fs::File::from(nix::unistd::dup(fd).context("dup")?);
+    let mut text = Vec::new();
+    loop {
+        signals::check()?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!(
+                "no word from it after {} s (a name that takes long to resolve inside?)",
+                timeout.as_secs()
+            );
+        }
+        let ms = left.min(Duration::from_millis(200)).as_millis() as u16;
+        let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut pfd, PollTimeout::from(ms)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(anyhow!(e).context("poll")),
+        }
+        let mut buf = [0u8; 4096];
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("cannot read the forwarder's word"),
+        }
+    }
+    Ok(String::from_utf8_lossy(&text).trim().to_string())
+}
+
+/// `nsvpn kept-forwards <profile>`, the process itself: root only, run by
+/// `up`. Sets the forwards up as `nsvpn forward` does (as `nobody`), says
+/// "ok" or the error on descriptor 3, then serves until SIGTERM.
+pub fn serve_kept(profile: &str) -> Result<()> {
+    // SAFETY: (both blocks) descriptor 3 is checked to be open before it is owned, and
+    // nothing else in this process uses it.
+    let open = unsafe { nix::libc::fcntl(3, nix::libc::F_GETFD) } != -1;
+    let word = open.then(|| unsafe { OwnedFd::from_raw_fd(3) });
+    let mut word = word.map(std::fs::File::from);
+    let ready = (|| -> Result<_> {
+        if !nix::unistd::getuid().is_root() || !nix::unistd::geteuid().is_root() {
+            bail!("`nsvpn {COMMAND}` is run by `nsvpn up` as root, not by hand");
+        }
+        names::validate_profile_name(profile)?;
+        let st = State::load(profile)
+            .ok_or_else(|| anyhow!("profile {profile} has no state: it is not being brought up"))?;
+        let specs = forward::parse_all(&st.overrides.forwards)?;
+        let ns = netns::open(&st.names.netns)?;
+        let plan = Plan {
+            profile,
+            netns: &st.names.netns,
+            ns: ns.as_fd(),
+            layer: paths::netns_etc(&st.names.netns),
+            binds: exec::binds_for(&st.names.netns),
+            hidden: exec::hidden_dirs(),
+            target: crate::user::nobody()?,
+            specs: &specs,
+        };
+        if !forward::single_threaded() {
+            bail!("internal error: the forwarder must set up with one thread, and has more");
+        }
+        let listeners = forward::prepare(&mut RealSys, &plan)?;
+        let watch = signals::watch()?;
+        Ok((specs, listeners, watch))
+    })();
+    let (specs, listeners, watch) = match ready {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(w) = word.as_mut() {
+                let _ = w.write_all(format!("{e:#}").as_bytes());
+            }
+            return Err(e);
+        }
+    };
+    if let Some(mut w) = word.take() {
+        w.write_all(b"ok")
+            .context("cannot tell `up` the forwards listen")?;
+    }
+    for s in &specs {
+        println!("{}", s.describe(profile));
+    }
+    let cut = forward::serve(profile, &specs, listeners, watch.fd())?;
+    println!("nsvpn: forwards stopped: listeners closed, {cut} open connection(s) cut");
+    Ok(())
+}
