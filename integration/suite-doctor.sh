@@ -85,11 +85,13 @@ doctor_says "... and doctor finds nothing wrong" 0 "ok: mtu: the path to 10.20.1
 sed -i '1d' "$LAB_DIR/profiles/alpha.toml"
 check "... mtu taken out again: down and up alpha" bash -c "nsvpn down alpha && nsvpn up alpha"
 
-# The key sets the tunnel's MTU for the other kinds too (through the hook).
-for p in charlie delta; do
+# The key sets the tunnel's MTU for the other kinds too (OpenVPN and
+# OpenConnect through the hook, IPsec through its own connect).
+for p in charlie delta echo; do
   { echo "mtu = 1300"; cat "$LAB_DIR/profiles/$p.toml"; } > "$LAB_DIR/profiles/m$p.toml"
   check "m$p: up with mtu = 1300" nsvpn up "m$p"
   expect "m$p: its tunnel's MTU is 1300" "1300" bash -c "ip -n nsvpn-m$p -o link show nsvt-m$p | sed 's/.* mtu \([0-9]*\) .*/\1/'"
+  doctor_says "m$p: doctor finds nothing wrong" 0 "nsvpn doctor m$p: nothing wrong (checked tunnel, routes, dns, mtu)" "m$p"
   if [ "$p" = charlie ]; then
     pid=$(jq -r .pid "/run/nsvpn/m$p/state.json"); kill -9 "$pid"
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
