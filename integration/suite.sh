@@ -357,6 +357,9 @@ source "$here/suite-shell.sh"
 # shellcheck source=suite-split.sh
 source "$here/suite-split.sh"
 
+# shellcheck source=suite-doctor.sh
+source "$here/suite-doctor.sh"
+
 echo "# down removes every trace"
 check "down alpha" nsvpn down alpha
 check "down bravo" nsvpn down bravo

@@ -86,6 +86,28 @@ pub enum Command {
         #[arg(required = true, value_name = "[BIND:]PORT:HOST:HOSTPORT")]
         specs: Vec<String>,
     },
+    /// Find what is wrong with the host's or a profile's routes, DNS, MTU, tunnel and leftovers
+    #[command(
+        long_about = "Find what is wrong with the host's or a profile's routes, DNS, MTU, tunnel \
+                      and leftovers, and say what to do: each finding has the evidence (routes, \
+                      addresses, sizes, files), why it matters and the exact fix. Without a \
+                      profile: the host's routes (tunnels over container bridges, Tailscale, the \
+                      LAN, each other; loopback), who owns /etc/resolv.conf, and nsvpn's \
+                      leftovers. With one that is up: its tunnel (a dead client, a WireGuard \
+                      handshake that never completes), routes and loopback inside, which DNS \
+                      server answers, and the path MTU to HOST (default: the VPN's first DNS \
+                      server) by don't-fragment probes. Only reads and probes; changes nothing. \
+                      Exits 0 when nothing is wrong, 1 when something is."
+    )]
+    Doctor {
+        profile: Option<String>,
+        /// A host inside the VPN to probe the MTU to (resolved through the profile)
+        #[arg(long, value_name = "HOST[:PORT]")]
+        target: Option<String>,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script (bash, zsh, fish)
     #[command(
         long_about = "Print a shell completion script on stdout. The Debian package installs \
@@ -140,6 +162,7 @@ mod tests {
             "status",
             "list",
             "forward",
+            "doctor",
             "completions",
         ] {
             let mut s = Cli::command().term_width(100);

@@ -164,6 +164,7 @@ mod tests {
                 "nsvpn-status.8",
                 "nsvpn-list.8",
                 "nsvpn-forward.8",
+                "nsvpn-doctor.8",
                 "nsvpn-completions.8",
             ]
         );

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod dnsfiles;
 pub mod docs;
+pub mod doctor;
 pub mod exec;
 pub mod forward;
 pub mod ipnet;

@@ -94,6 +94,25 @@ fn main() -> ExitCode {
         Command::Forward { profile, specs } => {
             return ExitCode::from(commands::forward::run(&caller, &dir, &profile, &specs));
         }
+        Command::Doctor {
+            profile,
+            target,
+            json,
+        } => {
+            return match commands::doctor::run(
+                &caller,
+                &dir,
+                profile.as_deref(),
+                target.as_deref(),
+                json,
+            ) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("nsvpn: error: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         Command::Hook { .. } | Command::KeptForwards { .. } | Command::Completions { .. } => {
             unreachable!("handled above")
         }

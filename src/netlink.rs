@@ -25,6 +25,10 @@ pub struct Link {
     pub kind: Option<String>,
     pub up: bool,
     pub mtu: Option<u32>,
+    /// Whether the link has a carrier (a tun device with no process
+    /// attached has none).
+    #[serde(skip)]
+    pub carrier: Option<bool>,
     /// Bytes received and sent, from the kernel's counters.
     pub rx_bytes: u64,
     pub tx_bytes: u64,
@@ -395,6 +399,74 @@ impl Netlink {
     }
 }
 
+/// Where the kernel sends a packet to one address, through the rules and
+/// every table (as `ip route get` says it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RouteTo {
+    pub dest: IpAddr,
+    /// The link it leaves by (`lo` for a local address).
+    pub link: Option<u32>,
+    /// The table of the route chosen (255 is `local`, 254 `main`).
+    pub table: u32,
+    /// The kernel's own local delivery (a `local` route).
+    pub local: bool,
+    /// An `unreachable`, `prohibit` or `blackhole` route.
+    pub refused: bool,
+}
+
+impl Netlink {
+    /// `ip route get DEST`: the kernel's answer through rules and tables.
+    /// None when it has no route at all (ENETUNREACH).
+    pub async fn route_to(&self, dest: IpAddr) -> Result<Option<RouteTo>> {
+        let prefix = if dest.is_ipv4() { 32 } else { 128 };
+        let mut msg = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dest, prefix)
+            .map_err(|e| anyhow!("{e}"))?
+            .build();
+        // Without it the kernel reports every answer as the main table's.
+        msg.header.flags |= rtnetlink::packet_route::route::RouteFlags::LookupTable;
+        let mut replies = self.handle.route().get(msg).execute();
+        match replies.try_next().await {
+            Ok(Some(m)) => {
+                let table = m
+                    .attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        RouteAttribute::Table(t) => Some(*t),
+                        _ => None,
+                    })
+                    .unwrap_or(u32::from(m.header.table));
+                let link = m.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Oif(i) => Some(*i),
+                    _ => None,
+                });
+                Ok(Some(RouteTo {
+                    dest,
+                    link,
+                    table,
+                    local: m.header.kind == RouteType::Local,
+                    refused: matches!(
+                        m.header.kind,
+                        RouteType::Unreachable | RouteType::Prohibit | RouteType::BlackHole
+                    ),
+                }))
+            }
+            Ok(None) => Ok(None),
+            Err(e)
+                if matches!(errno(&e), Some(c) if c == nix::errno::Errno::ENETUNREACH as i32
+                    || c == nix::errno::Errno::EHOSTUNREACH as i32
+                    || c == nix::errno::Errno::EACCES as i32
+                    || c == nix::errno::Errno::EINVAL as i32) =>
+            {
+                Ok(None)
+            }
+            Err(e) => {
+                Err(anyhow!(e).context(format!("cannot ask the kernel for the route to {dest}")))
+            }
+        }
+    }
+}
+
 fn libc_enodev() -> i32 {
     nix::errno::Errno::ENODEV as i32
 }
@@ -406,6 +478,7 @@ fn link_from_message(m: &LinkMessage) -> Link {
         kind: None,
         up: m.header.flags.contains(LinkFlags::Up),
         mtu: None,
+        carrier: None,
         rx_bytes: 0,
         tx_bytes: 0,
     };
@@ -413,6 +486,7 @@ fn link_from_message(m: &LinkMessage) -> Link {
         match a {
             LinkAttribute::IfName(n) => l.name = n.clone(),
             LinkAttribute::Mtu(v) => l.mtu = Some(*v),
+            LinkAttribute::Carrier(c) => l.carrier = Some(*c != 0),
             LinkAttribute::Stats64(st) => {
                 l.rx_bytes = st.rx_bytes;
                 l.tx_bytes = st.tx_bytes;

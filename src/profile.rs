@@ -21,6 +21,13 @@ pub use crate::backend::vpn::Vpn;
 use crate::ipnet::{IpNet, Ipv4Net};
 use crate::names::{self, VethAddrs};
 
+/// The keys of a profile that belong above its first `[section]`.
+const TOP_LEVEL_KEYS: &[&str] = &["description", "mtu"];
+
+/// The range of the top-level `mtu`.
+pub const MTU_MIN: u32 = 576;
+pub const MTU_MAX: u32 = 9000;
+
 pub const DEFAULT_DIR: &str = "/etc/nsvpn/profiles";
 pub const ENV_DIR: &str = "NSVPN_PROFILES";
 
@@ -47,6 +54,7 @@ struct RawProfile {
     access: Option<RawAccess>,
     veth: Option<RawVeth>,
     split: Option<RawSplit>,
+    mtu: Option<i64>,
     forward: Option<RawForward>,
 }
 
@@ -115,6 +123,8 @@ pub struct Profile {
     pub veth: VethAddrs,
     /// `[split]`: a path to the host's network beside the VPN.
     pub split: Option<Split>,
+    /// `mtu`: the tunnel device's MTU, over what the VPN says (every kind).
+    pub mtu: Option<u32>,
     /// `[forward] ports`: forwards kept while the profile is up, as
     /// `nsvpn forward` takes them (checked when the profile loads).
     pub forwards: Vec<String>,
@@ -151,10 +161,17 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
         .count()
         + 1;
     let lines: Vec<&str> = text.lines().collect();
-    let field = field_at(&lines, line - 1)
-        .map(|f| format!(", field `{f}`"))
-        .unwrap_or_default();
-    format!("line {line}, column {column}{field}: {msg}")
+    let field = field_at(&lines, line - 1);
+    // A top-level key written below a [section] belongs to that section in
+    // TOML: say where it goes.
+    let hint = match field.as_deref().and_then(|f| f.rsplit_once('.')) {
+        Some((_, k)) if TOP_LEVEL_KEYS.contains(&k) && msg.starts_with("unknown field") => {
+            format!(" (`{k}` is a top-level key: put it above the first [section])")
+        }
+        _ => String::new(),
+    };
+    let field = field.map(|f| format!(", field `{f}`")).unwrap_or_default();
+    format!("line {line}, column {column}{field}: {msg}{hint}")
 }
 
 /// The dotted field a line of a profile sets (`access.users`), or the table a
@@ -319,6 +336,7 @@ impl Profile {
             Some(v) => src.veth(&v)?,
         };
         src.description(raw.description.as_deref())?;
+        let mtu = raw.mtu.map(|m| src.mtu(m)).transpose()?;
         let forwards = match raw.forward {
             None => Vec::new(),
             Some(f) => src.forwards(f.ports)?,
@@ -336,6 +354,7 @@ impl Profile {
             access,
             veth,
             split,
+            mtu,
             forwards,
         })
     }
@@ -525,6 +544,22 @@ impl Source<'_> {
         VethAddrs::from_subnet(subnet).map_err(|e| self.field("veth.subnet", e.to_string()))
     }
 
+    /// The top-level `mtu`: what a tunnel device can carry. IPv4 needs at
+    /// least 576 (and IPv6 1280, which the kernel turns off below it);
+    /// 9000 is a jumbo frame, beyond anything a VPN's path carries.
+    fn mtu(&self, m: i64) -> Result<u32> {
+        match u32::try_from(m) {
+            Ok(v) if (MTU_MIN..=MTU_MAX).contains(&v) => Ok(v),
+            _ => Err(self.field(
+                "mtu",
+                format!(
+                    "{m} is not a usable MTU: give the tunnel's packet size in bytes, \
+                     {MTU_MIN} to {MTU_MAX} (`nsvpn doctor <profile>` measures what the path carries)"
+                ),
+            )),
+        }
+    }
+
     /// The top-level `description`, which is shown as is: no control
     /// characters.
     fn description(&self, d: Option<&str>) -> Result<()> {
@@ -550,6 +585,7 @@ mod tests {
         let p = parse(
             r#"
 description = "ACME customer network"
+mtu = 1380
 [vpn]
 kind = "wireguard"
 config = "/etc/wireguard/acme.conf"
@@ -665,6 +701,22 @@ groups = ["consultants"]
             (
                 "bad split domain",
                 "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[dns]\ndomains = [\"a b\"]\n[split]\ninternet = true\n",
+            ),
+            (
+                "mtu too small",
+                "mtu = 200\n[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n",
+            ),
+            (
+                "mtu negative",
+                "mtu = -1\n[vpn]\nkind = \"openvpn\"\nconfig = \"a\"\n",
+            ),
+            (
+                "mtu not a number",
+                "mtu = \"1380\"\n[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n",
+            ),
+            (
+                "mtu under a section",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\nmtu = 1380\n",
             ),
             (
                 "bad forward",

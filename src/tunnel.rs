@@ -49,6 +49,9 @@ pub struct Overrides {
     /// `[split]`: the kill switch's routes and the split resolver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<Split>,
+    /// The profile's `mtu`: the tunnel's MTU, whatever the VPN says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
     /// `[forward] ports`: the forwards part keeps them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwards: Vec<String>,
@@ -62,9 +65,15 @@ impl Overrides {
             dns_search: p.dns_search.clone(),
             hosts: p.hosts.clone(),
             split: p.split.clone(),
+            mtu: p.mtu,
             forwards: p.forwards.clone(),
         }
     }
+}
+
+/// The tunnel's MTU: the profile's `mtu` if it has one, else the VPN's.
+pub fn effective_mtu(setup: &TunnelSetup, ov: &Overrides) -> Option<u32> {
+    ov.mtu.or(setup.mtu)
 }
 
 /// The routes to set: the profile's `[routes]` if it has them, else the
@@ -125,7 +134,8 @@ pub async fn configure(
     for a in &setup.addresses {
         inner.set_address(tun, a.local, a.peer).await?;
     }
-    inner.set_up(tun, setup.mtu).await?;
+    let mtu = effective_mtu(setup, ov);
+    inner.set_up(tun, mtu).await?;
     let routes = effective_routes(setup, ov);
     for r in &routes {
         inner.add_route(&Route::via_link(*r, tun)).await?;
@@ -166,7 +176,7 @@ pub async fn configure(
                 None => a.local.to_string(),
             })
             .collect(),
-        mtu: setup.mtu,
+        mtu,
         routes,
         dns,
     })
@@ -226,12 +236,18 @@ mod tests {
             vec!["10.20.0.0/16".parse().unwrap()]
         );
         assert_eq!(effective_dns(&setup, &none).servers, setup.dns_servers);
+        let wg = TunnelSetup {
+            mtu: Some(1420),
+            ..setup.clone()
+        };
+        assert_eq!(effective_mtu(&wg, &none), Some(1420));
         let ov = Overrides {
             routes: Some(vec!["10.20.1.0/24".parse().unwrap()]),
             dns_servers: Some(vec![]),
             dns_search: Some(vec!["acme.internal".into()]),
             hosts: vec![("db".into(), "10.20.1.5".parse().unwrap())],
             split: None,
+            mtu: Some(1380),
             forwards: vec![],
         };
         assert_eq!(
@@ -242,5 +258,7 @@ mod tests {
         assert!(dns.servers.is_empty());
         assert_eq!(dns.search, ["acme.internal"]);
         assert_eq!(dns.hosts.len(), 1);
+        assert_eq!(effective_mtu(&wg, &ov), Some(1380));
+        assert_eq!(effective_mtu(&setup, &ov), Some(1380));
     }
 }

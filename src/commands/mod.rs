@@ -1,6 +1,7 @@
 //! One file per command.
 
 pub mod completions;
+pub mod doctor;
 pub mod down;
 pub mod exec;
 pub mod forward;
