@@ -5,7 +5,7 @@ set -euo pipefail
 # internet and the split-tunnel probe (split-probe.sh). strongSwan's charon
 # with kernel-libipsec (libcharon-extra-plugins) and swanctl: IPsec profiles
 # and the lab's IKEv2 gateway.
-pkgs=(wireguard-go wireguard-tools openvpn openconnect ocserv openssl dnsmasq-base postgresql iproute2 iputils-ping procps util-linux libcap2-bin hyperfine python3 tcpdump zsh
+pkgs=(wireguard-go wireguard-tools openvpn openconnect ocserv openssl dnsmasq-base postgresql iproute2 iputils-ping procps util-linux libcap2-bin hyperfine iperf3 python3 tcpdump zsh
   slirp4netns socat curl nftables bind9-dnsutils
   qemu-system-x86 busybox-static cpio kmod xz-utils vagrant
   systemd systemd-container bash-completion man-db

@@ -7,5 +7,5 @@ if [ "${2:-}" != "--inside" ]; then
   [ "$(id -u)" = 0 ] || { echo "$(basename "$1"): run as root (sudo $1)" >&2; exit 1; }
   "$here/deps.sh"
   (cd "$root" && cargo build --release --locked)
-  exec "$here/sandbox.sh" "$1" --inside
+  exec "$here/sandbox.sh" "$1" --inside "${@:2}"
 fi

@@ -68,9 +68,24 @@ pub fn now_unix() -> u64 {
 
 static VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
-/// Sets the log level from the count of `-v` flags.
+static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Sets the log level from the count of `-v` flags (and, from three on,
+/// notes the start: each line then says when it was written).
 pub fn set_verbosity(level: u8) {
     VERBOSITY.store(level, std::sync::atomic::Ordering::Relaxed);
+    STARTED.get_or_init(Instant::now);
+}
+
+/// `[12.345 ms] ` since the start of nsvpn at `-vvv`, else nothing: where
+/// the time of a command goes, line by line.
+pub fn stamp() -> String {
+    match STARTED.get() {
+        Some(t) if verbosity() >= 3 => {
+            format!("[{:8.3} ms] ", t.elapsed().as_secs_f64() * 1000.0)
+        }
+        _ => String::new(),
+    }
 }
 
 pub fn verbosity() -> u8 {
@@ -82,7 +97,17 @@ pub fn verbosity() -> u8 {
 macro_rules! vlog {
     ($($arg:tt)*) => {
         if $crate::util::verbosity() >= 1 {
-            eprintln!("nsvpn: {}", format_args!($($arg)*));
+            eprintln!("nsvpn: {}{}", $crate::util::stamp(), format_args!($($arg)*));
+        }
+    };
+}
+
+/// A timing line at `-vvv`: where a command's time goes.
+#[macro_export]
+macro_rules! vtrace {
+    ($($arg:tt)*) => {
+        if $crate::util::verbosity() >= 3 {
+            eprintln!("nsvpn: {}{}", $crate::util::stamp(), format_args!($($arg)*));
         }
     };
 }

@@ -121,7 +121,9 @@ pub fn render_ended(ended: &[Ended], grace: Duration) -> String {
 /// make it refuse, unless `kill`, which ends them first (and returns them).
 pub fn teardown(names: &Names, kill_inside: bool) -> Result<Vec<Ended>> {
     let st = State::load(&names.profile);
+    crate::vtrace!("teardown: state read");
     let inside = parts::user_processes(names);
+    crate::vtrace!("teardown: {} user process(es) inside", inside.len());
     if !inside.is_empty() {
         if !kill_inside {
             let list: Vec<String> = inside

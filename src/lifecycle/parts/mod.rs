@@ -183,6 +183,7 @@ impl Probe for Machine {
 pub fn create_all(cx: &mut Making<'_>) -> Result<()> {
     for part in PARTS {
         crate::signals::check()?;
+        crate::vtrace!("part {}: create", part.name());
         if part.wanted(cx.st) && part.create(cx)? {
             cx.st.parts.push(part.name().to_string());
             cx.st.save()?;
@@ -234,7 +235,9 @@ pub fn any_exists(names: &Names) -> bool {
 pub fn remove_all(names: &Names, st: Option<&State>) -> Vec<String> {
     let mut problems = Vec::new();
     for part in PARTS.iter().rev() {
+        crate::vtrace!("part {}: remove", part.name());
         part.remove(names, st, &mut problems);
     }
+    crate::vtrace!("parts removed");
     problems
 }
