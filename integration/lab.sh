@@ -107,9 +107,12 @@ lab_inet_asked() { grep -c "query\[[A-Z]*\] $1 from" "$LAB_DIR/internet/dns.log"
 # FILTER.
 lab_wan_saw() {
   local filter=$1 cap=$LAB_DIR/internet/wan.pcap log=$LAB_DIR/internet/tcpdump.log t; shift
-  ip netns exec "$LAB_INET_NS" tcpdump --immediate-mode -i wan0 -nn -U -Z root -w "$cap" "$filter" > "$log" 2>&1 &
+  # The log exists before tcpdump starts: the wait below never reads a
+  # file the background job has not made yet.
+  : > "$log"
+  ip netns exec "$LAB_INET_NS" tcpdump --immediate-mode -i wan0 -nn -U -Z root -w "$cap" "$filter" >> "$log" 2>&1 &
   t=$!
-  for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.05; done
+  for _ in $(seq 100); do grep -qs "listening on" "$log" && break; sleep 0.05; done
   "$@" > /dev/null 2>&1; sleep 0.3
   kill -INT "$t"; wait "$t" 2> /dev/null
   tcpdump -Z root -nn -r "$cap" 2> /dev/null | wc -l
