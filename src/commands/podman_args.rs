@@ -9,8 +9,8 @@ use std::path::Path;
 use anyhow::{Result, anyhow};
 
 use crate::caller::{Action, Caller, Mode};
-use crate::lifecycle::{self as up, Health};
-use crate::names;
+use crate::names::{self, Names};
+use crate::paths;
 use crate::profile::Profile;
 use crate::session::podman;
 
@@ -24,15 +24,16 @@ pub fn run(caller: Option<&Caller>, dir: &Path, profile: &str) -> Result<()> {
     if let Some(caller) = caller.filter(|c| c.mode == Mode::FileCaps) {
         caller.check_access(&p, Action::Exec)?;
     }
-    match up::health(profile) {
-        Health::Up(_) | Health::Reconnecting(..) => Ok(()),
-        Health::Down => Err(anyhow!(
-            "profile {profile} is down: bring it up first (`nsvpn up {profile}` or \
-             `systemctl start nsvpn@{profile}`); the flags name its namespace and files, which \
-             exist only while it is up"
-        )),
-        Health::Broken(why) => Err(anyhow!(
-            "profile {profile} is broken: {why}. Run `nsvpn down {profile}` and `nsvpn up {profile}`"
-        )),
+    // Up as far as a container needs: the namespace and its files (only
+    // root can look into the namespace; a broken tunnel leaves a sealed one).
+    let names = Names::for_profile(profile);
+    let etc = paths::netns_etc(&names.netns);
+    if paths::netns(&names.netns).exists() && etc.join("resolv.conf").exists() {
+        return Ok(());
     }
+    Err(anyhow!(
+        "profile {profile} is down: bring it up first (`nsvpn up {profile}` or \
+         `systemctl start nsvpn@{profile}`); the flags name its namespace and files, which \
+         exist only while it is up"
+    ))
 }
