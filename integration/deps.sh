@@ -4,12 +4,16 @@ set -euo pipefail
 # slirp4netns, socat, curl, nftables and dig (bind9-dnsutils): the lab's
 # internet and the split-tunnel probe (split-probe.sh). strongSwan's charon
 # with kernel-libipsec (libcharon-extra-plugins) and swanctl: IPsec profiles
-# and the lab's IKEv2 gateway.
+# and the lab's IKEv2 gateway. podman and runc (rootful, cgroupfs; crun
+# refuses the machine's hybrid cgroups), Xvfb with an X client (xmessage),
+# xauth, xwd and netpbm (a screenshot), a session bus (dbus-daemon,
+# dbus-send): suite-session.sh.
 pkgs=(wireguard-go wireguard-tools openvpn openconnect ocserv openssl dnsmasq-base postgresql iproute2 iputils-ping procps util-linux libcap2-bin hyperfine iperf3 python3 tcpdump zsh
   slirp4netns socat curl nftables bind9-dnsutils
   qemu-system-x86 busybox-static cpio kmod xz-utils vagrant
   systemd systemd-container bash-completion man-db
-  strongswan-charon strongswan-swanctl libcharon-extra-plugins)
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins
+  podman runc xvfb x11-utils x11-apps xauth netpbm dbus-daemon dbus-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,9 +4,14 @@
 # the package is installed (nothing here reaches the machine's network).
 # A lab WireGuard gateway (wireguard-go) with a web page at 10.20.1.5 named
 # by its DNS as db.internal; the profile is split (a direct prefix: the
-# user-mode stack, and split DNS: the resolver) and keeps a forward; then
+# user-mode stack, and split DNS: the resolver) and keeps a forward. First a
+# service of the system's joins the profile with the drop-in `nsvpn unit`
+# prints (on a host whose /etc/resolv.conf is a symbolic link, as under
+# systemd-resolved, and with an nscd socket): starting it brings the profile
+# up, it reaches the page by name through the profile's DNS; then
 # systemctl start, status, an exec inside, the forward from the host,
-# systemctl stop, and nothing left. Exit status 0 only if all of it held.
+# systemctl stop (which stops the service first), and nothing left. Exit
+# status 0 only if all of it held.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 LAB_DIR=/run/nsvpn-lab
@@ -51,6 +56,51 @@ direct = ["192.0.2.0/24"]
 ports = ["15480:db.internal:80"]
 TOML
 say "lab ready after $(ms) ms"
+
+# The host's /etc/resolv.conf a link to a resolver's file (as
+# systemd-resolved's stub), and an nscd socket: neither may reach the service.
+mountpoint -q /etc/resolv.conf && umount /etc/resolv.conf
+[ -e /etc/resolv.conf ] && mv /etc/resolv.conf /etc/resolv.conf.proof-saved
+mkdir -p /run/proof-resolved /run/nscd
+printf 'nameserver 192.0.2.53\n' > /run/proof-resolved/stub-resolv.conf
+ln -s /run/proof-resolved/stub-resolv.conf /etc/resolv.conf
+python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind("/run/nscd/socket")'
+cat > /run/proof-client.sh <<'SH'
+echo "resolv.conf: $(readlink /etc/resolv.conf) $(grep ^nameserver /etc/resolv.conf)"
+echo "nscd: $(stat -c '%F %a' /run/nscd/socket)"
+echo "getent: $(getent hosts db.internal | tr -s ' ')"
+exec 3<>/dev/tcp/db.internal/80 && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && echo "page: $(tail -n 1 <&3)"
+exec sleep infinity
+SH
+cat > /etc/systemd/system/lab-client.service <<'UNIT'
+[Unit]
+Description=lab client: alpha's page by name, then waits
+[Service]
+User=nobody
+ExecStart=/bin/bash /run/proof-client.sh
+UNIT
+mkdir -p /etc/systemd/system/lab-client.service.d
+nsvpn unit alpha lab-client > /etc/systemd/system/lab-client.service.d/nsvpn-alpha.conf || fail "nsvpn unit alpha lab-client failed"
+grep -v '^#' /etc/systemd/system/lab-client.service.d/nsvpn-alpha.conf | sed 's/^/systemd-proof:   drop-in: /'
+systemctl daemon-reload
+systemd-analyze verify /etc/systemd/system/lab-client.service > /run/proof-verify.log 2>&1 \
+  || { cat /run/proof-verify.log; fail "systemd-analyze verify lab-client.service (with the drop-in) failed"; }
+say "\$ systemctl start lab-client   (its drop-in from \`nsvpn unit alpha lab-client\`)"
+s=$(ms)
+systemctl start lab-client || fail "systemctl start lab-client failed"
+[ "$(systemctl is-active nsvpn@alpha)" = active ] || fail "starting lab-client did not bring nsvpn@alpha up"
+for _ in $(seq 100); do journalctl -u lab-client -o cat | grep -q '^page: ' && break; sleep 0.1; done
+client_log=$(journalctl -u lab-client -o cat | grep -E '^(resolv.conf|nscd|getent|page): ')
+say "lab-client and nsvpn@alpha active $(($(ms) - s)) ms after the start; it says:"
+echo "$client_log" | sed 's/^/systemd-proof:   lab-client: /'
+[ "$(echo "$client_log" | grep '^page: ')" = "page: alpha" ] || fail "lab-client did not get alpha's page by name"
+[ "$(echo "$client_log" | grep '^getent: ')" = "getent: 10.20.1.5 db.internal" ] || fail "lab-client did not resolve db.internal through alpha's DNS"
+[ "$(echo "$client_log" | grep '^resolv.conf: ')" = "resolv.conf: /run/proof-resolved/stub-resolv.conf nameserver 127.0.0.1" ] \
+  || fail "lab-client's resolv.conf (through the host's link) is not the profile's"
+[ "$(echo "$client_log" | grep '^nscd: ')" = "nscd: socket 0" ] || fail "the host's nscd socket is not out of lab-client's reach"
+client=$(systemctl show -P MainPID lab-client)
+[ "$(readlink /proc/$client/ns/net)" = "$(ip netns exec nsvpn-alpha readlink /proc/self/ns/net)" ] || fail "lab-client (pid $client) is not in alpha's namespace"
+say "lab-client (pid $client, as $(ps -o user= -p "$client")) runs in alpha's namespace; the host still reads $(grep ^nameserver /etc/resolv.conf)"
 
 say "\$ systemctl start nsvpn@alpha"
 s=$(ms)
@@ -100,6 +150,10 @@ systemctl stop nsvpn@alpha
 say "stopped in $(($(ms) - s)) ms"
 journalctl -u nsvpn@alpha.service --no-pager -o cat | grep -E '^nsvpn: (ended|profile alpha is down)' | sed 's/^/systemd-proof:   journal: /'
 [ "$(systemctl is-active nsvpn@alpha || true)" = inactive ] || fail "nsvpn@alpha is not inactive after stop"
+[ "$(systemctl is-active lab-client || true)" = inactive ] || fail "lab-client is not inactive after nsvpn@alpha stopped"
+! journalctl -u nsvpn@alpha.service -o cat | grep -q 'sleep infinity' || fail "nsvpn down had to end lab-client's process: systemd did not stop it first"
+[ -d "/proc/$client" ] && fail "lab-client's process $client is left"
+say "stopping nsvpn@alpha stopped lab-client first (systemd ended it; nsvpn down found nothing of it inside)"
 left=()
 ip netns list | grep -q '^nsvpn-alpha' && left+=("namespace nsvpn-alpha")
 ip -o link show | grep -q 'nsv[thn]-alpha' && left+=("links: $(ip -o link show | grep -o 'nsv[thn]-alpha' | tr '\n' ' ')")
@@ -115,5 +169,9 @@ case $(ps -o stat= -p "$sleeper" || true) in ''|Z*) wait "$sleeper" 2> /dev/null
 say "nothing left: no namespace, link, file, socket, process (the user's sleep ended) or cgroup of alpha"
 
 lab_down
-rm -f /etc/nsvpn/profiles/alpha.toml /etc/nsvpn/alpha.conf
+rm -f /etc/nsvpn/profiles/alpha.toml /etc/nsvpn/alpha.conf /run/proof-client.sh /run/proof-verify.log
+rm -rf /etc/systemd/system/lab-client.service /etc/systemd/system/lab-client.service.d /run/proof-resolved /run/nscd
+systemctl daemon-reload
+rm /etc/resolv.conf
+[ -e /etc/resolv.conf.proof-saved ] && mv /etc/resolv.conf.proof-saved /etc/resolv.conf
 say "PASS in $(ms) ms"

@@ -108,6 +108,33 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the systemd drop-in that makes a service run inside the profile
+    #[command(
+        long_about = "Print the systemd drop-in that makes an existing service join the profile: \
+                      BindsTo= and After= nsvpn@PROFILE.service (starting the service brings the \
+                      profile up, stopping the profile stops the service), \
+                      NetworkNamespacePath= its namespace, the profile's resolv.conf, hosts and \
+                      nsswitch.conf bound read-only over /etc's, and the host's resolver sockets \
+                      out of reach. Its first lines say where it goes, e.g. \
+                      /etc/systemd/system/SERVICE.d/nsvpn-PROFILE.conf."
+    )]
+    Unit {
+        profile: String,
+        /// The service (`backup` or `backup.service`)
+        service: String,
+    },
+    /// Print the `podman run` flags that put a container inside the profile
+    #[command(
+        name = "podman-args",
+        long_about = "Print the `podman run` flags that put a container inside the profile: its \
+                      network namespace (--network=ns:/run/netns/nsvpn-PROFILE) and its \
+                      resolv.conf and hosts, read-only. Use: \
+                      `args=$(nsvpn podman-args PROFILE) && podman run $args IMAGE ...`. The \
+                      profile must be up. On error the flags are printed all the same (for a \
+                      name that is not a profile's, --network=none), with the error on stderr \
+                      and status 1: a container never falls back to the host's network."
+    )]
+    PodmanArgs { profile: String },
     /// Print a shell completion script (bash, zsh, fish)
     #[command(
         long_about = "Print a shell completion script on stdout. The Debian package installs \
@@ -163,6 +190,8 @@ mod tests {
             "list",
             "forward",
             "doctor",
+            "unit",
+            "podman-args",
             "completions",
         ] {
             let mut s = Cli::command().term_width(100);

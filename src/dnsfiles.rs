@@ -10,6 +10,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+/// The files nsvpn writes in /etc/netns/nsvpn-<profile>/, for every kind
+/// of profile (a split profile's resolv.conf names its resolver on the
+/// namespace's loopback, which reads its own servers from /run/nsvpn):
+/// what a service or a container joining the namespace needs over /etc.
+pub const FILES: [&str; 3] = ["resolv.conf", "hosts", "nsswitch.conf"];
+
 /// What goes into the three files.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DnsConfig {
@@ -100,10 +106,11 @@ pub fn write(netns: &str, profile: &str, cfg: &DnsConfig) -> Result<PathBuf> {
         .and_then(|h| h.into_string().ok())
         .unwrap_or_default();
     let host_nsswitch = fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
-    write_file(&dir.join("resolv.conf"), &render_resolv_conf(profile, cfg))?;
-    write_file(&dir.join("hosts"), &render_hosts(profile, &hostname, cfg))?;
+    let [resolv, hosts, nsswitch] = FILES;
+    write_file(&dir.join(resolv), &render_resolv_conf(profile, cfg))?;
+    write_file(&dir.join(hosts), &render_hosts(profile, &hostname, cfg))?;
     write_file(
-        &dir.join("nsswitch.conf"),
+        &dir.join(nsswitch),
         &render_nsswitch(profile, &host_nsswitch),
     )?;
     Ok(dir)

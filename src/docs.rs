@@ -88,7 +88,10 @@ fn main_page_tail() -> String {
         Cli::command()
             .get_subcommands()
             .filter(|s| !s.is_hide_set())
-            .map(|s| format!("nsvpn\\-{}({MAN_SECTION})", s.get_name()))
+            .map(|s| format!(
+                "nsvpn\\-{}({MAN_SECTION})",
+                s.get_name().replace('-', "\\-")
+            ))
             .collect::<Vec<_>>()
             .join(", ")
     ));
@@ -165,6 +168,8 @@ mod tests {
                 "nsvpn-list.8",
                 "nsvpn-forward.8",
                 "nsvpn-doctor.8",
+                "nsvpn-unit.8",
+                "nsvpn-podman-args.8",
                 "nsvpn-completions.8",
             ]
         );

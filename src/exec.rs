@@ -296,7 +296,9 @@ pub fn drop_to<S: Sys>(sys: &mut S, t: &Target) -> Result<()> {
 }
 
 /// Variables a user's command keeps from nsvpn's environment: the terminal,
-/// the locale, the display and agent sockets, PATH. Everything else (sudo's
+/// the locale, the desktop's sockets (X11, Wayland, the runtime directory
+/// with PipeWire's and PulseAudio's, the session bus; see
+/// `session::desktop`), the agent socket, PATH. Everything else (sudo's
 /// `SUDO_*`, `MAIL`, loader and library variables, whatever the privileged
 /// side had) is dropped.
 const KEPT: &[&str] = &[
@@ -310,6 +312,11 @@ const KEPT: &[&str] = &[
     "WAYLAND_DISPLAY",
     "XAUTHORITY",
     "XDG_RUNTIME_DIR",
+    "XDG_SESSION_TYPE",
+    "XDG_CURRENT_DESKTOP",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "PULSE_SERVER",
+    "PIPEWIRE_REMOTE",
     "SSH_AUTH_SOCK",
 ];
 
@@ -856,6 +863,32 @@ mod tests {
             .map(|c| c.to_string_lossy().into_owned())
             .collect();
         insta::assert_debug_snapshot!(env);
+    }
+
+    /// The desktop's sockets reach a user's command (see `session::desktop`).
+    #[test]
+    fn desktop_variables_are_kept() {
+        let desktop = [
+            ("DISPLAY", ":0"),
+            ("XAUTHORITY", "/home/alice/.Xauthority"),
+            ("WAYLAND_DISPLAY", "wayland-0"),
+            ("XDG_RUNTIME_DIR", "/run/user/1000"),
+            ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1000/bus"),
+            ("PULSE_SERVER", "unix:/run/user/1000/pulse/native"),
+            ("PIPEWIRE_REMOTE", "pipewire-0"),
+            ("XDG_SESSION_TYPE", "wayland"),
+            ("XDG_CURRENT_DESKTOP", "GNOME"),
+        ];
+        let env = build_env(
+            desktop.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            &target(1000),
+            "acme",
+            false,
+        );
+        for (k, v) in desktop {
+            let want = CString::new(format!("{k}={v}")).unwrap();
+            assert!(env.contains(&want), "{k} is not kept: {env:?}");
+        }
     }
 
     /// What sudo (and a privileged caller) leaves in the environment never

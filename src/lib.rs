@@ -18,6 +18,7 @@ pub mod netns;
 pub mod overlay;
 pub mod paths;
 pub mod profile;
+pub mod session;
 pub mod shellrc;
 pub mod signals;
 pub mod split;

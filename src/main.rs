@@ -48,6 +48,34 @@ fn main() -> ExitCode {
             }
         };
     }
+    // Printed for `... | sudo tee` and `podman run $(...)`, so run as the
+    // user: they need no privilege (with one, [access] still applies).
+    if matches!(
+        cli.command,
+        Command::Unit { .. } | Command::PodmanArgs { .. }
+    ) {
+        let caller = Caller::detect().ok();
+        let dir = match &caller {
+            Some(c) => c.profile_dir(cli.profiles.as_deref()),
+            None => nsvpn::profile::profile_dir(cli.profiles.as_deref()),
+        };
+        let result = match &cli.command {
+            Command::Unit { profile, service } => {
+                commands::unit::run(caller.as_ref(), &dir, profile, service)
+            }
+            Command::PodmanArgs { profile } => {
+                commands::podman_args::run(caller.as_ref(), &dir, profile)
+            }
+            _ => unreachable!("matched above"),
+        };
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("nsvpn: error: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let is_exec = matches!(cli.command, Command::Exec { .. } | Command::Shell { .. });
     let caller = match Caller::detect() {
         Ok(c) => c,
@@ -91,6 +119,7 @@ fn main() -> ExitCode {
             commands::status::run(&caller, &dir, profile.as_deref(), json)
         }
         Command::List => commands::list::run(&caller, &dir),
+
         Command::Forward { profile, specs } => {
             return ExitCode::from(commands::forward::run(&caller, &dir, &profile, &specs));
         }
@@ -113,7 +142,11 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Command::Hook { .. } | Command::KeptForwards { .. } | Command::Completions { .. } => {
+        Command::Hook { .. }
+        | Command::KeptForwards { .. }
+        | Command::Completions { .. }
+        | Command::Unit { .. }
+        | Command::PodmanArgs { .. } => {
             unreachable!("handled above")
         }
     };

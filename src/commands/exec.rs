@@ -16,6 +16,7 @@ use crate::lifecycle::{self as up, Health};
 use crate::names::{self, Names};
 use crate::netns;
 use crate::profile::Profile;
+use crate::session::{desktop, single};
 use crate::shellrc;
 use crate::signals;
 use crate::user::Target;
@@ -55,6 +56,29 @@ fn argv_for(what: What, target: &Target) -> Result<Vec<CString>> {
     }
 }
 
+fn single_instance_warning(
+    argv: &[CString],
+    target: &Target,
+    profile: &str,
+    ns: std::os::fd::BorrowedFd<'_>,
+) {
+    let words: Vec<&str> = argv.iter().filter_map(|a| a.to_str().ok()).collect();
+    let Some(program) = single::lookup(&words, || std::fs::read_to_string(single::LIST_FILE).ok())
+    else {
+        return;
+    };
+    let Ok(st) = nix::sys::stat::fstat(ns) else {
+        return;
+    };
+    let inside = (st.st_dev, st.st_ino);
+    if let Some(pid) = single::running_outside(&program, target.uid.as_raw(), inside) {
+        eprintln!(
+            "nsvpn: warning: {}",
+            single::warning(&program, pid, &target.name, profile)
+        );
+    }
+}
+
 fn prepare_and_exec(
     caller: &Caller,
     dir: &Path,
@@ -73,8 +97,18 @@ fn prepare_and_exec(
     let argv = argv_for(what, &target)?;
     let names = Names::for_profile(name);
     // The command's environment comes from the caller's, read now: bringing
-    // the profile up below may clear nsvpn's own.
-    let env = exec::build_env(std::env::vars(), &target, name, is_shell);
+    // the profile up below may clear nsvpn's own. A user's command gets the
+    // desktop's sockets that sudo left out, and a word on those that do not
+    // cross a network namespace.
+    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    if !target.is_root() {
+        let d = desktop::complete(&vars, target.uid.as_raw(), &desktop::RealFs);
+        for w in &d.warnings {
+            eprintln!("nsvpn: warning: {w}");
+        }
+        vars.extend(d.added);
+    }
+    let env = exec::build_env(vars.into_iter(), &target, name, is_shell);
     // Open the namespace once: it both tells that the profile is up and is
     // what setns needs.
     let ns = match up::health(name) {
@@ -101,6 +135,11 @@ fn prepare_and_exec(
             ));
         }
     };
+    // A single-instance program would hand the request to an instance
+    // running outside (only a program on the list makes nsvpn read /proc).
+    if !is_shell {
+        single_instance_warning(&argv, &target, name, ns.as_fd());
+    }
     // Only the shell's path does this work (a command's exec stays as is).
     let prompt = is_shell.then(|| shellrc::prompt(&target.shell, name, &argv, &env));
     let plan = Plan {

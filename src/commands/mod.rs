@@ -8,5 +8,7 @@ pub mod forward;
 pub mod hook;
 pub mod kept_forwards;
 pub mod list;
+pub mod podman_args;
 pub mod status;
+pub mod unit;
 pub mod up;
