@@ -199,24 +199,20 @@ pub struct Process {
     pub command: String,
 }
 
-/// The processes living in namespace `name` (this process excluded).
-pub fn processes_in(name: &str) -> Vec<Process> {
+/// The processes living in namespace `name` (this process excluded), as
+/// the snapshot `procs` saw them.
+pub fn processes_in(name: &str, procs: &crate::procs::Procs) -> Vec<Process> {
     let Ok(meta) = fs::metadata(paths::netns(name)) else {
         return Vec::new();
     };
-    let inside = |pid: &u32| {
-        fs::metadata(format!("/proc/{pid}/ns/net"))
-            .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
-    };
-    let mut out: Vec<Process> = crate::util::other_pids()
-        .filter(inside)
-        .map(|pid| Process {
-            pid,
-            command: process_command(pid),
+    procs
+        .in_netns((meta.dev(), meta.ino()))
+        .into_iter()
+        .map(|p| Process {
+            pid: p.pid,
+            command: p.command(),
         })
-        .collect();
-    out.sort_by_key(|p| p.pid);
-    out
+        .collect()
 }
 
 /// The command line of `pid`, arguments separated by spaces.

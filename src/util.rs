@@ -235,8 +235,3 @@ pub fn runs(pid: u32, program: &str, marker: &[u8]) -> bool {
             .skip(1)
             .any(|a| a.windows(marker.len()).any(|w| w == marker))
 }
-
-/// Every process but this one that [`runs`] `program` with `marker`.
-pub fn find_runs(program: &str, marker: &[u8]) -> Vec<u32> {
-    other_pids().filter(|p| runs(*p, program, marker)).collect()
-}

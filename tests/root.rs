@@ -81,7 +81,7 @@ fn namespaces_are_compatible_with_ip_netns() {
         netns::create("nsvpn-t1").is_err(),
         "a second create must fail"
     );
-    assert!(netns::processes_in("nsvpn-t1").is_empty());
+    assert!(netns::processes_in("nsvpn-t1", &nsvpn::procs::Procs::read()).is_empty());
     netns::delete("nsvpn-t1").unwrap();
     netns::delete("nsvpn-t1").unwrap();
     assert!(!netns::exists("nsvpn-t1"));

@@ -84,6 +84,24 @@ pub enum Prepared {
     IpSec(ipsec::Prepared),
 }
 
+/// How long a VPN client gets to say goodbye and end before SIGKILL.
+pub const CLIENT_GRACE: Duration = Duration::from_secs(5);
+
+/// Asks a profile's VPN client to end; `ending` waits for it with the
+/// other parts' processes. Each client says goodbye to its server on
+/// SIGTERM (openvpn's exit notification, openconnect's logout; charon was
+/// told over VICI in [`before_stop`]); openvpn's goodbye is then cut short
+/// once it is sent (see [`openvpn::end`]). Without a state (a crash), the
+/// kind is unknown and SIGTERM alone is sent: every client ends on it.
+pub fn end_client(profile: &str, st: Option<&State>, pid: u32, ending: &mut crate::ending::Ending) {
+    match st.map(|s| s.kind) {
+        Some(Kind::OpenVpn) => openvpn::end(profile, pid, ending),
+        _ => {
+            ending.signal(pid, nix::sys::signal::Signal::SIGTERM, CLIENT_GRACE);
+        }
+    }
+}
+
 /// Before a profile's client is stopped, found by name (the state may be
 /// gone): a kind that is told goodbye over a control socket is told now,
 /// while its tunnel still works (charon deletes its SAs over VICI).

@@ -21,6 +21,7 @@ use crate::names::{self, Names};
 use crate::netlink::{Address, Link, Netlink, Route};
 use crate::netns::{self, Process};
 use crate::paths;
+use crate::procs::Procs;
 use crate::profile::{self, Profile};
 use crate::split;
 use crate::state::State;
@@ -202,8 +203,12 @@ fn base_report(name: &str, profile: Option<&Profile>) -> Report {
     }
 }
 
+/// The one look at /proc that every profile's report shares, taken when
+/// the first profile that is up needs it.
+pub type SharedProcs = std::cell::LazyCell<Procs>;
+
 /// Gathers the report of one profile.
-pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
+pub fn gather(name: &str, profile: Option<&Profile>, procs: &SharedProcs) -> Report {
     let mut r = base_report(name, profile);
     let Some(st) = State::load(name) else {
         note_stateless(&mut r);
@@ -218,7 +223,7 @@ pub fn gather(name: &str, profile: Option<&Profile>) -> Report {
     };
     gather_network(&mut r, &st, ns.as_fd());
     gather_dns(&mut r);
-    r.processes = parts::user_processes(&st.names);
+    r.processes = parts::user_processes(&st.names, procs);
     r
 }
 
@@ -452,8 +457,8 @@ fn gather_dns(r: &mut Report) {
 /// The report of `name`, whose profile file loaded as `loaded`. A file that
 /// exists but does not load is a problem, and makes a profile that is down
 /// "invalid", as `list` has it.
-fn report(dir: &Path, name: &str, loaded: &Result<Profile>) -> Report {
-    let mut r = gather(name, loaded.as_ref().ok());
+fn report(dir: &Path, name: &str, loaded: &Result<Profile>, procs: &SharedProcs) -> Report {
+    let mut r = gather(name, loaded.as_ref().ok(), procs);
     if let Err(e) = loaded
         && profile::exists(dir, name)
     {
@@ -773,6 +778,7 @@ fn render_problems(s: &mut String, r: &Report) {
 }
 
 pub fn run(caller: &Caller, dir: &Path, name: Option<&str>, json: bool) -> Result<()> {
+    let procs = SharedProcs::new(Procs::read);
     let reports: Vec<Report> = match name {
         Some(n) => {
             names::validate_profile_name(n)?;
@@ -784,7 +790,7 @@ pub fn run(caller: &Caller, dir: &Path, name: Option<&str>, json: bool) -> Resul
             } else {
                 Profile::load(dir, n)
             };
-            vec![report(dir, n, &p)]
+            vec![report(dir, n, &p, &procs)]
         }
         None => {
             let mut all: Vec<String> = profile::list_names(dir).unwrap_or_default();
@@ -797,7 +803,7 @@ pub fn run(caller: &Caller, dir: &Path, name: Option<&str>, json: bool) -> Resul
             all.iter()
                 .map(|n| (n, Profile::load(dir, n)))
                 .filter(|(_, p)| caller.mode != Mode::FileCaps || caller.admitted(p.as_ref().ok()))
-                .map(|(n, p)| report(dir, n, &p))
+                .map(|(n, p)| report(dir, n, &p, &procs))
                 .collect()
         }
     };
@@ -945,7 +951,12 @@ mod tests {
             "[vpn\nkind = \"wireguard\"\n",
         )
         .unwrap();
-        let r = report(&dir, name, &Profile::load(&dir, name));
+        let r = report(
+            &dir,
+            name,
+            &Profile::load(&dir, name),
+            &SharedProcs::new(Procs::read),
+        );
         std::fs::remove_dir_all(&dir).unwrap();
 
         // `list` has its word from the same function (its own test).
@@ -970,7 +981,7 @@ mod tests {
         )
         .unwrap();
         let loaded = Profile::load(&dir, name);
-        let r = report(&dir, name, &loaded);
+        let r = report(&dir, name, &loaded, &SharedProcs::new(Procs::read));
         let up = loaded.as_ref().map(crate::lifecycle::check);
         std::fs::remove_dir_all(&dir).unwrap();
 

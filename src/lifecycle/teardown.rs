@@ -6,20 +6,21 @@
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use super::parts;
+use crate::ending::Ending;
 use crate::names::Names;
 use crate::netns::Process;
 use crate::paths;
+use crate::procs::Procs;
 use crate::state::{self, State};
-use crate::{util, vlog};
+use crate::vlog;
 
 /// Whether anything of the profile exists on this machine: its state, or
-/// a trace of any of its parts.
+/// a trace of any of its parts (one look at /proc for all of them).
 pub fn any_trace(names: &Names) -> bool {
-    State::load(&names.profile).is_some() || parts::any_exists(names)
+    State::load(&names.profile).is_some() || parts::any_exists(names, &Procs::read())
 }
 
 /// How long processes inside get to end before SIGKILL.
@@ -65,25 +66,18 @@ fn polite_signal(pid: u32) -> Signal {
 /// since a stopped process acts on nothing else), then SIGKILL to those
 /// left after `grace`. Returns what it ended (not those already gone).
 pub fn end_processes(procs: &[Process], grace: Duration) -> Vec<Ended> {
+    let mut ending = Ending::new();
     let mut sent = Vec::new();
     for p in procs {
-        let pid = Pid::from_raw(p.pid as i32);
         let signal = polite_signal(p.pid);
-        if kill(pid, signal).is_ok() {
-            let _ = kill(pid, Signal::SIGCONT);
+        if ending.signal(p.pid, signal, grace) {
             sent.push((p, signal));
         }
     }
-    let start = std::time::Instant::now();
-    while sent.iter().any(|(p, _)| util::alive(p.pid)) && start.elapsed() < grace {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let killed_pids = ending.wait();
     sent.into_iter()
         .map(|(p, signal)| {
-            let killed = util::alive(p.pid);
-            if killed {
-                util::terminate(Pid::from_raw(p.pid as i32), Duration::ZERO);
-            }
+            let killed = killed_pids.contains(&p.pid);
             Ended {
                 pid: p.pid,
                 command: p.command.clone(),
@@ -122,7 +116,8 @@ pub fn render_ended(ended: &[Ended], grace: Duration) -> String {
 pub fn teardown(names: &Names, kill_inside: bool) -> Result<Vec<Ended>> {
     let st = State::load(&names.profile);
     crate::vtrace!("teardown: state read");
-    let inside = parts::user_processes(names);
+    let procs = Procs::read();
+    let inside = parts::user_processes(names, &procs);
     crate::vtrace!("teardown: {} user process(es) inside", inside.len());
     if !inside.is_empty() {
         if !kill_inside {
@@ -142,7 +137,7 @@ pub fn teardown(names: &Names, kill_inside: bool) -> Result<Vec<Ended>> {
     let ended = end_processes(&inside, KILL_GRACE);
     // Then the parts, in the reverse of the order `up` made them (see
     // `parts::PARTS` for why).
-    let problems = parts::remove_all(names, st.as_ref());
+    let problems = parts::remove_all(names, st.as_ref(), &procs);
     if problems.is_empty() {
         state::remove(&names.profile)?;
         Ok(ended)

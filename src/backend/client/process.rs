@@ -18,6 +18,7 @@ use nix::unistd::{
     ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, execv, fork, pipe, setsid,
 };
 
+use crate::procs::Procs;
 use crate::signals::Watch;
 
 /// The programs nsvpn runs as tunnel clients. A process counts as a
@@ -253,11 +254,9 @@ fn private_run_mounts(dir: &CString) -> bool {
     }
 }
 
-/// Whether `pid` is a running client (one of [`PROGRAMS`]) serving `ifname`.
-pub fn is_ours(pid: u32, ifname: &str) -> bool {
-    let Some(args) = crate::util::cmdline(pid) else {
-        return false;
-    };
+/// Whether a command line is a client's (one of [`PROGRAMS`]) serving
+/// `ifname`.
+fn serves(args: &[Vec<u8>], ifname: &str) -> bool {
     let prog_ok = args.first().is_some_and(|a| {
         Path::new(OsStr::from_bytes(a))
             .file_name()
@@ -267,25 +266,33 @@ pub fn is_ours(pid: u32, ifname: &str) -> bool {
     prog_ok && args.iter().skip(1).any(|a| a == ifname.as_bytes())
 }
 
+/// Whether `pid` is a running client (one of [`PROGRAMS`]) serving `ifname`.
+pub fn is_ours(pid: u32, ifname: &str) -> bool {
+    crate::util::cmdline(pid).is_some_and(|args| serves(&args, ifname))
+}
+
 /// Every client process serving `ifname` (found by command line).
-pub fn find_processes(ifname: &str) -> Vec<u32> {
-    crate::util::other_pids()
-        .filter(|pid| crate::util::alive(*pid) && is_ours(*pid, ifname))
+pub fn find_processes(procs: &Procs, ifname: &str) -> Vec<u32> {
+    procs
+        .iter()
+        .filter(|p| serves(&p.argv, ifname) && crate::util::alive(p.pid))
+        .map(|p| p.pid)
         .collect()
 }
 
 /// Running `nsvpn hook <kind> <profile>` processes (a client's script that
 /// may still be applying a tunnel while the profile is torn down).
-pub fn find_hooks(profile: &str) -> Vec<u32> {
+pub fn find_hooks(procs: &Procs, profile: &str) -> Vec<u32> {
     let is_hook = |args: &[Vec<u8>]| {
         args.len() >= 4
             && args[1] == b"hook"
             && args[3] == profile.as_bytes()
             && Path::new(OsStr::from_bytes(&args[0])).file_name() == Some(OsStr::new("nsvpn"))
     };
-    crate::util::other_pids()
-        .filter(|pid| crate::util::alive(*pid))
-        .filter(|pid| crate::util::cmdline(*pid).is_some_and(|a| is_hook(&a)))
+    procs
+        .iter()
+        .filter(|p| is_hook(&p.argv) && crate::util::alive(p.pid))
+        .map(|p| p.pid)
         .collect()
 }
 

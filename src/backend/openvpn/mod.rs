@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -122,6 +122,65 @@ pub fn client_args(l: &Command) -> Result<Vec<OsString>, String> {
         a.extend(["--server-poll-timeout".into(), s.to_string().into()]);
     }
     Ok(a)
+}
+
+/// What openvpn logs when a SIGTERM makes it send its exit notification.
+const GOODBYE_LINE: &str = "sending exit notification to peer";
+/// How long `down` waits for openvpn to send its goodbye before it ends it
+/// anyway: openvpn does it in the same turn of its loop, within
+/// milliseconds.
+const GOODBYE_WAIT: Duration = Duration::from_millis(200);
+
+/// Ends openvpn without the second it lingers after its goodbye. On SIGTERM
+/// a UDP client sends its exit notification at once, then waits
+/// `explicit-exit-notify` seconds (at least one) before it exits; a second
+/// SIGTERM in that time ends it at once (openvpn's `process_sigterm`). Its
+/// log says when it starts the notification; the packet leaves in the turn
+/// of its event loop after that line, before the loop sleeps again. So:
+/// SIGTERM, then wait until the line is in its log and openvpn sleeps
+/// (state S in /proc), then the second SIGTERM. The server sees the
+/// notification (suite-clients.sh checks its log), and `down` does not
+/// wait the second. Over TCP there is no notification: openvpn ends on the
+/// first SIGTERM.
+pub fn end(profile: &str, pid: u32, ending: &mut crate::ending::Ending) {
+    use nix::sys::signal::Signal;
+    let log = paths::log_file(profile, PROGRAM);
+    let from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    if !ending.signal(pid, Signal::SIGTERM, super::CLIENT_GRACE) {
+        return;
+    }
+    let start = Instant::now();
+    let mut said = false;
+    while start.elapsed() < GOODBYE_WAIT && crate::util::alive(pid) {
+        said = said || logged_since(&log, from, GOODBYE_LINE);
+        if said && sleeping(pid) {
+            crate::vtrace!("openvpn sent its exit notification");
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM);
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+/// Whether `log`, from byte `from` on, has a line containing `what`.
+fn logged_since(log: &Path, from: u64, what: &str) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut tail = String::new();
+    std::fs::File::open(log)
+        .and_then(|mut f| {
+            f.seek(SeekFrom::Start(from))?;
+            f.take(64 * 1024).read_to_string(&mut tail)
+        })
+        .is_ok()
+        && tail.contains(what)
+}
+
+/// Whether `pid` sleeps (state S: waiting in its event loop).
+fn sleeping(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('S'))
+    })
 }
 
 /// The servers openvpn tried, in the order of its log ("203.0.113.10:1194").

@@ -17,12 +17,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
 
-use super::{Check, Look, Making, Part};
+use super::{Check, HELPER_GRACE, Look, Making, Part};
 use crate::backend::client::{self, Within};
+use crate::ending::Ending;
 use crate::exec::{self, RealSys};
 use crate::forward::{self, Plan};
 use crate::names::{self, Names};
+use crate::procs::Procs;
 use crate::state::State;
 use crate::{netns, paths, signals, util, vlog};
 
@@ -36,21 +39,23 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct Forwards;
 
-/// The profile's forwarder processes: the nsvpn binary (by its file name)
-/// run with exactly `kept-forwards <profile>`.
-fn find(names: &Names) -> Vec<u32> {
-    let Some(program) = own_name() else {
-        return Vec::new();
-    };
+/// Whether a command line is the profile's forwarder: the nsvpn binary (by
+/// its file name) run with exactly `kept-forwards <profile>`.
+fn is_forwarder(args: &[Vec<u8>], names: &Names) -> bool {
     let want = [COMMAND.as_bytes(), names.profile.as_bytes()];
-    util::other_pids()
-        .filter(|pid| {
-            util::cmdline(*pid).is_some_and(|args| {
-                args.len() == 3
-                    && args[0].rsplit(|b| *b == b'/').next() == Some(program.as_bytes())
-                    && args[1..] == want
-            })
-        })
+    own_name().is_some_and(|program| {
+        args.len() == 3
+            && args[0].rsplit(|b| *b == b'/').next() == Some(program.as_bytes())
+            && args[1..] == want
+    })
+}
+
+/// The profile's forwarder processes.
+fn find(names: &Names, procs: &Procs) -> Vec<u32> {
+    procs
+        .iter()
+        .filter(|p| is_forwarder(&p.argv, names))
+        .map(|p| p.pid)
         .collect()
 }
 
@@ -63,9 +68,10 @@ fn own_name() -> Option<String> {
         .map(str::to_string)
 }
 
-/// The running forwarder, by its pid file.
+/// The running forwarder, by its pid file (and that pid's command line).
 fn running(names: &Names) -> Option<u32> {
-    util::read_pid(&paths::pid_file(&names.profile, FILES)).filter(|p| find(names).contains(p))
+    util::read_pid(&paths::pid_file(&names.profile, FILES))
+        .filter(|pid| util::cmdline(*pid).is_some_and(|args| is_forwarder(&args, names)))
 }
 
 impl Part for Forwards {
@@ -131,19 +137,23 @@ impl Part for Forwards {
         }
     }
 
-    fn processes(&self, names: &Names) -> Vec<u32> {
-        find(names)
+    fn processes(&self, names: &Names, procs: &Procs) -> Vec<u32> {
+        find(names, procs)
     }
 
-    fn exists(&self, names: &Names) -> bool {
-        !find(names).is_empty()
+    fn exists(&self, names: &Names, procs: &Procs) -> bool {
+        !find(names, procs).is_empty()
     }
 
-    // First to go: it lives in the namespace and holds the host's ports.
-    fn remove(&self, names: &Names, _: Option<&State>, _: &mut Vec<String>) {
-        for pid in find(names) {
-            client::stop(pid, Duration::from_secs(2));
+    // First to be asked: it lives in the namespace and holds the host's
+    // ports.
+    fn stop(&self, names: &Names, _: Option<&State>, procs: &Procs, ending: &mut Ending) {
+        for pid in find(names, procs) {
+            ending.signal(pid, Signal::SIGTERM, HELPER_GRACE);
         }
+    }
+
+    fn remove(&self, names: &Names, _: Option<&State>, _: &mut Vec<String>) {
         let _ = std::fs::remove_file(paths::pid_file(&names.profile, FILES));
     }
 }

@@ -5,13 +5,17 @@
 use std::ffi::OsString;
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
-use std::time::Duration;
+
+use nix::sys::signal::Signal;
 
 use anyhow::{Result, anyhow};
 
+use super::HELPER_GRACE;
 use crate::backend::client::{self, Within};
+use crate::ending::Ending;
 use crate::names::Names;
 use crate::paths;
+use crate::procs::Procs;
 use crate::util;
 
 /// Where the system keeps `program` (never the caller's PATH: it runs as
@@ -56,15 +60,19 @@ pub fn running(names: &Names, program: &str, marker: &str) -> Option<u32> {
 
 /// Every `program` with `marker` among its arguments, recorded or not (a
 /// crash may have left one with no pid file).
-pub fn all(program: &str, marker: &str) -> Vec<u32> {
-    util::find_runs(program, marker.as_bytes())
+pub fn all(procs: &Procs, program: &str, marker: &str) -> Vec<u32> {
+    procs.running(program, marker.as_bytes())
 }
 
-/// Stops every `program` of the profile.
-pub fn stop_all(names: &Names, program: &str, marker: &str) {
-    for pid in all(program, marker) {
-        client::stop(pid, Duration::from_secs(2));
+/// Asks every `program` of the profile to end.
+pub fn stop_all(procs: &Procs, program: &str, marker: &str, ending: &mut Ending) {
+    for pid in all(procs, program, marker) {
+        ending.signal(pid, Signal::SIGTERM, HELPER_GRACE);
     }
+}
+
+/// Removes the pid file of `program` (once it is gone).
+pub fn forget(names: &Names, program: &str) {
     let _ = std::fs::remove_file(paths::pid_file(&names.profile, program));
 }
 

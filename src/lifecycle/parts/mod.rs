@@ -18,7 +18,9 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::backend::{Prepared, Reconnect};
+use crate::ending::Ending;
 use crate::names::Names;
+use crate::procs::Procs;
 use crate::profile::Profile;
 use crate::state::State;
 
@@ -75,16 +77,27 @@ pub trait Part: Sync {
 
     /// The processes of its own that run inside the namespace (a helper
     /// bound there): not the user's, so `down` does not wait for them.
-    fn processes(&self, _names: &Names) -> Vec<u32> {
+    fn processes(&self, _names: &Names, _procs: &Procs) -> Vec<u32> {
         Vec::new()
     }
 
     /// Whether any trace of it is on the machine (found by name, with or
     /// without state).
-    fn exists(&self, names: &Names) -> bool;
+    fn exists(&self, names: &Names, procs: &Procs) -> bool;
 
-    /// Removes it; what is already gone is fine. Problems are added to
-    /// `problems`, and removal goes on with the next part.
+    /// Asks its processes to end: each part's are signalled in turn, then
+    /// all are waited for at once (see [`remove_all`]).
+    fn stop(&self, _names: &Names, _st: Option<&State>, _procs: &Procs, _ending: &mut Ending) {}
+
+    /// Whether its removal may run while the other parts' processes end:
+    /// nothing any of them does on its way out needs it.
+    fn independent(&self) -> bool {
+        false
+    }
+
+    /// Removes what is left of it once its processes are gone; what is
+    /// already gone is fine. Problems are added to `problems`, and removal
+    /// goes on with the next part.
     fn remove(&self, names: &Names, st: Option<&State>, problems: &mut Vec<String>);
 }
 
@@ -216,25 +229,65 @@ pub fn check_all(look: &mut Look<'_>, stop_at_broken: bool) -> Vec<(&'static dyn
 
 /// The processes inside the namespace that are the user's: every one but
 /// the parts' own.
-pub fn user_processes(names: &Names) -> Vec<crate::netns::Process> {
-    let own: Vec<u32> = PARTS.iter().flat_map(|p| p.processes(names)).collect();
-    crate::netns::processes_in(&names.netns)
+pub fn user_processes(names: &Names, procs: &Procs) -> Vec<crate::netns::Process> {
+    let own: Vec<u32> = PARTS
+        .iter()
+        .flat_map(|p| p.processes(names, procs))
+        .collect();
+    crate::netns::processes_in(&names.netns, procs)
         .into_iter()
         .filter(|p| !own.contains(&p.pid))
         .collect()
 }
 
 /// Whether any trace of any part is on the machine.
-pub fn any_exists(names: &Names) -> bool {
-    PARTS.iter().any(|p| p.exists(names))
+pub fn any_exists(names: &Names, procs: &Procs) -> bool {
+    PARTS.iter().any(|p| p.exists(names, procs))
 }
 
-/// Removes every part, in reverse order. Every part is tried, recorded or
-/// not: a crash between making a part and recording it must not leave it
-/// behind, and each part finds what it made by its deterministic name.
-pub fn remove_all(names: &Names, st: Option<&State>) -> Vec<String> {
-    let mut problems = Vec::new();
-    for part in PARTS.iter().rev() {
+/// How long a helper gets to end before SIGKILL.
+pub const HELPER_GRACE: Duration = Duration::from_secs(2);
+
+/// Removes every part. Every part is tried, recorded or not: a crash
+/// between making a part and recording it must not leave it behind, and
+/// each part finds what it made by its deterministic name (its processes in
+/// `procs`, one look at /proc for all of them).
+///
+/// Why this order, and what runs at once:
+/// - every part's processes are asked to end in the reverse of the order
+///   `up` made the parts (the forwards free the host's ports first; the VPN
+///   client says goodbye to its server while the host's network still
+///   carries it), then all are waited for together: `down` takes as long as
+///   the slowest of them, not their sum;
+/// - meanwhile, on a thread of its own, the independent parts go (the veth
+///   pair: deleting a link waits for the kernel's RCU grace periods, as a
+///   client's exit that closes its tun device does; run together, the two
+///   waits overlap);
+/// - then what is left, in reverse order, the namespace last: nothing is
+///   ever left pointing into a namespace that is gone.
+pub fn remove_all(names: &Names, st: Option<&State>, procs: &Procs) -> Vec<String> {
+    let mut problems = std::thread::scope(|s| {
+        let meanwhile = s.spawn(|| {
+            let mut problems = Vec::new();
+            for part in PARTS.iter().rev().filter(|p| p.independent()) {
+                crate::vtrace!("part {}: remove (meanwhile)", part.name());
+                part.remove(names, st, &mut problems);
+                crate::vtrace!("part {}: removed", part.name());
+            }
+            problems
+        });
+        let mut ending = Ending::new();
+        for part in PARTS.iter().rev() {
+            crate::vtrace!("part {}: stop", part.name());
+            part.stop(names, st, procs, &mut ending);
+        }
+        let killed = ending.wait();
+        crate::vtrace!("processes ended ({} killed)", killed.len());
+        meanwhile
+            .join()
+            .unwrap_or_else(|_| vec!["removing the veth pair failed (a thread panicked)".into()])
+    });
+    for part in PARTS.iter().rev().filter(|p| !p.independent()) {
         crate::vtrace!("part {}: remove", part.name());
         part.remove(names, st, &mut problems);
     }

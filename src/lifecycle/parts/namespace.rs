@@ -11,6 +11,7 @@ use super::{Check, Look, Making, Part};
 use crate::backend::wireguard::connect::link_index;
 use crate::names::Names;
 use crate::netlink::Netlink;
+use crate::procs::Procs;
 use crate::state::State;
 use crate::{dnsfiles, netns, paths, signals, vlog};
 
@@ -57,7 +58,7 @@ impl Part for Namespace {
         st.names.netns.clone()
     }
 
-    fn exists(&self, names: &Names) -> bool {
+    fn exists(&self, names: &Names, _: &Procs) -> bool {
         paths::netns(&names.netns).exists() || paths::netns_etc(&names.netns).exists()
     }
 

@@ -12,7 +12,9 @@ use anyhow::{Result, anyhow, bail};
 
 use super::{Check, Look, Making, Part, helper};
 use crate::backend::client::Within;
+use crate::ending::Ending;
 use crate::names::Names;
+use crate::procs::Procs;
 use crate::state::State;
 use crate::{netns, paths, vlog};
 
@@ -108,16 +110,20 @@ impl Part for Resolver {
         }
     }
 
-    fn processes(&self, names: &Names) -> Vec<u32> {
-        helper::all(PROGRAM, &marker(names))
+    fn processes(&self, names: &Names, procs: &Procs) -> Vec<u32> {
+        helper::all(procs, PROGRAM, &marker(names))
     }
 
-    fn exists(&self, names: &Names) -> bool {
-        !helper::all(PROGRAM, &marker(names)).is_empty()
+    fn exists(&self, names: &Names, procs: &Procs) -> bool {
+        !helper::all(procs, PROGRAM, &marker(names)).is_empty()
+    }
+
+    fn stop(&self, names: &Names, _: Option<&State>, procs: &Procs, ending: &mut Ending) {
+        helper::stop_all(procs, PROGRAM, &marker(names), ending);
     }
 
     fn remove(&self, names: &Names, _: Option<&State>, _: &mut Vec<String>) {
-        helper::stop_all(names, PROGRAM, &marker(names));
+        helper::forget(names, PROGRAM);
         let _ = std::fs::remove_file(paths::resolver_servers(&names.profile));
     }
 }

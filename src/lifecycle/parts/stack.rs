@@ -15,9 +15,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use super::{Check, Look, Making, Part, helper};
 use crate::backend::client::Within;
 use crate::backend::wireguard::connect::link_index;
+use crate::ending::Ending;
 use crate::ipnet::IpNet;
 use crate::names::Names;
 use crate::netlink::{Netlink, Route};
+use crate::procs::Procs;
 use crate::state::State;
 use crate::{paths, signals, split, vlog};
 
@@ -138,18 +140,22 @@ impl Part for Stack {
         }
     }
 
-    fn processes(&self, names: &Names) -> Vec<u32> {
-        helper::all(PROGRAM, &marker(names))
+    fn processes(&self, names: &Names, procs: &Procs) -> Vec<u32> {
+        helper::all(procs, PROGRAM, &marker(names))
     }
 
-    fn exists(&self, names: &Names) -> bool {
-        !helper::all(PROGRAM, &marker(names)).is_empty()
+    fn exists(&self, names: &Names, procs: &Procs) -> bool {
+        !helper::all(procs, PROGRAM, &marker(names)).is_empty()
     }
 
-    // It must go before the namespace: its tap keeps the namespace alive
-    // (unnamed) for as long as it runs.
+    // It must be gone before the namespace: its tap keeps the namespace
+    // alive (unnamed) for as long as it runs.
+    fn stop(&self, names: &Names, _: Option<&State>, procs: &Procs, ending: &mut Ending) {
+        helper::stop_all(procs, PROGRAM, &marker(names), ending);
+    }
+
     fn remove(&self, names: &Names, _: Option<&State>, _: &mut Vec<String>) {
-        helper::stop_all(names, PROGRAM, &marker(names));
+        helper::forget(names, PROGRAM);
     }
 }
 

@@ -9,15 +9,22 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 
+use nix::sys::signal::Signal;
+
 use super::{Check, Look, Making, Part};
 use crate::backend::{self, client};
+use crate::ending::Ending;
 use crate::names::Names;
 use crate::netlink::Netlink;
+use crate::procs::Procs;
 use crate::state::State;
 use crate::util::{self, now_unix};
 use crate::{netns, paths, vlog};
 
 pub struct Tunnel;
+
+/// How long a running hook gets to end before SIGKILL.
+const HOOK_GRACE: Duration = Duration::from_secs(2);
 
 impl Part for Tunnel {
     fn name(&self) -> &'static str {
@@ -98,35 +105,40 @@ impl Part for Tunnel {
         }
     }
 
-    fn exists(&self, names: &Names) -> bool {
-        !client::find_processes(&names.tunnel).is_empty() || netns::host_has_link(&names.tunnel)
+    fn exists(&self, names: &Names, procs: &Procs) -> bool {
+        !client::find_processes(procs, &names.tunnel).is_empty()
+            || netns::host_has_link(&names.tunnel)
     }
 
-    fn remove(&self, names: &Names, st: Option<&State>, problems: &mut Vec<String>) {
-        // The VPN client goes first, while its tunnel still works, so that
-        // it can tell the server it is leaving (openvpn's exit notification,
-        // openconnect's logout; charon is asked over VICI to delete its SAs).
+    fn stop(&self, names: &Names, st: Option<&State>, procs: &Procs, ending: &mut Ending) {
+        // The VPN client is asked while its tunnel still works, so that it
+        // can tell the server it is leaving (openvpn's exit notification,
+        // openconnect's logout; charon is asked over VICI to delete its
+        // SAs), through the host's network.
         backend::before_stop(&names.profile);
         let mut pids: Vec<u32> = st
             .and_then(|s| s.pid)
             .filter(|pid| client::is_ours(*pid, &names.tunnel))
             .into_iter()
             .collect();
-        for pid in client::find_processes(&names.tunnel) {
+        for pid in client::find_processes(procs, &names.tunnel) {
             if !pids.contains(&pid) {
                 pids.push(pid);
             }
         }
         for pid in pids {
             vlog!("stopping {} (pid {pid})", netns::process_command(pid));
-            client::stop(pid, Duration::from_secs(5));
+            backend::end_client(&names.profile, st, pid, ending);
         }
-        // A hook the client started may still be applying the tunnel; end
-        // it before removing what it writes.
-        for pid in client::find_hooks(&names.profile) {
+        // A hook the client started may still be applying the tunnel: it
+        // ends with the client, before what it writes is removed.
+        for pid in client::find_hooks(procs, &names.profile) {
             vlog!("stopping a running hook (pid {pid})");
-            client::stop(pid, Duration::from_secs(2));
+            ending.signal(pid, Signal::SIGTERM, HOOK_GRACE);
         }
+    }
+
+    fn remove(&self, names: &Names, _: Option<&State>, problems: &mut Vec<String>) {
         // Kernel WireGuard's device outlives any process: delete it, inside
         // (or still on the host, if `up` stopped before moving it).
         let deleted = util::block_on(async {

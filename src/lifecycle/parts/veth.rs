@@ -11,6 +11,7 @@ use crate::backend::wireguard::connect::link_index;
 use crate::ipnet::IpNet;
 use crate::names::Names;
 use crate::netlink::Netlink;
+use crate::procs::Procs;
 use crate::state::State;
 use crate::{netns, signals, util, vlog};
 
@@ -84,8 +85,15 @@ impl Part for Veth {
         format!("{} <-> {}", st.names.host_veth, st.names.ns_veth)
     }
 
-    fn exists(&self, names: &Names) -> bool {
+    fn exists(&self, names: &Names, _: &Procs) -> bool {
         netns::host_has_link(&names.host_veth)
+    }
+
+    /// Nothing leaves through the veth on its way out: the VPN clients say
+    /// goodbye through the host's own network, the helpers need only the
+    /// namespace.
+    fn independent(&self) -> bool {
+        true
     }
 
     // Deleting one end deletes the pair; the end inside would also go with
