@@ -360,6 +360,9 @@ source "$here/suite-split.sh"
 # shellcheck source=suite-doctor.sh
 source "$here/suite-doctor.sh"
 
+# shellcheck source=suite-idle.sh
+source "$here/suite-idle.sh"
+
 echo "# down removes every trace"
 check "down alpha" nsvpn down alpha
 check "down bravo" nsvpn down bravo

@@ -121,6 +121,9 @@ pub enum Command {
     /// Run by `nsvpn up` to keep a profile's [forward] ports; not for use by hand
     #[command(hide = true, name = "kept-forwards")]
     KeptForwards { profile: String },
+    /// Run by `nsvpn up` to take a profile down once idle (idle_timeout); not for use by hand
+    #[command(hide = true, name = "idle-watch")]
+    IdleWatch { profile: String },
     /// Run by openvpn/openconnect as their script; not for use by hand
     #[command(hide = true)]
     Hook {

@@ -10,6 +10,7 @@ pub mod docs;
 pub mod doctor;
 pub mod exec;
 pub mod forward;
+pub mod idle;
 pub mod ipnet;
 pub mod lifecycle;
 pub mod names;
