@@ -75,7 +75,8 @@ pub enum Command {
     #[command(
         long_about = "Like `ssh -L`: listen on the host and open each connection from inside the \
                       profile's namespace, through its tunnel; HOST resolves through the \
-                      profile's DNS and hosts, as for `nsvpn exec`. Runs in the foreground, as \
+                      profile's DNS and hosts, as for `nsvpn exec`, and a profile that is down \
+                      is brought up first. Runs in the foreground, as \
                       the invoking user once its sockets exist; Ctrl-C (or SIGTERM) closes \
                       the listeners, cuts open connections and exits 128 + the signal."
     )]
