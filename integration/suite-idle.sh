@@ -83,15 +83,19 @@ expect "status: last used by exec" "exec" bash -c "python3 -c 'import json; prin
 echo "# exec waits for a teardown under way, then brings it up again"
 as_user nsvpn exec $ip -- sleep 3 > /dev/null 2>&1 & sleeper=$!
 sleep 0.3
-# The mark the watcher makes while it takes the profile down (made by
-# hand here: the sleep inside keeps the watcher from going down).
-touch /run/nsvpn/$ip/going-down
+# The mark the watcher makes while it takes the profile down, with its pid
+# (made by hand here, with this shell's: the sleep inside keeps the watcher
+# from going down).
+echo $$ > /run/nsvpn/$ip/going-down
 as_user nsvpn exec $ip -- sh -c 'echo $NSVPN_PROFILE' > /run/idle-wait.log 2>&1 & waiter=$!
 sleep 0.6
 check "exec waits while the profile is going down" bash -c "kill -0 $waiter && grep -q 'profile $ip is going down by itself (idle_timeout); waiting for that to end' /run/idle-wait.log"
 rm -f /run/nsvpn/$ip/going-down
 wait "$waiter"; rc=$?
 [ "$rc" = 0 ] && [ "$(tail -n 1 /run/idle-wait.log)" = "$ip" ] && ok "... and runs its command once it is over" || { fail "... and runs its command once it is over (exit $rc)"; cat /run/idle-wait.log; }
+sh -c 'echo $$' > /run/nsvpn/$ip/going-down   # a watcher killed half-way: its pid is gone
+expect "a mark whose watcher is gone makes exec wait for nothing" "$ip" as_user nsvpn exec $ip -- sh -c 'echo $NSVPN_PROFILE'
+rm -f /run/nsvpn/$ip/going-down
 wait "$sleeper"
 idle_down_within 4000 > /dev/null
 

@@ -223,7 +223,8 @@ pub fn judge(timeout: Duration, record: &Record, inside: usize, now_ms: u64) -> 
     }
 }
 
-fn count(n: usize, one: &str, many: &str) -> String {
+/// "1 process inside", "2 processes inside".
+pub fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
@@ -328,14 +329,24 @@ pub fn announce(profile: &str, what: &str) {
     }
 }
 
-/// Whether the watcher is taking the profile down now.
+/// Whether the watcher is taking the profile down now: the mark is there
+/// and names a watcher that runs (a mark left by one that was killed
+/// half-way means nothing; the next `down` removes it).
 pub fn going_down(profile: &str) -> bool {
-    fs::symlink_metadata(paths::going_down(profile)).is_ok()
+    crate::util::read_pid(&paths::going_down(profile)).is_some_and(crate::util::alive)
 }
 
-/// Waits while the watcher takes the profile down (at most a minute; a
-/// mark left by a watcher that died mid-teardown is gone with the next
-/// `down`). Returns whether it waited.
+/// Marks the profile going down, by this process (the watcher).
+pub fn mark_going_down(profile: &str) -> Result<()> {
+    crate::util::write_atomic(
+        &paths::going_down(profile),
+        format!("{}\n", std::process::id()).as_bytes(),
+        0o644,
+    )
+}
+
+/// Waits while the watcher takes the profile down (at most a minute).
+/// Returns whether it waited.
 pub fn wait_while_going_down(profile: &str) -> bool {
     if !going_down(profile) {
         return false;

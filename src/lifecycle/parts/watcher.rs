@@ -245,7 +245,7 @@ fn look(names: &Names, sock: &UnixDatagram, seen: &mut Seen, timeout: Duration) 
                 if n == 0 {
                     "a forward connection".to_string()
                 } else {
-                    format!("{n} forward connection(s) open")
+                    idle::count(n, "forward connection open", "forward connections open")
                 }
             }
             Use::Enter(what) => what,
@@ -253,7 +253,7 @@ fn look(names: &Names, sock: &UnixDatagram, seen: &mut Seen, timeout: Duration) 
     }
     let inside = super::user_processes(names).len();
     if inside > 0 {
-        used_by = Some(format!("{inside} process(es) inside"));
+        used_by = Some(idle::count(inside, "process inside", "processes inside"));
     } else if seen.inside && used_by.is_none() {
         used_by = Some(record.by.clone());
     }
@@ -287,7 +287,7 @@ fn go_down(
         return Ok(Ending::Stays);
     };
     let mark = paths::going_down(profile);
-    util::write_atomic(&mark, b"idle\n", 0o644)?;
+    idle::mark_going_down(profile)?;
     let last = look(names, sock, seen, timeout);
     if !last.due {
         let _ = std::fs::remove_file(&mark);
