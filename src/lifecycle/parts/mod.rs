@@ -222,8 +222,14 @@ pub fn check_all(look: &mut Look<'_>, stop_at_broken: bool) -> Vec<(&'static dyn
 /// The processes inside the namespace that are the user's: every one but
 /// the parts' own.
 pub fn user_processes(names: &Names) -> Vec<crate::netns::Process> {
+    let inside = crate::netns::processes_in(&names.netns);
+    // Nothing inside (an idle profile, as its watcher sees it): no need to
+    // look for the parts' own.
+    if inside.is_empty() {
+        return inside;
+    }
     let own: Vec<u32> = PARTS.iter().flat_map(|p| p.processes(names)).collect();
-    crate::netns::processes_in(&names.netns)
+    inside
         .into_iter()
         .filter(|p| !own.contains(&p.pid))
         .collect()

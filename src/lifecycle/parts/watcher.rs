@@ -252,6 +252,9 @@ fn look(names: &Names, sock: &UnixDatagram, seen: &mut Seen, timeout: Duration) 
         });
     }
     let inside = super::user_processes(names).len();
+    // While processes stay inside, `status` sees them itself: the record
+    // is written when they come and go, not at every look.
+    let mut save = used_by.is_some() || (inside > 0) != seen.inside;
     if inside > 0 {
         used_by = Some(idle::count(inside, "process inside", "processes inside"));
     } else if seen.inside && used_by.is_none() {
@@ -260,10 +263,11 @@ fn look(names: &Names, sock: &UnixDatagram, seen: &mut Seen, timeout: Duration) 
     seen.inside = inside > 0;
     if let Some(by) = used_by {
         record.last_used_ms = now;
+        save |= by != record.by;
         record.by = by;
-        if let Err(e) = record.save(&names.profile) {
-            println!("nsvpn: {e:#}");
-        }
+    }
+    if save && let Err(e) = record.save(&names.profile) {
+        println!("nsvpn: {e:#}");
     }
     idle::judge(timeout, record, inside, now)
 }
