@@ -362,6 +362,8 @@ source "$here/suite-doctor.sh"
 
 # shellcheck source=suite-session.sh
 source "$here/suite-session.sh"
+# shellcheck source=suite-idle.sh
+source "$here/suite-idle.sh"
 
 echo "# down removes every trace"
 check "down alpha" nsvpn down alpha

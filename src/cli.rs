@@ -75,7 +75,8 @@ pub enum Command {
     #[command(
         long_about = "Like `ssh -L`: listen on the host and open each connection from inside the \
                       profile's namespace, through its tunnel; HOST resolves through the \
-                      profile's DNS and hosts, as for `nsvpn exec`. Runs in the foreground, as \
+                      profile's DNS and hosts, as for `nsvpn exec`, and a profile that is down \
+                      is brought up first. Runs in the foreground, as \
                       the invoking user once its sockets exist; Ctrl-C (or SIGTERM) closes \
                       the listeners, cuts open connections and exits 128 + the signal."
     )]
@@ -148,6 +149,9 @@ pub enum Command {
     /// Run by `nsvpn up` to keep a profile's [forward] ports; not for use by hand
     #[command(hide = true, name = "kept-forwards")]
     KeptForwards { profile: String },
+    /// Run by `nsvpn up` to take a profile down once idle (idle_timeout); not for use by hand
+    #[command(hide = true, name = "idle-watch")]
+    IdleWatch { profile: String },
     /// Run by openvpn/openconnect as their script; not for use by hand
     #[command(hide = true)]
     Hook {

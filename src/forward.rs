@@ -63,6 +63,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::exec;
+use crate::idle::{Announcer, Use};
 use crate::user::Target;
 
 /// Where a forward listens when the spec gives no BIND, as `ssh -L`.
@@ -429,7 +430,7 @@ struct Open {
 }
 
 #[derive(Default, Clone)]
-struct Connections(Arc<Mutex<Open>>);
+struct Connections(Arc<Mutex<Open>>, Option<Arc<Announcer>>);
 
 impl Connections {
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
@@ -450,7 +451,15 @@ impl Connections {
         o.next += 1;
         let id = o.next;
         o.sockets.insert(id, vec![clone]);
+        self.announce(o.sockets.len());
         Ok(id)
+    }
+
+    /// Tells the idle watcher, if the profile has one, how many are open.
+    fn announce(&self, open: usize) {
+        if let Some(a) = &self.1 {
+            a.say(&Use::Forwards(open));
+        }
     }
 
     /// Adds the socket to the server; false once stopped (the caller then
@@ -467,7 +476,10 @@ impl Connections {
     }
 
     fn remove(&self, id: u64) {
-        self.lock().sockets.remove(&id);
+        let mut o = self.lock();
+        if o.sockets.remove(&id).is_some() {
+            self.announce(o.sockets.len());
+        }
     }
 
     /// Stops taking connections and cuts those open; returns how many.
@@ -486,20 +498,37 @@ impl Connections {
 /// connections and returns how many it cut. `listeners[i]` serves
 /// `specs[i]`. Each connection connects from the calling thread's network
 /// namespace (inherited by the threads it starts).
+///
+/// With an `announcer` (the kept forwards of a profile with an
+/// `idle_timeout`), the idle watcher hears of each connection accepted or
+/// closed, with the count still open, and of that count again every
+/// `announcer.every` while it is not zero. (`nsvpn forward` has none: it is
+/// a process inside the namespace itself, which keeps the profile up.)
 pub fn serve(
     profile: &str,
     specs: &[Spec],
     listeners: Vec<TcpListener>,
     stop: BorrowedFd<'_>,
+    announcer: Option<Announcer>,
 ) -> Result<usize> {
-    let open = Connections::default();
+    let every = announcer.as_ref().map_or(PollTimeout::NONE, |a| {
+        PollTimeout::try_from(a.every).unwrap_or(PollTimeout::MAX)
+    });
+    let open = Connections(Arc::default(), announcer.map(Arc::new));
     let profile: Arc<str> = Arc::from(profile);
     loop {
         let mut fds: Vec<PollFd<'_>> = std::iter::once(stop)
             .chain(listeners.iter().map(|l| l.as_fd()))
             .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
             .collect();
-        match poll(&mut fds, PollTimeout::NONE) {
+        match poll(&mut fds, every) {
+            Ok(0) => {
+                let n = open.lock().sockets.len();
+                if n > 0 {
+                    open.announce(n);
+                }
+                continue;
+            }
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(anyhow!(e).context("cannot wait for connections")),
         }
@@ -871,12 +900,16 @@ mod tests {
     }
 
     fn forward_to(server: SocketAddr) -> Running {
+        forward_announcing(server, None)
+    }
+
+    fn forward_announcing(server: SocketAddr, announcer: Option<Announcer>) -> Running {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.set_nonblocking(true).unwrap();
         let port = l.local_addr().unwrap().port();
         let s = spec(&format!("{port}:{}:{}", server.ip(), server.port()));
         let (r, w) = nix::unistd::pipe().unwrap();
-        let served = std::thread::spawn(move || serve("t", &[s], vec![l], r.as_fd()));
+        let served = std::thread::spawn(move || serve("t", &[s], vec![l], r.as_fd(), announcer));
         Running {
             port,
             stop: w,
@@ -940,6 +973,48 @@ mod tests {
             );
         }
         assert_eq!(f.stop(), 0);
+    }
+
+    /// A kept forward of a profile with an `idle_timeout` tells the idle
+    /// watcher of each connection, and keeps saying one is open while it
+    /// is.
+    #[test]
+    fn the_idle_watcher_hears_of_connections_and_of_one_kept_open() {
+        use std::os::unix::net::UnixDatagram;
+        let dir = std::env::temp_dir().join(format!("nsvpn-fwd-idle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("use.sock");
+        let watcher = UnixDatagram::bind(&path).unwrap();
+        watcher.set_nonblocking(true).unwrap();
+        let every = Duration::from_millis(100);
+        let f = forward_announcing(
+            reversing_server(),
+            Some(Announcer::at(path, every).unwrap()),
+        );
+        let mut c = TcpStream::connect(("127.0.0.1", f.port)).unwrap();
+        c.write_all(b"open").unwrap();
+        std::thread::sleep(every * 4);
+        let while_open = crate::idle::drain(&watcher);
+        c.shutdown(Shutdown::Write).unwrap();
+        let mut answer = Vec::new();
+        c.read_to_end(&mut answer).unwrap();
+        let mut closed = Vec::new();
+        for _ in 0..100 {
+            closed.extend(crate::idle::drain(&watcher));
+            if closed.contains(&Use::Forwards(0)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(f.stop(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(answer, b"nepo");
+        // The accept, then at least two "still open" while it was.
+        assert!(
+            while_open.len() >= 3 && while_open.iter().all(|u| *u == Use::Forwards(1)),
+            "{while_open:?}"
+        );
+        assert_eq!(closed.last(), Some(&Use::Forwards(0)), "{closed:?}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod ending;
 pub mod exec;
 pub mod forward;
+pub mod idle;
 pub mod ipnet;
 pub mod lifecycle;
 pub mod names;

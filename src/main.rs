@@ -38,6 +38,9 @@ fn main() -> ExitCode {
     if let Command::KeptForwards { profile } = &cli.command {
         return ExitCode::from(commands::kept_forwards::run(profile));
     }
+    if let Command::IdleWatch { profile } = &cli.command {
+        return ExitCode::from(commands::idle_watch::run(profile));
+    }
     // Completions need no privilege and read no profile.
     if let Command::Completions { shell } = cli.command {
         return match commands::completions::run(shell) {
@@ -144,6 +147,7 @@ fn main() -> ExitCode {
         }
         Command::Hook { .. }
         | Command::KeptForwards { .. }
+        | Command::IdleWatch { .. }
         | Command::Completions { .. }
         | Command::Unit { .. }
         | Command::PodmanArgs { .. } => {

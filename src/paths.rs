@@ -79,3 +79,19 @@ pub fn pid_file(profile: &str, program: &str) -> PathBuf {
 pub fn resolver_servers(profile: &str) -> PathBuf {
     profile_dir(profile).join("dns-servers")
 }
+
+/// The idle watcher's socket, where `exec`, `forward` and the kept
+/// forwarder say they use the profile (writable by all; see `idle.rs`).
+pub fn use_socket(profile: &str) -> PathBuf {
+    profile_dir(profile).join("use.sock")
+}
+
+/// What the idle watcher last saw, for `status`.
+pub fn idle_record(profile: &str) -> PathBuf {
+    profile_dir(profile).join("idle.json")
+}
+
+/// There while the idle watcher takes the profile down.
+pub fn going_down(profile: &str) -> PathBuf {
+    profile_dir(profile).join("going-down")
+}

@@ -22,7 +22,7 @@ use crate::ipnet::{IpNet, Ipv4Net};
 use crate::names::{self, VethAddrs};
 
 /// The keys of a profile that belong above its first `[section]`.
-const TOP_LEVEL_KEYS: &[&str] = &["description", "mtu"];
+const TOP_LEVEL_KEYS: &[&str] = &["description", "mtu", "idle_timeout"];
 
 /// The range of the top-level `mtu`.
 pub const MTU_MIN: u32 = 576;
@@ -55,6 +55,7 @@ struct RawProfile {
     veth: Option<RawVeth>,
     split: Option<RawSplit>,
     mtu: Option<i64>,
+    idle_timeout: Option<toml::Value>,
     forward: Option<RawForward>,
 }
 
@@ -128,6 +129,8 @@ pub struct Profile {
     /// `[forward] ports`: forwards kept while the profile is up, as
     /// `nsvpn forward` takes them (checked when the profile loads).
     pub forwards: Vec<String>,
+    /// `idle_timeout`: go down by itself once unused for this long.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// `[split]`, with `[dns] domains`.
@@ -337,6 +340,7 @@ impl Profile {
         };
         src.description(raw.description.as_deref())?;
         let mtu = raw.mtu.map(|m| src.mtu(m)).transpose()?;
+        let idle_timeout = raw.idle_timeout.map(|v| src.idle_timeout(&v)).transpose()?;
         let forwards = match raw.forward {
             None => Vec::new(),
             Some(f) => src.forwards(f.ports)?,
@@ -356,6 +360,7 @@ impl Profile {
             split,
             mtu,
             forwards,
+            idle_timeout,
         })
     }
 }
@@ -560,6 +565,26 @@ impl Source<'_> {
         }
     }
 
+    /// The top-level `idle_timeout`: a duration in a string ("15m").
+    fn idle_timeout(&self, v: &toml::Value) -> Result<std::time::Duration> {
+        let why = match v {
+            toml::Value::String(s) => crate::idle::parse_duration(s),
+            toml::Value::Integer(n) => Err(format!(
+                "{n} has no unit: give a duration in a string, e.g. \"{n}s\" or \"{n}m\""
+            )),
+            other => Err(format!(
+                "is a {}: give a duration in a string, e.g. \"15m\"",
+                other.type_str()
+            )),
+        };
+        why.map_err(|e| {
+            self.field(
+                "idle_timeout",
+                format!("{e} (how long the profile may stay unused before it goes down by itself)"),
+            )
+        })
+    }
+
     /// The top-level `description`, which is shown as is: no control
     /// characters.
     fn description(&self, d: Option<&str>) -> Result<()> {
@@ -586,6 +611,7 @@ mod tests {
             r#"
 description = "ACME customer network"
 mtu = 1380
+idle_timeout = "15m"
 [vpn]
 kind = "wireguard"
 config = "/etc/wireguard/acme.conf"
@@ -719,6 +745,22 @@ groups = ["consultants"]
                 "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\nmtu = 1380\n",
             ),
             (
+                "idle_timeout without a unit",
+                "idle_timeout = 15\n[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n",
+            ),
+            (
+                "idle_timeout with a unit it does not know",
+                "idle_timeout = \"15min\"\n[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n",
+            ),
+            (
+                "idle_timeout zero",
+                "idle_timeout = \"0m\"\n[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n",
+            ),
+            (
+                "idle_timeout under a section",
+                "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\nidle_timeout = \"15m\"\n",
+            ),
+            (
                 "bad forward",
                 "[vpn]\nkind = \"wireguard\"\nconfig = \"a\"\n[forward]\nports = [\"15432:db.internal:5432\", \"15433:db.internal\"]\n",
             ),
@@ -826,8 +868,8 @@ mod example_tests {
         let names = list_names(&dir).unwrap();
         assert_eq!(
             names,
-            ["acme", "corp", "customer", "customer-ipsec"],
-            "one example per kind"
+            ["acme", "corp", "customer", "customer-ipsec", "on-demand"],
+            "one example per kind, and one on demand"
         );
         for n in names {
             let text = std::fs::read_to_string(dir.join(format!("{n}.toml"))).unwrap();

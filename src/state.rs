@@ -26,6 +26,10 @@ pub struct State {
     pub started: u64,
     /// False while `up` runs: a state left incomplete means it crashed.
     pub complete: bool,
+    /// Seconds since the epoch when `up` finished (None in a state written
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected: Option<u64>,
     /// The profile's `[routes]`, `[dns]` and `[hosts]`, for the hook.
     #[serde(default)]
     pub overrides: Overrides,
@@ -99,17 +103,35 @@ pub struct Lock {
 }
 
 impl Lock {
+    /// The lock if nobody holds it, at once; `None` if another nsvpn works
+    /// on the profile (the idle watcher, which never waits for `up` or
+    /// `down`).
+    pub fn try_acquire(profile: &str) -> Result<Option<Lock>> {
+        ensure_run_dir()?;
+        let path = paths::lock_file(profile);
+        loop {
+            let f = open_lock(&path)?;
+            let locked = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => l,
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
+                Err((_, e)) => {
+                    return Err(anyhow!(e).context(format!("cannot lock {}", path.display())));
+                }
+            };
+            if still_there(&locked, &path)? {
+                return Ok(Some(Lock {
+                    path,
+                    _flock: locked,
+                }));
+            }
+        }
+    }
+
     pub fn acquire(profile: &str) -> Result<Lock> {
         ensure_run_dir()?;
         let path = paths::lock_file(profile);
         loop {
-            let f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("cannot open the lock {}", path.display()))?;
+            let f = open_lock(&path)?;
             let locked = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
                 Ok(l) => l,
                 Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
@@ -122,18 +144,32 @@ impl Lock {
                     return Err(anyhow!(e).context(format!("cannot lock {}", path.display())));
                 }
             };
-            let held = locked.metadata()?;
-            match fs::metadata(&path) {
-                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
-                    return Ok(Lock {
-                        path,
-                        _flock: locked,
-                    });
-                }
-                _ => continue,
+            if still_there(&locked, &path)? {
+                return Ok(Lock {
+                    path,
+                    _flock: locked,
+                });
             }
         }
     }
+}
+
+fn open_lock(path: &Path) -> Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot open the lock {}", path.display()))
+}
+
+/// Whether the locked file is still the one at `path` (a holder removes it
+/// when it lets go: then the lock is worth nothing, and the locker tries
+/// again).
+fn still_there(locked: &Flock<fs::File>, path: &Path) -> Result<bool> {
+    let held = locked.metadata()?;
+    Ok(fs::metadata(path).is_ok_and(|now| now.ino() == held.ino() && now.dev() == held.dev()))
 }
 
 /// Waits for the lock another nsvpn holds. Blocked in flock(2), nsvpn would
@@ -176,6 +212,7 @@ mod tests {
             pid: Some(42),
             started: 1,
             complete: true,
+            connected: None,
             overrides: Default::default(),
             parts: vec!["namespace".into()],
             backend: Recorded {

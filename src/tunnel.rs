@@ -55,6 +55,10 @@ pub struct Overrides {
     /// `[forward] ports`: the forwards part keeps them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwards: Vec<String>,
+    /// The profile's `idle_timeout`, in seconds: the watcher part takes
+    /// the profile down once unused for this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<u64>,
 }
 
 impl Overrides {
@@ -67,6 +71,7 @@ impl Overrides {
             split: p.split.clone(),
             mtu: p.mtu,
             forwards: p.forwards.clone(),
+            idle_timeout: p.idle_timeout.map(|d| d.as_secs()),
         }
     }
 }
@@ -249,6 +254,7 @@ mod tests {
             split: None,
             mtu: Some(1380),
             forwards: vec![],
+            idle_timeout: None,
         };
         assert_eq!(
             effective_routes(&setup, &ov),

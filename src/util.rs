@@ -66,6 +66,14 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 static VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -234,4 +242,18 @@ pub fn runs(pid: u32, program: &str, marker: &[u8]) -> bool {
             .iter()
             .skip(1)
             .any(|a| a.windows(marker.len()).any(|w| w == marker))
+}
+/// Sends `message` to syslog (`/dev/log`: the journal under systemd), as
+/// `nsvpn[pid]`, facility daemon, level notice. Without a syslog daemon it
+/// goes nowhere (no console).
+pub fn syslog(message: &str) {
+    static OPENED: std::sync::Once = std::sync::Once::new();
+    // SAFETY: openlog keeps the pointer to the identity, a static string;
+    // syslog gets a constant format and one NUL-terminated argument.
+    OPENED.call_once(|| unsafe {
+        nix::libc::openlog(c"nsvpn".as_ptr(), nix::libc::LOG_PID, nix::libc::LOG_DAEMON)
+    });
+    if let Ok(m) = std::ffi::CString::new(message) {
+        unsafe { nix::libc::syslog(nix::libc::LOG_NOTICE, c"%s".as_ptr(), m.as_ptr()) };
+    }
 }

@@ -699,6 +699,7 @@ fn hand_made_state(p: &str) -> State {
         pid: None,
         started: 0,
         complete: true,
+        connected: None,
         overrides: Default::default(),
         parts: vec!["namespace".into(), "veth".into(), "tunnel".into()],
         backend: Default::default(),

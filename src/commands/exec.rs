@@ -12,6 +12,7 @@ use anyhow::{Context, Result, anyhow};
 
 use crate::caller::{Action, Caller, Mode};
 use crate::exec::{self, ExecFailure, Plan, RealSys};
+use crate::idle;
 use crate::lifecycle::{self as up, Health};
 use crate::names::{self, Names};
 use crate::netns;
@@ -111,30 +112,7 @@ fn prepare_and_exec(
     let env = exec::build_env(vars.into_iter(), &target, name, is_shell);
     // Open the namespace once: it both tells that the profile is up and is
     // what setns needs.
-    let ns = match up::health(name) {
-        Health::Up(ns) => ns,
-        Health::Reconnecting(ns, why) => {
-            eprintln!(
-                "nsvpn: warning: profile {name}: {why}; the command runs, but reaches the network only once the VPN is back"
-            );
-            ns
-        }
-        Health::Down => {
-            let profile = Profile::load(dir, name)?;
-            caller
-                .become_root_for("up", name)
-                .with_context(|| format!("profile {name} is down"))?;
-            eprintln!("nsvpn: profile {name} is down; bringing it up");
-            up::up(&profile, opts)?;
-            netns::open(&names.netns).with_context(|| format!("profile {name} went down"))?
-        }
-        Health::Broken(why) => {
-            return Err(anyhow!(
-                "profile {name} is broken: {why}. Nothing inside can reach the network; \
-                 run `nsvpn down {name}` and `nsvpn up {name}` (`nsvpn status {name}` tells more)"
-            ));
-        }
-    };
+    let ns = open_entering(caller, dir, name, &names, is_shell, opts)?;
     // A single-instance program would hand the request to an instance
     // running outside (only a program on the list makes nsvpn read /proc).
     if !is_shell {
@@ -157,4 +135,53 @@ fn prepare_and_exec(
         signal_mask: signals::watched().map(signals::Watch::caller_mask),
     };
     Ok(exec::run(&mut RealSys, &plan))
+}
+
+/// The profile's namespace, opened, with the profile brought up first if
+/// it is down. A profile with an `idle_timeout` hears of this command
+/// before it is checked once more: if its watcher took it down meanwhile,
+/// this waits for the teardown to end and starts again (see `idle.rs`).
+fn open_entering(
+    caller: &Caller,
+    dir: &Path,
+    name: &str,
+    names: &Names,
+    is_shell: bool,
+    opts: &up::Options,
+) -> Result<std::os::fd::OwnedFd> {
+    for _ in 0..3 {
+        idle::wait_while_going_down(name);
+        let ns = match up::health(name) {
+            Health::Up(ns) => ns,
+            Health::Reconnecting(ns, why) => {
+                eprintln!(
+                    "nsvpn: warning: profile {name}: {why}; the command runs, but reaches the network only once the VPN is back"
+                );
+                ns
+            }
+            Health::Down => {
+                let profile = Profile::load(dir, name)?;
+                caller
+                    .become_root_for("up", name)
+                    .with_context(|| format!("profile {name} is down"))?;
+                eprintln!("nsvpn: profile {name} is down; bringing it up");
+                up::up(&profile, opts)?;
+                netns::open(&names.netns).with_context(|| format!("profile {name} went down"))?
+            }
+            Health::Broken(why) => {
+                return Err(anyhow!(
+                    "profile {name} is broken: {why}. Nothing inside can reach the network; \
+                     run `nsvpn down {name}` and `nsvpn up {name}` (`nsvpn status {name}` tells more)"
+                ));
+            }
+        };
+        idle::announce(name, if is_shell { "shell" } else { "exec" });
+        if idle::entering(name, &names.netns, ns.as_fd()) {
+            return Ok(ns);
+        }
+    }
+    Err(anyhow!(
+        "profile {name} went down by itself (idle_timeout) each time this command was about to \
+         enter it; run it again"
+    ))
 }

@@ -6,6 +6,7 @@ pub mod down;
 pub mod exec;
 pub mod forward;
 pub mod hook;
+pub mod idle_watch;
 pub mod kept_forwards;
 pub mod list;
 pub mod podman_args;

@@ -14,6 +14,7 @@ use crate::backend::wireguard::{Implementation, PeerStatus};
 use crate::caller::{Action, Caller, Mode};
 use crate::dnsfiles;
 use crate::forward;
+use crate::idle::{self, Idle};
 use crate::lifecycle::parts::{self, Check};
 use crate::lifecycle::teardown;
 use crate::lifecycle::{Assessment, Health, assess, state_word};
@@ -44,7 +45,15 @@ pub struct Report {
     /// The tunnel's process (wireguard-go, openvpn, openconnect), if any.
     pub client: Option<String>,
     pub pid: Option<u32>,
+    /// When `up` began (seconds since the epoch).
     pub since: Option<u64>,
+    /// How long the profile has been connected (since its `up` finished),
+    /// in seconds.
+    pub connected_for: Option<u64>,
+    /// A profile with an `idle_timeout`: in use or idle, and when it goes
+    /// down by itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle: Option<Idle>,
     /// For openvpn/openconnect: what the client last reported.
     pub tunnel: Option<TunnelReport>,
     /// The tunnel device's counters.
@@ -189,6 +198,8 @@ fn base_report(name: &str, profile: Option<&Profile>) -> Report {
         client: None,
         pid: None,
         since: None,
+        connected_for: None,
+        idle: None,
         tunnel: None,
         traffic: None,
         addresses: vec![],
@@ -224,7 +235,32 @@ pub fn gather(name: &str, profile: Option<&Profile>, procs: &SharedProcs) -> Rep
     gather_network(&mut r, &st, ns.as_fd());
     gather_dns(&mut r);
     r.processes = parts::user_processes(&st.names, procs);
+    gather_idle(&mut r, &st, util::now_ms());
     r
+}
+
+/// How long it has been connected, and for a profile with an
+/// `idle_timeout`, whether it is in use (the processes just found, what the
+/// watcher last heard) or idle and for how long.
+fn gather_idle(r: &mut Report, st: &State, now_ms: u64) {
+    if !matches!(r.state.as_str(), "up" | "reconnecting") {
+        return;
+    }
+    let connected = st.connected.unwrap_or(st.started);
+    r.connected_for = Some((now_ms / 1000).saturating_sub(connected));
+    if let Some(t) = st.overrides.idle_timeout {
+        let record = idle::Record::load(&st.profile).unwrap_or(idle::Record {
+            last_used_ms: connected * 1000,
+            by: "up".into(),
+            forward_connections: 0,
+        });
+        r.idle = Some(idle::judge(
+            std::time::Duration::from_secs(t),
+            &record,
+            r.processes.len(),
+            now_ms,
+        ));
+    }
 }
 
 /// A profile that nsvpn has no state for: down, unless its namespace exists
@@ -553,8 +589,24 @@ fn render_client(s: &mut String, r: &Report, now: u64) {
         let prog = r.client.as_deref().unwrap_or("client");
         kv(s, "process", format!("{prog}, pid {pid}"));
     }
-    if let Some(t) = r.since {
-        kv(s, "up since", ago(now, t));
+    match (r.connected_for, r.since) {
+        (Some(c), _) => kv(s, "connected for", idle::human(c)),
+        (None, Some(t)) => kv(s, "up since", ago(now, t)),
+        (None, None) => {}
+    }
+    if let Some(i) = &r.idle {
+        let timeout = idle::compact(i.timeout);
+        let line = match &i.in_use {
+            Some(by) => {
+                format!("no, in use: {by}; goes down once unused for {timeout} (idle_timeout)")
+            }
+            None => format!(
+                "for {}; goes down in {} (idle_timeout {timeout})",
+                idle::human(i.idle_for),
+                idle::human(i.goes_down_in)
+            ),
+        };
+        kv(s, "idle", line);
     }
 }
 
@@ -841,7 +893,8 @@ mod tests {
         r.implementation = Some(Implementation::Userspace);
         r.client = Some("wireguard-go".into());
         r.pid = Some(4242);
-        r.since = Some(1_700_000_000 - 300);
+        r.since = Some(1_700_000_000 - 304);
+        r.connected_for = Some(300);
         r.addresses = vec![
             AddressReport {
                 interface: "nsvn-acme".into(),
@@ -905,6 +958,7 @@ mod tests {
         let down = base_report("acme", None);
         let mut broken = sample();
         broken.state = "broken".into();
+        broken.connected_for = None;
         broken.peers.clear();
         broken.processes.clear();
         broken.parts[2].state = "broken";
@@ -1128,6 +1182,42 @@ mod tests {
             render(&split_sample(false), 1_700_000_000),
             render(&direct_only, 1_700_000_000)
         ));
+    }
+
+    /// A profile with an `idle_timeout`: in use, idle, and about to go down.
+    fn idle_samples() -> [Report; 3] {
+        let timeout = std::time::Duration::from_secs(900);
+        let now = 1_700_000_000_000;
+        let record = |ago: u64, forward_connections| idle::Record {
+            last_used_ms: now - ago * 1000,
+            by: String::new(),
+            forward_connections,
+        };
+        let mut in_use = sample();
+        in_use.idle = Some(idle::judge(timeout, &record(600, 0), 1, now));
+        let mut forwarding = sample();
+        forwarding.processes.clear();
+        forwarding.idle = Some(idle::judge(timeout, &record(10, 2), 0, now));
+        let mut idle = sample();
+        idle.processes.clear();
+        idle.idle = Some(idle::judge(timeout, &record(130, 0), 0, now));
+        [in_use, forwarding, idle]
+    }
+
+    #[test]
+    fn text_idle() {
+        let text: Vec<String> = idle_samples()
+            .iter()
+            .map(|r| render(r, 1_700_000_000))
+            .collect();
+        insta::assert_snapshot!(text.join("\n"));
+    }
+
+    #[test]
+    fn json_idle() {
+        let [in_use, _, idle] = idle_samples();
+        insta::assert_json_snapshot!("json_idle_in_use", in_use.idle);
+        insta::assert_json_snapshot!(idle);
     }
 
     #[test]

@@ -141,6 +141,7 @@ mod tests {
                 pid: Some(4242),
                 started: 0,
                 complete: true,
+                connected: None,
                 overrides: Default::default(),
                 backend: Default::default(),
                 parts: vec![],

@@ -111,6 +111,7 @@ fn watched_up(profile: &Profile, prepared: &Prepared) -> Result<Outcome> {
         pid: None,
         started: now_unix(),
         complete: false,
+        connected: None,
         overrides: Overrides::from_profile(profile),
         parts: Vec::new(),
         backend: Default::default(),
@@ -124,6 +125,7 @@ fn watched_up(profile: &Profile, prepared: &Prepared) -> Result<Outcome> {
     match result {
         Ok(o) => {
             st.complete = true;
+            st.connected = Some(now_unix());
             if let Err(e) = st.save() {
                 let _ = teardown::teardown(&names, true);
                 return Err(e);

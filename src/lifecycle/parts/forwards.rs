@@ -10,16 +10,15 @@
 //! inside), which fails `up` and rolls the profile back.
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
-use super::{Check, HELPER_GRACE, Look, Making, Part};
+use super::{Check, HELPER_GRACE, Look, Making, Part, helper};
 use crate::backend::client::{self, Within};
 use crate::ending::Ending;
 use crate::exec::{self, RealSys};
@@ -27,7 +26,7 @@ use crate::forward::{self, Plan};
 use crate::names::{self, Names};
 use crate::procs::Procs;
 use crate::state::State;
-use crate::{netns, paths, signals, util, vlog};
+use crate::{idle, netns, paths, signals, util, vlog};
 
 /// The hidden command that serves the forwards.
 pub const COMMAND: &str = "kept-forwards";
@@ -39,39 +38,15 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct Forwards;
 
-/// Whether a command line is the profile's forwarder: the nsvpn binary (by
-/// its file name) run with exactly `kept-forwards <profile>`.
-fn is_forwarder(args: &[Vec<u8>], names: &Names) -> bool {
-    let want = [COMMAND.as_bytes(), names.profile.as_bytes()];
-    own_name().is_some_and(|program| {
-        args.len() == 3
-            && args[0].rsplit(|b| *b == b'/').next() == Some(program.as_bytes())
-            && args[1..] == want
-    })
-}
-
 /// The profile's forwarder processes.
 fn find(names: &Names, procs: &Procs) -> Vec<u32> {
-    procs
-        .iter()
-        .filter(|p| is_forwarder(&p.argv, names))
-        .map(|p| p.pid)
-        .collect()
-}
-
-/// This binary's file name ("nsvpn").
-fn own_name() -> Option<String> {
-    std::env::current_exe()
-        .ok()?
-        .file_name()?
-        .to_str()
-        .map(str::to_string)
+    helper::own_processes(procs, COMMAND, &names.profile)
 }
 
 /// The running forwarder, by its pid file (and that pid's command line).
 fn running(names: &Names) -> Option<u32> {
     util::read_pid(&paths::pid_file(&names.profile, FILES))
-        .filter(|pid| util::cmdline(*pid).is_some_and(|args| is_forwarder(&args, names)))
+        .filter(|pid| helper::is_own(*pid, COMMAND, &names.profile))
 }
 
 impl Part for Forwards {
@@ -98,7 +73,7 @@ impl Part for Forwards {
             0o644,
         )?;
         drop(ready_w);
-        let word = wait_word(&ready_r, READY_TIMEOUT)?;
+        let word = helper::wait_word(&ready_r, READY_TIMEOUT)?;
         if word != "ok" {
             let why = if word.is_empty() {
                 format!(
@@ -165,47 +140,11 @@ fn listens(st: &State) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Reads the forwarder's word until it closes the pipe (or exits).
-fn wait_word(fd: &OwnedFd, timeout: Duration) -> Result<String> {
-    let deadline = Instant::now() + timeout;
-    let mut f = std::fs::File::from(nix::unistd::dup(fd).context("dup")?);
-    let mut text = Vec::new();
-    loop {
-        signals::check()?;
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            bail!(
-                "no word from it after {} s (a name that takes long to resolve inside?)",
-                timeout.as_secs()
-            );
-        }
-        let ms = left.min(Duration::from_millis(200)).as_millis() as u16;
-        let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut pfd, PollTimeout::from(ms)) {
-            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
-            Ok(_) => {}
-            Err(e) => return Err(anyhow!(e).context("poll")),
-        }
-        let mut buf = [0u8; 4096];
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => text.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).context("cannot read the forwarder's word"),
-        }
-    }
-    Ok(String::from_utf8_lossy(&text).trim().to_string())
-}
-
 /// `nsvpn kept-forwards <profile>`, the process itself: root only, run by
 /// `up`. Sets the forwards up as `nsvpn forward` does (as `nobody`), says
 /// "ok" or the error on descriptor 3, then serves until SIGTERM.
 pub fn serve_kept(profile: &str) -> Result<()> {
-    // SAFETY: (both blocks) descriptor 3 is checked to be open before it is owned, and
-    // nothing else in this process uses it.
-    let open = unsafe { nix::libc::fcntl(3, nix::libc::F_GETFD) } != -1;
-    let word = open.then(|| unsafe { OwnedFd::from_raw_fd(3) });
-    let mut word = word.map(std::fs::File::from);
+    let mut word = helper::word_pipe();
     let ready = (|| -> Result<_> {
         if !nix::unistd::getuid().is_root() || !nix::unistd::geteuid().is_root() {
             bail!("`nsvpn {COMMAND}` is run by `nsvpn up` as root, not by hand");
@@ -230,9 +169,15 @@ pub fn serve_kept(profile: &str) -> Result<()> {
         }
         let listeners = forward::prepare(&mut RealSys, &plan)?;
         let watch = signals::watch()?;
-        Ok((specs, listeners, watch))
+        // A profile that goes down when idle hears of each connection.
+        let announcer = st
+            .overrides
+            .idle_timeout
+            .map(|t| idle::Announcer::new(profile, Duration::from_secs(t)))
+            .transpose()?;
+        Ok((specs, listeners, watch, announcer))
     })();
-    let (specs, listeners, watch) = match ready {
+    let (specs, listeners, watch, announcer) = match ready {
         Ok(r) => r,
         Err(e) => {
             if let Some(w) = word.as_mut() {
@@ -248,7 +193,7 @@ pub fn serve_kept(profile: &str) -> Result<()> {
     for s in &specs {
         println!("{}", s.describe(profile));
     }
-    let cut = forward::serve(profile, &specs, listeners, watch.fd())?;
+    let cut = forward::serve(profile, &specs, listeners, watch.fd(), announcer)?;
     println!("nsvpn: forwards stopped: listeners closed, {cut} open connection(s) cut");
     Ok(())
 }

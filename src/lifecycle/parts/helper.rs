@@ -3,12 +3,15 @@
 //! by name after a crash, stopped.
 
 use std::ffi::OsString;
-use std::os::fd::BorrowedFd;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::HELPER_GRACE;
 use crate::backend::client::{self, Within};
@@ -16,7 +19,7 @@ use crate::ending::Ending;
 use crate::names::Names;
 use crate::paths;
 use crate::procs::Procs;
-use crate::util;
+use crate::{signals, util};
 
 /// Where the system keeps `program` (never the caller's PATH: it runs as
 /// root).
@@ -81,4 +84,82 @@ pub fn forget(names: &Names, program: &str) {
 /// before the banner it wrote (buffered) to stdout.
 pub fn log_tail(names: &Names, program: &str) -> String {
     util::tail(&paths::log_file(&names.profile, program), 30)
+}
+
+/// Whether a command line is the profile's process of one of nsvpn's own
+/// hidden commands (`nsvpn kept-forwards <profile>`, `nsvpn idle-watch
+/// <profile>`): this binary, by its file name, run with exactly those
+/// arguments.
+fn runs_own(args: &[Vec<u8>], command: &str, profile: &str) -> bool {
+    let want = [command.as_bytes(), profile.as_bytes()];
+    own_name().is_some_and(|program| {
+        args.len() == 3
+            && args[0].rsplit(|b| *b == b'/').next() == Some(program.as_bytes())
+            && args[1..] == want
+    })
+}
+
+/// The profile's processes of the hidden `command` (never this process).
+pub fn own_processes(procs: &Procs, command: &str, profile: &str) -> Vec<u32> {
+    procs
+        .iter()
+        .filter(|p| runs_own(&p.argv, command, profile))
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Whether `pid` is the profile's process of the hidden `command` (a pid
+/// file's, checked without a look at all of /proc).
+pub fn is_own(pid: u32, command: &str, profile: &str) -> bool {
+    util::cmdline(pid).is_some_and(|args| runs_own(&args, command, profile))
+}
+
+/// This binary's file name ("nsvpn").
+fn own_name() -> Option<String> {
+    std::env::current_exe()
+        .ok()?
+        .file_name()?
+        .to_str()
+        .map(str::to_string)
+}
+
+/// Reads a helper's word on its pipe (its descriptor 3) until it closes
+/// the pipe (or exits): "ok" once it is ready, else its error.
+pub fn wait_word(fd: &OwnedFd, timeout: Duration) -> Result<String> {
+    let deadline = Instant::now() + timeout;
+    let mut f = std::fs::File::from(nix::unistd::dup(fd).context("dup")?);
+    let mut text = Vec::new();
+    loop {
+        signals::check()?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!(
+                "no word from it after {} s (a name that takes long to resolve inside?)",
+                timeout.as_secs()
+            );
+        }
+        let ms = left.min(Duration::from_millis(200)).as_millis() as u16;
+        let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut pfd, PollTimeout::from(ms)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(anyhow!(e).context("poll")),
+        }
+        let mut buf = [0u8; 4096];
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("cannot read the helper's word"),
+        }
+    }
+    Ok(String::from_utf8_lossy(&text).trim().to_string())
+}
+
+/// A hidden command's descriptor 3, the pipe `up` waits on, if it is open.
+pub fn word_pipe() -> Option<std::fs::File> {
+    // SAFETY: descriptor 3 is checked to be open before it is owned, and
+    // nothing else in this process uses it.
+    let open = unsafe { nix::libc::fcntl(3, nix::libc::F_GETFD) } != -1;
+    open.then(|| std::fs::File::from(unsafe { OwnedFd::from_raw_fd(3) }))
 }

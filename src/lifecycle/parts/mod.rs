@@ -11,6 +11,7 @@ mod resolver;
 mod stack;
 mod tunnel;
 mod veth;
+mod watcher;
 
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -34,11 +35,14 @@ use crate::state::State;
 ///   have a way out;
 /// - the split resolver last: the tunnel says which servers and domains
 ///   it splits, and it asks the host's resolver through the stack;
-/// - the kept forwards after everything: their names resolve through the
-///   profile's DNS (the resolver's, for a split profile) when they start.
+/// - the kept forwards after that: their names resolve through the
+///   profile's DNS (the resolver's, for a split profile) when they start;
+/// - the idle watcher (`idle_timeout`) last: it watches a profile that is
+///   all there.
 ///
-/// Removal runs backwards: the helpers first (the forwards free the host's
-/// ports before anything they lead to goes); then the tunnel, so the VPN
+/// Removal runs backwards: the watcher first, so that it never looks at a
+/// profile half removed; then the other helpers (the forwards free the
+/// host's ports before anything they lead to goes); then the tunnel, so the VPN
 /// client can still say goodbye to its server through the host's network;
 /// the namespace last, so nothing is ever left pointing into a namespace
 /// that is gone (a running stack would even keep it alive, unnamed).
@@ -49,9 +53,11 @@ pub const PARTS: &[&dyn Part] = &[
     &stack::Stack,
     &resolver::Resolver,
     &forwards::Forwards,
+    &watcher::Watcher,
 ];
 
 pub use forwards::{COMMAND as KEPT_FORWARDS, serve_kept};
+pub use watcher::{COMMAND as IDLE_WATCH, watch_idle};
 
 /// One part of a profile's runtime.
 pub trait Part: Sync {
@@ -230,11 +236,17 @@ pub fn check_all(look: &mut Look<'_>, stop_at_broken: bool) -> Vec<(&'static dyn
 /// The processes inside the namespace that are the user's: every one but
 /// the parts' own.
 pub fn user_processes(names: &Names, procs: &Procs) -> Vec<crate::netns::Process> {
+    let inside = crate::netns::processes_in(&names.netns, procs);
+    // Nothing inside (an idle profile, as its watcher sees it): no need to
+    // look for the parts' own.
+    if inside.is_empty() {
+        return inside;
+    }
     let own: Vec<u32> = PARTS
         .iter()
         .flat_map(|p| p.processes(names, procs))
         .collect();
-    crate::netns::processes_in(&names.netns, procs)
+    inside
         .into_iter()
         .filter(|p| !own.contains(&p.pid))
         .collect()
