@@ -25,6 +25,8 @@ struct Going {
     fd: Option<OwnedFd>,
     /// When it gets SIGKILL if it still runs.
     deadline: Instant,
+    /// A signal still to send when the wait begins, if it still runs.
+    later: Option<(Signal, Duration)>,
     killed: bool,
 }
 
@@ -68,6 +70,19 @@ impl Ending {
         }
     }
 
+    /// Waits for `pid`, which ends by itself once what the other parts
+    /// remove meanwhile is gone (wireguard-go, once its device is deleted);
+    /// if it still runs when the wait begins, `signal` then, and SIGKILL
+    /// after `grace`.
+    pub fn later(&mut self, pid: u32, signal: Signal, grace: Duration) {
+        if util::alive(pid) {
+            self.watch(pid, client::pidfd(pid).ok(), grace);
+            if let Some(g) = self.going.iter_mut().find(|g| g.pid == pid) {
+                g.later = Some((signal, grace));
+            }
+        }
+    }
+
     fn watch(&mut self, pid: u32, fd: Option<OwnedFd>, grace: Duration) {
         if self.going.iter().any(|g| g.pid == pid) {
             return;
@@ -76,6 +91,7 @@ impl Ending {
             pid,
             fd,
             deadline: Instant::now() + grace,
+            later: None,
             killed: false,
         });
     }
@@ -89,6 +105,15 @@ impl Ending {
     /// is over, and at most [`AFTER_KILL`] more for those. Returns the pids
     /// SIGKILL ended (and any it could not end).
     pub fn wait(mut self) -> Vec<u32> {
+        for g in self.going.iter_mut() {
+            if let Some((signal, grace)) = g.later.take()
+                && !g.gone()
+            {
+                let _ = kill(Pid::from_raw(g.pid as i32), signal);
+                let _ = kill(Pid::from_raw(g.pid as i32), Signal::SIGCONT);
+                g.deadline = Instant::now() + grace;
+            }
+        }
         loop {
             self.going.retain(|g| !g.gone());
             if self.going.is_empty() {

@@ -97,6 +97,13 @@ impl Names {
     }
 }
 
+/// The link group of the links nsvpn puts in a profile's namespace that
+/// may all go at once when it goes down (the veth pair's end, a WireGuard
+/// device): one `RTM_DELLINK` for the group removes them in one batch. The
+/// number only has to be one the namespace's other links (its loopback,
+/// the stack's tap, a client's tun, all in group 0) do not have.
+pub const LINK_GROUP: u32 = 0x6e76;
+
 /// The /30 (or larger) subnet of the veth pair and the two addresses on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VethAddrs {

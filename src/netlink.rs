@@ -154,10 +154,19 @@ impl Netlink {
     }
 
     /// Creates a veth pair: `host` here, `peer` created directly in `peer_ns`.
-    pub async fn create_veth(&self, host: &str, peer: &str, peer_ns: BorrowedFd<'_>) -> Result<()> {
+    /// Creates a veth pair: `host` here, `peer` in `peer_ns`, in link group
+    /// `peer_group` there (see [`Netlink::delete_group`]).
+    pub async fn create_veth(
+        &self,
+        host: &str,
+        peer: &str,
+        peer_ns: BorrowedFd<'_>,
+        peer_group: u32,
+    ) -> Result<()> {
         let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
             .name(peer.to_string())
             .setns_by_fd(peer_ns.as_raw_fd())
+            .link_group(peer_group)
             .build();
         let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
             .name(host.to_string())
@@ -217,6 +226,32 @@ impl Netlink {
             .execute()
             .await
             .with_context(|| format!("cannot bring link {index} up"))
+    }
+
+    /// Puts a link in link group `group` (`ip link set DEV group N`).
+    pub async fn set_group(&self, index: u32, group: u32) -> Result<()> {
+        self.handle
+            .link()
+            .change(LinkUnspec::new_with_index(index).link_group(group).build())
+            .execute()
+            .await
+            .with_context(|| format!("cannot put link {index} in group {group}"))
+    }
+
+    /// Deletes every link of link group `group` at once (`ip link delete
+    /// group N`): the kernel unregisters them in one batch, with one wait
+    /// for its grace periods instead of one per link. False when the group
+    /// has no link.
+    pub async fn delete_group(&self, group: u32) -> Result<bool> {
+        let mut req = self.handle.link().del(0);
+        req.message_mut()
+            .attributes
+            .push(LinkAttribute::Group(group));
+        match req.execute().await {
+            Ok(()) => Ok(true),
+            Err(e) if errno(&e) == Some(libc_enodev()) => Ok(false),
+            Err(e) => Err(anyhow!(e).context(format!("cannot delete link group {group}"))),
+        }
     }
 
     pub async fn delete_link(&self, index: u32) -> Result<()> {

@@ -46,7 +46,29 @@ pub fn invoking_user() -> Result<Target> {
         let fallback_name = std::env::var("SUDO_USER").ok().filter(|s| !s.is_empty());
         return target_for(uid, gid, fallback_name);
     }
+    if real.is_root() {
+        return root();
+    }
     target_for(real, None, None)
+}
+
+/// Root itself (not for a sudo user): its entry, and the groups this
+/// process has. Root's command keeps root's groups and powers (as `ip
+/// netns exec`'s does), so its group list is not looked up: that would
+/// load every NSS module `group:` names, for nothing.
+fn root() -> Result<Target> {
+    let root = Uid::from_raw(0);
+    let u = User::from_uid(root)
+        .context("cannot look up uid 0")?
+        .ok_or_else(|| anyhow!("the user database has no entry for uid 0"))?;
+    Ok(Target {
+        uid: root,
+        gid: u.gid,
+        groups: nix::unistd::getgroups().context("cannot read this process's groups")?,
+        name: u.name,
+        home: u.dir,
+        shell: u.shell,
+    })
 }
 
 /// `nobody`, for helpers that need no one's rights (a profile's kept

@@ -101,9 +101,14 @@ fn veth_addresses_and_routes_land_in_the_namespace_and_teardown_removes_them() {
     util::block_on(async {
         let host = Netlink::here().unwrap();
         let inner = Netlink::in_netns(ns.as_fd()).unwrap();
-        host.create_veth(&names.host_veth, &names.ns_veth, ns.as_fd())
-            .await
-            .unwrap();
+        host.create_veth(
+            &names.host_veth,
+            &names.ns_veth,
+            ns.as_fd(),
+            nsvpn::names::LINK_GROUP,
+        )
+        .await
+        .unwrap();
         let hv = host.link_by_name(&names.host_veth).await.unwrap().unwrap();
         host.add_address(hv.index, format!("{}/30", v.host).parse().unwrap())
             .await

@@ -96,6 +96,9 @@ pub const CLIENT_GRACE: Duration = Duration::from_secs(5);
 pub fn end_client(profile: &str, st: Option<&State>, pid: u32, ending: &mut crate::ending::Ending) {
     match st.map(|s| s.kind) {
         Some(Kind::OpenVpn) => openvpn::end(profile, pid, ending),
+        // wireguard-go ends by itself once its device is gone, which the
+        // veth's removal deletes with the veth pair (see `LINK_GROUP`).
+        Some(Kind::WireGuard) => ending.later(pid, nix::sys::signal::Signal::SIGTERM, CLIENT_GRACE),
         _ => {
             ending.signal(pid, nix::sys::signal::Signal::SIGTERM, CLIENT_GRACE);
         }

@@ -42,6 +42,11 @@ pub enum Answer {
 /// came back.
 pub trait Prober {
     fn probe(&mut self, size: u32) -> Result<Answer>;
+
+    /// Waits as long as it may for the next answers (a size a router named
+    /// deserves a second, patient try before it counts as lost: a busy
+    /// machine answers late).
+    fn be_patient(&mut self) {}
 }
 
 /// What the search found.
@@ -104,7 +109,10 @@ pub fn search(
                 && named > lo
                 && named < hi
             {
-                if ask(p, named, &mut m)? {
+                if ask(p, named, &mut m)? || {
+                    p.be_patient();
+                    ask(p, named, &mut m)?
+                } {
                     lo = named;
                     hi = hi.min(named + 1);
                 } else {
@@ -297,6 +305,10 @@ pub fn classify(pkt: &[u8], target: Ipv4Addr, id: u16, seq: u16) -> Option<Answe
 }
 
 impl Prober for IcmpProber {
+    fn be_patient(&mut self) {
+        self.wait = MAX_WAIT;
+    }
+
     fn probe(&mut self, size: u32) -> Result<Answer> {
         self.seq = self.seq.wrapping_add(1);
         let pkt = echo_request(self.id, self.seq, size);

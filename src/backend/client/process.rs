@@ -91,6 +91,44 @@ pub fn spawn_private_run(
     log: &Path,
 ) -> Result<u32> {
     let dir_c = CString::new(dir.as_os_str().as_bytes())?;
+    spawn_full(
+        Within::Host,
+        program,
+        args,
+        None,
+        None,
+        log,
+        Some(Extras {
+            dir: Some(dir_c),
+            envp: environment_with(env)?,
+        }),
+    )
+}
+
+/// [`spawn`], with `env` added to the program's environment.
+pub fn spawn_with_env(
+    program: &Path,
+    args: &[OsString],
+    fd3: Option<BorrowedFd>,
+    env: &[(&str, &str)],
+    log: &Path,
+) -> Result<u32> {
+    spawn_full(
+        Within::Host,
+        program,
+        args,
+        None,
+        fd3,
+        log,
+        Some(Extras {
+            dir: None,
+            envp: environment_with(env)?,
+        }),
+    )
+}
+
+/// nsvpn's environment with `env` added (replacing the same names).
+fn environment_with(env: &[(&str, &str)]) -> Result<Vec<CString>> {
     let mut envp: Vec<CString> = std::env::vars_os()
         .filter(|(k, _)| !env.iter().any(|(n, _)| OsStr::new(n) == k))
         .filter_map(|(k, v)| {
@@ -103,19 +141,13 @@ pub fn spawn_private_run(
     for (k, v) in env {
         envp.push(CString::new(format!("{k}={v}"))?);
     }
-    spawn_full(
-        Within::Host,
-        program,
-        args,
-        None,
-        None,
-        log,
-        Some(PrivateRun { dir: dir_c, envp }),
-    )
+    Ok(envp)
 }
 
-struct PrivateRun {
-    dir: CString,
+/// What a program gets besides nsvpn's own environment: a `/run` of its
+/// own (bound from `dir`), and its environment.
+struct Extras {
+    dir: Option<CString>,
     envp: Vec<CString>,
 }
 
@@ -126,7 +158,7 @@ fn spawn_full(
     stdin_data: Option<&[u8]>,
     fd3: Option<BorrowedFd>,
     log: &Path,
-    private_run: Option<PrivateRun>,
+    extras: Option<Extras>,
 ) -> Result<u32> {
     let prog_c = CString::new(program.as_os_str().as_bytes())?;
     let mut argv = vec![prog_c.clone()];
@@ -195,8 +227,10 @@ fn spawn_full(
                             unsafe { nix::libc::dup2(fd.as_raw_fd(), 3) };
                         }
                     }
-                    if let Some(run) = &private_run {
-                        if !private_run_mounts(&run.dir) {
+                    if let Some(run) = &extras {
+                        if let Some(dir) = &run.dir
+                            && !private_run_mounts(dir)
+                        {
                             unsafe { nix::libc::_exit(126) }
                         }
                         let _ = nix::unistd::execve(&prog_c, &argv, &run.envp);

@@ -94,22 +94,29 @@ pub async fn connect(
     };
     st.backend.implementation = Some(backend);
     st.backend.listen_port = device.listen_port;
+    let log = paths::log_file(&profile.name, "wireguard-go");
     if backend == Implementation::Userspace {
-        let log = paths::log_file(&profile.name, "wireguard-go");
         let pid = userspace::spawn(&names.tunnel, &log)?;
+        crate::vtrace!("wireguard-go started (pid {pid})");
         st.pid = Some(pid);
-        st.save()?;
-        userspace::wait_for_socket(&names.tunnel, pid, &log, Duration::from_secs(10))?;
-    } else {
-        st.save()?;
     }
+    st.save()?;
     backend
         .configure(&names.tunnel, device)
         .await
+        .map_err(|e| match st.pid {
+            Some(pid) => userspace::not_ready(e, pid, &log),
+            None => e,
+        })
         .map_err(|e| port_taken(e, profile, device.listen_port))?;
+    crate::vtrace!("{} configured", names.tunnel);
     let tun = link_index(&host, &names.tunnel).await?;
     host.move_to_netns(tun, ns).await?;
+    crate::vtrace!("{} moved into the namespace", names.tunnel);
     let tun = link_index(&inner, &names.tunnel).await?;
+    // WireGuard says no goodbye: its device may go with the veth pair, in
+    // one batch, when the profile goes down.
+    inner.set_group(tun, crate::names::LINK_GROUP).await?;
     // Kernel WireGuard opens its socket (on the host) only when the link
     // comes up, inside `configure`.
     crate::tunnel::configure(
@@ -204,6 +211,10 @@ async fn handshake(
         .collect();
     backend.set_keepalives(&names.tunnel, ns, &trigger).await?;
     let start = Instant::now();
+    // The handshake takes a round trip and some crypto: the first looks
+    // come soon after it could be done, then every 20 ms. (Neither
+    // WireGuard implementation announces a handshake.)
+    let mut pause = Duration::from_millis(1);
     loop {
         let peers = backend.peers(&names.tunnel, ns).await?;
         let waiting: Vec<_> = with_endpoint
@@ -246,7 +257,8 @@ async fn handshake(
                 list.join(", ")
             );
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
     let restore: Vec<_> = with_endpoint
         .iter()

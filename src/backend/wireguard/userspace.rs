@@ -2,9 +2,11 @@
 //! configured over its UAPI unix socket (keys in hex there).
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -170,36 +172,54 @@ pub fn find_program() -> Result<PathBuf> {
 
 /// Starts `wireguard-go -f <ifname>` detached, with its output in `log`.
 /// Returns its pid.
+///
+/// Its UAPI socket is made here and handed to it as descriptor 3
+/// (`WG_UAPI_FD`, as wireguard-go's own daemon mode hands it to its child):
+/// the socket accepts connections from the moment it exists, so the device
+/// is configured at once, with no wait for wireguard-go to open it;
+/// wireguard-go answers as soon as it is ready. wireguard-go does not
+/// remove a socket it was given: `down` does.
 pub fn spawn(ifname: &str, log: &Path) -> Result<u32> {
     let program = find_program()?;
     std::fs::create_dir_all(WIREGUARD_SOCKETS)
         .with_context(|| format!("cannot create {WIREGUARD_SOCKETS}"))?;
-    crate::backend::client::spawn(&program, &["-f".into(), ifname.into()], None, None, log)
-}
-
-/// Waits until wireguard-go has opened its UAPI socket. Fails if the process
-/// exits first or nothing happens within `timeout`.
-pub fn wait_for_socket(ifname: &str, pid: u32, log: &Path, timeout: Duration) -> Result<()> {
     let path = crate::paths::wireguard_socket(ifname);
-    let start = Instant::now();
-    loop {
+    if path.exists() {
         if UnixStream::connect(&path).is_ok() {
-            return Ok(());
-        }
-        if !crate::util::alive(pid) {
             bail!(
-                "wireguard-go exited before it was ready; its log ({}):\n{}",
-                log.display(),
-                crate::util::tail(log, 10)
-            );
-        }
-        if start.elapsed() > timeout {
-            bail!(
-                "wireguard-go (pid {pid}) did not open {} within {timeout:?}",
+                "another wireguard-go already serves {ifname} ({} answers); stop it first",
                 path.display()
             );
         }
-        std::thread::sleep(Duration::from_millis(5));
+        // Left by a wireguard-go that is gone: nobody answers there.
+        std::fs::remove_file(&path)
+            .with_context(|| format!("cannot remove the stale {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("cannot make {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))?;
+    let fd = OwnedFd::from(listener);
+    crate::backend::client::spawn_with_env(
+        &program,
+        &["-f".into(), ifname.into()],
+        Some(fd.as_fd()),
+        &[("WG_UAPI_FD", "3")],
+        log,
+    )
+}
+
+/// The error for a wireguard-go that did not answer its first request:
+/// its log says why when it is gone.
+pub fn not_ready(e: anyhow::Error, pid: u32, log: &Path) -> anyhow::Error {
+    if crate::util::alive(pid) {
+        e
+    } else {
+        anyhow!(
+            "wireguard-go exited before it was ready; its log ({}):\n{}",
+            log.display(),
+            crate::util::tail(log, 10)
+        )
     }
 }
 

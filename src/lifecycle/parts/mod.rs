@@ -272,9 +272,11 @@ pub const HELPER_GRACE: Duration = Duration::from_secs(2);
 ///   carries it), then all are waited for together: `down` takes as long as
 ///   the slowest of them, not their sum;
 /// - meanwhile, on a thread of its own, the independent parts go (the veth
-///   pair: deleting a link waits for the kernel's RCU grace periods, as a
-///   client's exit that closes its tun device does; run together, the two
-///   waits overlap);
+///   pair, and with it a WireGuard device: deleting links waits for the
+///   kernel's RCU grace periods, as a client's exit that closes its tun
+///   device does; run together, the two waits overlap), and the wait for
+///   the processes begins once they are gone (wireguard-go ends by itself
+///   when its device is deleted, and is signalled only if it did not);
 /// - then what is left, in reverse order, the namespace last: nothing is
 ///   ever left pointing into a namespace that is gone.
 pub fn remove_all(names: &Names, st: Option<&State>, procs: &Procs) -> Vec<String> {
@@ -293,11 +295,12 @@ pub fn remove_all(names: &Names, st: Option<&State>, procs: &Procs) -> Vec<Strin
             crate::vtrace!("part {}: stop", part.name());
             part.stop(names, st, procs, &mut ending);
         }
+        let problems = meanwhile
+            .join()
+            .unwrap_or_else(|_| vec!["removing the veth pair failed (a thread panicked)".into()]);
         let killed = ending.wait();
         crate::vtrace!("processes ended ({} killed)", killed.len());
-        meanwhile
-            .join()
-            .unwrap_or_else(|_| vec!["removing the veth pair failed (a thread panicked)".into()])
+        problems
     });
     for part in PARTS.iter().rev().filter(|p| !p.independent()) {
         crate::vtrace!("part {}: remove", part.name());

@@ -9,7 +9,7 @@ use anyhow::{Result, anyhow};
 use super::{Check, Look, Making, Part};
 use crate::backend::wireguard::connect::link_index;
 use crate::ipnet::IpNet;
-use crate::names::Names;
+use crate::names::{LINK_GROUP, Names};
 use crate::netlink::Netlink;
 use crate::procs::Procs;
 use crate::state::State;
@@ -33,7 +33,7 @@ impl Part for Veth {
         signals::block_on(async {
             let host = Netlink::here()?;
             let inner = Netlink::in_netns(ns.as_fd())?;
-            host.create_veth(&names.host_veth, &names.ns_veth, ns.as_fd())
+            host.create_veth(&names.host_veth, &names.ns_veth, ns.as_fd(), LINK_GROUP)
                 .await?;
             let hv = link_index(&host, &names.host_veth).await?;
             // The veth carries only its IPv4 subnet: no IPv6 on the host's
@@ -98,10 +98,21 @@ impl Part for Veth {
 
     // Deleting one end deletes the pair; the end inside would also go with
     // the namespace, but the host's end is deleted here so that it is gone
-    // when `down` returns (the kernel cleans a namespace up later).
+    // when `down` returns (the kernel cleans a namespace up later). The end
+    // inside is in the namespace's link group, with the WireGuard device:
+    // deleting the group removes them all in one batch, with one wait for
+    // the kernel's grace periods (each link deleted alone waits its own).
+    // The host's end by name after that: a pair made before links had a
+    // group, or whose namespace is gone.
     fn remove(&self, names: &Names, _: Option<&State>, problems: &mut Vec<String>) {
-        let deleted =
-            util::block_on(async { Netlink::here()?.delete_link_named(&names.host_veth).await });
+        let deleted = util::block_on(async {
+            if let Ok(ns) = netns::open(&names.netns) {
+                Netlink::in_netns(ns.as_fd())?
+                    .delete_group(LINK_GROUP)
+                    .await?;
+            }
+            Netlink::here()?.delete_link_named(&names.host_veth).await
+        });
         if let Err(e) = deleted.and_then(|r| r.map(drop)) {
             problems.push(format!("{e:#}"));
         }
