@@ -74,6 +74,7 @@ for _ in 1 2 3; do
   ip link add nsbm-floor type veth peer name nsbp-floor; t3=$(date +%s%N)
   ip link set nsbm-floor netns nsb-floor; t4=$(date +%s%N)
   ip link del nsbh-floor; t5=$(date +%s%N)
+  ip link del nsbp-floor
   ip netns del nsb-floor
   echo "  netns add $(((t1 - t0) / 1000)) us, veth add $(((t2 - t1) / 1000)) us, link move $(((t4 - t3) / 1000)) us, link del $(((t5 - t4) / 1000)) us"
 done

@@ -114,8 +114,11 @@ pub fn before_stop(profile: &str) {
 
 /// After a profile's client is stopped: what a kind leaves on the host
 /// that outlives its client (a killed charon's routing rule).
-pub fn after_stop(profile: &str, problems: &mut Vec<String>) {
-    ipsec::remove_rule(profile, problems);
+/// Without a state (a crash) every kind's leftovers are looked for.
+pub fn after_stop(profile: &str, st: Option<&State>, problems: &mut Vec<String>) {
+    if st.is_none_or(|s| s.kind == Kind::IpSec) {
+        ipsec::remove_rule(profile, problems);
+    }
 }
 
 /// Checks that each file the profile names is there and a regular file,

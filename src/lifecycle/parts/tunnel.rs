@@ -138,37 +138,34 @@ impl Part for Tunnel {
         }
     }
 
-    fn remove(&self, names: &Names, _: Option<&State>, problems: &mut Vec<String>) {
+    fn remove(&self, names: &Names, st: Option<&State>, problems: &mut Vec<String>) {
         // Kernel WireGuard's device outlives any process: delete it, inside
-        // (or still on the host, if `up` stopped before moving it).
-        let deleted = util::block_on(async {
-            let mut problems = Vec::new();
-            if let Ok(ns) = netns::open(&names.netns) {
-                match Netlink::in_netns(ns.as_fd()) {
-                    Ok(inner) => {
-                        if let Err(e) = inner.delete_link_named(&names.tunnel).await {
-                            problems.push(format!("{e:#}"));
-                        }
-                    }
-                    Err(e) => problems.push(format!("{e:#}")),
+        // (or still on the host, if `up` stopped before moving it). Usually
+        // it went already, with the veth pair's link group, and a client's
+        // tun with its client: one ioctl each says so, with no netlink.
+        let ns = netns::open(&names.netns).ok();
+        let inside = ns
+            .as_ref()
+            .is_some_and(|ns| netns::has_link(ns.as_fd(), &names.tunnel).unwrap_or(true));
+        let on_host = netns::host_has_link(&names.tunnel);
+        if inside || on_host {
+            let deleted = util::block_on(async {
+                if let Some(ns) = ns.as_ref().filter(|_| inside) {
+                    Netlink::in_netns(ns.as_fd())?
+                        .delete_link_named(&names.tunnel)
+                        .await?;
                 }
-            }
-            match Netlink::here() {
-                Ok(host) => {
-                    if let Err(e) = host.delete_link_named(&names.tunnel).await {
-                        problems.push(format!("{e:#}"));
-                    }
+                if on_host {
+                    Netlink::here()?.delete_link_named(&names.tunnel).await?;
                 }
-                Err(e) => problems.push(format!("{e:#}")),
+                anyhow::Ok(())
+            });
+            if let Err(e) = deleted.and_then(|r| r) {
+                problems.push(format!("{e:#}"));
             }
-            problems
-        });
-        match deleted {
-            Ok(p) => problems.extend(p),
-            Err(e) => problems.push(format!("{e:#}")),
         }
         // What outlives a client (a killed charon's mark-only routing rule).
-        backend::after_stop(&names.profile, problems);
+        backend::after_stop(&names.profile, st, problems);
         let sock = paths::wireguard_socket(&names.tunnel);
         if sock.exists()
             && let Err(e) = std::fs::remove_file(&sock)
