@@ -403,6 +403,8 @@ CONF
 # connections, pool and key with swanctl.
 lab_ipsec_server() {
   local d=$LAB_DIR/$1
+  # A stopped charon leaves its socket: the wait below is for the new one.
+  rm -f "$d/charon.vici"
   ip netns exec "lab-gw-$1" env STRONGSWAN_CONF="$d/strongswan.conf" setsid /usr/lib/ipsec/charon >> "$d/server.log" 2>&1 &
   echo $! > "$d/server.pid"
   for _ in $(seq 200); do [ -S "$d/charon.vici" ] && break; sleep 0.05; done
