@@ -826,8 +826,15 @@ mod example_tests {
         let names = list_names(&dir).unwrap();
         assert_eq!(
             names,
-            ["acme", "corp", "customer", "customer-ipsec"],
-            "one example per kind"
+            [
+                "acme",
+                "corp",
+                "customer",
+                "customer-ipsec",
+                "customer-ipsec-cert",
+                "customer-ipsec-eap"
+            ],
+            "one example per kind (IPsec: one per way to authenticate)"
         );
         for n in names {
             let text = std::fs::read_to_string(dir.join(format!("{n}.toml"))).unwrap();
