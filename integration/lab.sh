@@ -403,22 +403,55 @@ CONF
 # connections, pool and key with swanctl.
 lab_ipsec_server() {
   local d=$LAB_DIR/$1
+  # A stopped charon leaves its socket: the wait below is for the new one.
+  rm -f "$d/charon.vici"
   ip netns exec "lab-gw-$1" env STRONGSWAN_CONF="$d/strongswan.conf" setsid /usr/lib/ipsec/charon >> "$d/server.log" 2>&1 &
   echo $! > "$d/server.pid"
   for _ in $(seq 200); do [ -S "$d/charon.vici" ] && break; sleep 0.05; done
   swanctl --load-all --noprompt --file "$d/swanctl.conf" --uri "unix://$d/charon.vici" > "$d/swanctl.log" 2>&1
 }
 
-# lab_ipsec NAME INDEX: an IKEv2 gateway (strongSwan) with a pre-shared key
-# for alice@lab, handing out virtual IPs from 10.7.0.0/24 and DNS in its
-# configuration payload, fronting 10.20.0.0/16.
+# lab_rsa_cert DIR NAME CN SAN CA: an RSA key (charon without its openssl
+# plugin signs with RSA only) and a certificate for CN with the subjectAltName
+# SAN, signed by DIR/CA.crt.
+lab_rsa_cert() {
+  local d=$1 n=$2 cn=$3 san=$4 ca=$5
+  openssl req -newkey rsa:2048 -nodes -keyout "$d/$n.key" -out "$d/$n.csr" -subj "/CN=$cn" 2> /dev/null
+  printf 'basicConstraints=CA:FALSE\nsubjectAltName=%s\n' "$san" > "$d/$n.ext"
+  openssl x509 -req -in "$d/$n.csr" -CA "$d/$ca.crt" -CAkey "$d/$ca.key" -CAcreateserial \
+    -out "$d/$n.crt" -days 30 -extfile "$d/$n.ext" 2> /dev/null
+}
+
+# lab_ipsec NAME INDEX: an IKEv2 gateway (strongSwan) handing out virtual IPs
+# from 10.7.0.0/24 and DNS in its configuration payload, fronting
+# 10.20.0.0/16, with one connection per way to authenticate, chosen by the
+# client's identity:
+#   rw        alice@lab, a pre-shared key
+#   rw-cert   carol@lab, a certificate from the CA ipsec-ca (the gateway's
+#             certificate, echo.lab, from the same CA)
+#   rw-eap    any other identity, EAP-MD5 (dave, LAB_PASSWORD); the gateway
+#             proves itself with its certificate
+#   rw-rekey  rekey@lab, a pre-shared key, and its CHILD_SA rekeyed every 4 s,
+#             its IKE_SA every 8 s
+# Also a CA the gateway does not trust (rogue-ca), with a certificate for
+# carol@lab. The client's files are in $LAB_DIR/profiles.
 lab_ipsec() {
-  local name=$1 i=$2 d=$LAB_DIR/$1 up_gw
+  local name=$1 i=$2 d=$LAB_DIR/$1 up_gw c
   up_gw=$(lab_gw_ip "$i")
+  for c in ipsec-ca rogue-ca; do
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/$c.key" -out "$d/$c.crt" -days 30 \
+      -subj "/CN=lab $c $name" 2> /dev/null
+  done
+  lab_rsa_cert "$d" gw "$name.lab" "DNS:$name.lab" ipsec-ca
+  lab_rsa_cert "$d" carol "carol@lab" "email:carol@lab" ipsec-ca
+  lab_rsa_cert "$d" rogue "carol@lab" "email:carol@lab" rogue-ca
+  # swanctl --load-all loads private keys from the private/ folder beside
+  # its swanctl.conf.
+  mkdir -p "$d/private"; cp "$d/gw.key" "$d/private/gw.key"
   cat > "$d/strongswan.conf" <<CONF
 charon {
   load_modular = no
-  load = random nonce kdf aes sha1 sha2 hmac gmp pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici attr
+  load = random nonce kdf aes sha1 sha2 md5 hmac gmp pem pkcs1 pkcs8 x509 pubkey kernel-libipsec kernel-netlink socket-default vici attr eap-identity eap-md5
   retransmit_tries = 2
   plugins {
     vici {
@@ -462,6 +495,74 @@ connections {
       }
     }
   }
+  rw-cert {
+    version = 2
+    local_addrs = $up_gw
+    pools = clients
+    dpd_delay = 10s
+    local {
+      auth = pubkey
+      certs = $d/gw.crt
+      id = $name.lab
+    }
+    remote {
+      auth = pubkey
+      cacerts = $d/ipsec-ca.crt
+      id = carol@lab
+    }
+    children {
+      net {
+        local_ts = 10.20.0.0/16
+        esp_proposals = default
+      }
+    }
+  }
+  rw-eap {
+    version = 2
+    local_addrs = $up_gw
+    pools = clients
+    dpd_delay = 10s
+    local {
+      auth = pubkey
+      certs = $d/gw.crt
+      id = $name.lab
+    }
+    remote {
+      auth = eap-md5
+      eap_id = %any
+    }
+    children {
+      net {
+        local_ts = 10.20.0.0/16
+        esp_proposals = default
+      }
+    }
+  }
+  rw-rekey {
+    version = 2
+    local_addrs = $up_gw
+    pools = clients
+    rekey_time = 8s
+    over_time = 30s
+    rand_time = 1s
+    local {
+      auth = psk
+      id = $name.lab
+    }
+    remote {
+      auth = psk
+      id = rekey@lab
+    }
+    children {
+      net {
+        local_ts = 10.20.0.0/16
+        esp_proposals = default
+        rekey_time = 4s
+        life_time = 30s
+        rand_time = 1s
+      }
+    }
+  }
 }
 pools {
   clients {
@@ -475,12 +576,27 @@ secrets {
     id-2 = $name.lab
     secret = "$LAB_PASSWORD"
   }
+  ike-rekey {
+    id-1 = rekey@lab
+    id-2 = $name.lab
+    secret = "$LAB_PASSWORD"
+  }
+  eap-dave {
+    id = dave
+    secret = "$LAB_PASSWORD"
+  }
 }
 CONF
   chmod 600 "$d/swanctl.conf"
   lab_ipsec_server "$name"
-  (umask 077; printf '%s\n' "$LAB_PASSWORD" > "$LAB_DIR/profiles/$name.psk")
-  lab_log "gateway $name: strongSwan (IKEv2, PSK) at $up_gw"
+  local p=$LAB_DIR/profiles
+  (umask 077
+   printf '%s\n' "$LAB_PASSWORD" > "$p/$name.psk"
+   printf '%s\n' "$LAB_PASSWORD" > "$p/$name.password"
+   cp "$d/carol.key" "$p/$name-carol.key"; cp "$d/rogue.key" "$p/$name-rogue.key")
+  cp "$d/carol.crt" "$p/$name-carol.crt"; cp "$d/rogue.crt" "$p/$name-rogue.crt"
+  cp "$d/ipsec-ca.crt" "$p/$name-ca.crt"; cp "$d/rogue-ca.crt" "$p/$name-rogue-ca.crt"
+  lab_log "gateway $name: strongSwan (IKEv2: PSK, certificates, EAP-MD5) at $up_gw"
 }
 
 lab_up() {

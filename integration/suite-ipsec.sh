@@ -35,6 +35,42 @@ expect "that table is empty once the TUN moved into the namespace" "" bash -c "i
 expect "status shows the virtual IP and the client" "['nsvt-echo 10.7.0.1/32'] charon" ipsec_json echo '[a["interface"] + " " + a["address"] for a in r["addresses"] if a["address"].startswith("10.7")], r["client"]'
 expect "the gateway has the SA" "1" gw_sas
 
+echo "# IPsec: status shows the IKE and CHILD SA, the virtual IP and traffic (list-sas over VICI)"
+expect "status --json: IKE_SA established with the gateway, CHILD_SA installed, the virtual IP" "ESTABLISHED 203.0.113.18 echo.lab INSTALLED ['10.20.0.0/16'] ['10.7.0.1']" \
+  ipsec_json echo 'r["ipsec"]["ike_state"], r["ipsec"]["remote_host"], r["ipsec"]["remote_id"], r["ipsec"]["child"]["state"], r["ipsec"]["child"]["remote_ts"], r["ipsec"]["vips"]'
+check "status --json: the CHILD_SA counted the traffic in and out" bash -c "[ \"\$(nsvpn status echo --json | python3 -c 'import json,sys; c=json.load(sys.stdin)[\"ipsec\"][\"child\"]; print(c[\"bytes_in\"] > 0 and c[\"bytes_out\"] > 0 and c[\"packets_in\"] > 0)')\" = True ]"
+check "status (text) shows the SAs and the virtual IP" bash -c "nsvpn status echo | grep -q '^  ike sa         ESTABLISHED with 203.0.113.18 (echo.lab) for ' && nsvpn status echo | grep -q '^  child sa       #[0-9]* INSTALLED' && nsvpn status echo | grep -q '^  virtual ip     10.7.0.1\$'"
+
+echo "# IPsec: a certificate (carol@lab, signed by the gateway's CA) and EAP-MD5 (dave), each a connection of the same gateway"
+cat > "$P/echocert.toml" <<TOML
+[vpn]
+kind = "ipsec"
+server = "$(lab_gw_ip 4)"
+local_id = "carol@lab"
+remote_id = "echo.lab"
+cert_file = "echo-carol.crt"
+key_file = "echo-carol.key"
+ca_file = "echo-ca.crt"
+TOML
+cat > "$P/echoeap.toml" <<TOML
+[vpn]
+kind = "ipsec"
+server = "$(lab_gw_ip 4)"
+remote_id = "echo.lab"
+user = "dave"
+password_file = "echo.password"
+ca_file = "echo-ca.crt"
+TOML
+gw_ids() { swanctl --list-sas --uri "unix://$LAB_DIR/echo/charon.vici" 2>/dev/null | sed -n "s/^  remote '\([^']*\)'.*/\1/p" | sort | xargs; }
+check "up echocert (certificate)" nsvpn up echocert
+check "up echoeap (EAP)" nsvpn up echoeap
+for p in echocert echoeap; do expect "$p's psql reaches echo's database by name" echo psql_side $p; done
+expect "the gateway authenticated each by its own connection" "alice@lab carol@lab dave" gw_ids
+expect "echocert's status: the gateway's identity, its CHILD_SA" "echo.lab INSTALLED" ipsec_json echocert 'r["ipsec"]["remote_id"], r["ipsec"]["child"]["state"]'
+check "down echocert, echoeap" bash -c "nsvpn down echocert && nsvpn down echoeap"
+both_left() { leftovers_of echocert; leftovers_of echoeap; }
+expect "nothing of them is left" "" both_left
+
 echo "# IPsec: the kill switch (charon killed: nothing leaves)"
 pid=$(charon_of echo)
 kill -9 "$pid"; for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
@@ -51,22 +87,76 @@ expect "echo: its database is back" echo psql_side echo
 
 echo "# IPsec: failures say why and leave nothing"
 rules_echo_up=$(ip rule; ip -6 rule)
-failed_leftovers() { leftovers_of badpsk; leftovers_of ipsecdown; ls /run/nsvpn 2>/dev/null | grep -E 'badpsk|ipsecdown'; true; }
-(umask 077; echo "not the key" > "$P/badpsk.psk")
+bad_ones="badpsk ipsecdown ipsecslow roguecert badca badeap noprop noesp"
+failed_leftovers() { for p in $bad_ones; do leftovers_of $p; ls /run/nsvpn 2>/dev/null | grep -x "$p"; done; true; }
+# fails_with DESCRIPTION PROFILE PATTERN MAXSECS [up args]: up fails (1), the
+# error matches PATTERN, within MAXSECS, and nothing of PROFILE is left.
+fails_with() {
+  local d=$1 p=$2 pat=$3 max=$4 start; shift 4
+  start=$(date +%s%N)
+  status_is "$d" 1 nsvpn up "$p" "$@"
+  local ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  grep -q -- "$pat" /tmp/out && ok "... saying: $pat" || { fail "... saying: $pat"; cat /tmp/out; }
+  [ "$ms" -lt $((max * 1000)) ] && ok "... within $max s ($ms ms)" || fail "... within $max s ($ms ms)"
+  expect "... and leaves nothing of $p" "" leftovers_of "$p"
+}
+(umask 077; echo "not the key" > "$P/badpsk.psk"; echo "not the password" > "$P/badeap.password")
 sed 's/^psk_file = .*/psk_file = "badpsk.psk"/' "$P/echo.toml" > "$P/badpsk.toml"
-start=$(date +%s)
-status_is "IPsec with a wrong pre-shared key fails" 1 nsvpn up badpsk
-grep -q "charon did not connect: authentication failed" /tmp/out && grep -q "AUTHENTICATION_FAILED" /tmp/out \
-  && ok "... saying authentication failed, with charon's words" || { fail "... saying authentication failed, with charon's words"; cat /tmp/out; }
-[ $(($(date +%s) - start)) -lt 10 ] && ok "... at once, not after the timeout" || fail "... at once, not after the timeout"
+fails_with "IPsec with a wrong pre-shared key fails" badpsk "charon did not connect: authentication failed: the gateway refused the pre-shared key (check vpn.psk_file, vpn.local_id and vpn.remote_id) \[received AUTHENTICATION_FAILED" 10
+sed 's/echo-carol/echo-rogue/' "$P/echocert.toml" > "$P/roguecert.toml"
+fails_with "IPsec with a certificate from a CA the gateway does not trust fails" roguecert "authentication failed: the gateway refused the certificate (check vpn.cert_file" 10
+sed 's/echo-ca.crt/echo-rogue-ca.crt/' "$P/echocert.toml" > "$P/badca.toml"
+fails_with "IPsec whose ca_file did not sign the gateway's certificate fails" badca "authentication failed: the gateway could not prove itself: its certificate is not signed by the CA of vpn.ca_file" 10
+sed 's/^password_file = .*/password_file = "badeap.password"/' "$P/echoeap.toml" > "$P/badeap.toml"
+fails_with "IPsec EAP with a wrong password fails" badeap "authentication failed: the gateway refused the user name or password (check vpn.user and vpn.password_file) \[received EAP_FAILURE" 10
+sed '/^psk_file/a proposals = ["aes128-sha256-modp1024"]' "$P/echo.toml" > "$P/noprop.toml"
+fails_with "IPsec with IKE proposals the gateway does not accept fails" noprop "no proposal chosen: the gateway accepts none of the algorithms offered .*NO_PROPOSAL_CHOSEN notify error" 10
+sed '/^psk_file/a esp_proposals = ["aes128-md5"]' "$P/echo.toml" > "$P/noesp.toml"
+fails_with "IPsec with ESP proposals the gateway does not accept fails" noesp "no proposal chosen: .*no CHILD_SA built" 10
 sed 's/^server = .*/server = "203.0.113.14"/' "$P/echo.toml" > "$P/ipsecdown.toml"
-start=$(date +%s)
-status_is "IPsec to a gateway that is down fails" 1 nsvpn up ipsecdown
-grep -q "charon did not connect: peer unreachable" /tmp/out && ok "... saying the peer is unreachable" || { fail "... saying the peer is unreachable"; cat /tmp/out; }
-[ $(($(date +%s) - start)) -lt 20 ] && ok "... in bounded time (charon's retransmits, about 8 s)" || fail "... in bounded time"
+fails_with "IPsec to a gateway that is down fails" ipsecdown "charon did not connect: peer unreachable: no answer from 203.0.113.14 \[giving up after 3 retransmits\]" 20
+cp "$P/ipsecdown.toml" "$P/ipsecslow.toml"
+fails_with "IPsec to a gateway that is down, with a shorter --timeout, says it timed out" ipsecslow "charon did not connect: timed out: no tunnel from 203.0.113.14 in 2 s" 6 --timeout 2
 expect "nothing of the failed IPsec profiles is left" "" failed_leftovers
 expect "no rule of theirs is left (only echo's)" "$rules_echo_up" bash -c "ip rule; ip -6 rule"
-rm -f "$P"/{badpsk,ipsecdown}.*
+rm -f "$P"/{badpsk,ipsecdown,ipsecslow,roguecert,badca,badeap,noprop,noesp}.*
+chmod 644 "$P/echo.psk"
+nsvpn down echo > /dev/null
+status_is "a world-readable psk_file works, with a warning" 0 nsvpn up echo
+grep -q "nsvpn: warning: profile \"echo\" (.*echo.toml): field \`vpn.psk_file\`: .*echo.psk holds secrets but is accessible by group or others (mode 0644): chmod 600" /tmp/out \
+  && ok "... naming the profile, the field and the file" || { fail "... naming the profile, the field and the file"; cat /tmp/out; }
+chmod 600 "$P/echo.psk"
+
+echo "# IPsec: rekeying (the gateway's rekey@lab connection rekeys its CHILD_SA every 4 s, its IKE_SA every 8 s)"
+sed 's/^local_id = .*/local_id = "rekey@lab"/' "$P/echo.toml" > "$P/rekey.toml"
+check "up rekey" nsvpn up rekey
+child_id() { ipsec_json rekey 'r["ipsec"]["child"]["id"]'; }
+first=$(child_id)
+pings() { inside rekey ping -c 10 -i 1 -W 1 10.20.1.5 | grep -o '10 received'; }
+expect "traffic flows all through 10 s of rekeys (a ping a second, none lost)" "10 received" pings
+check "... across new CHILD_SAs (ids $first, then $(child_id))" bash -c "[ \"\$(nsvpn status rekey --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"ipsec\"][\"child\"][\"id\"])')\" -gt $first ]"
+expect "... and a rekeyed IKE_SA (established less than 9 s ago)" "True" ipsec_json rekey 'r["ipsec"]["established"] < 9'
+expect "status says up" "up" ipsec_json rekey 'r["state"]'
+check "down rekey" nsvpn down rekey
+expect "nothing of rekey is left" "" leftovers_of rekey
+rm -f "$P/rekey.toml"
+
+echo "# IPsec: the gateway restarts (its charon deletes the SAs on the way down)"
+check "up echocert" nsvpn up echocert
+kill "$(cat "$LAB_DIR/echo/server.pid")"; for _ in $(seq 100); do kill -0 "$(cat "$LAB_DIR/echo/server.pid")" 2>/dev/null || break; sleep 0.05; done
+lab_ipsec_server echo
+for _ in $(seq 100); do [ "$(ipsec_json echocert 'r["state"]')" = broken ] && break; sleep 0.05; done
+expect "echocert: status says broken, naming the SA the gateway deleted" "broken True" ipsec_json echocert 'r["state"], any("charon has no IPsec SA with the gateway any more" in x and "received DELETE for IKE_SA" in x for x in r["problems"])'
+expect "... and shows no CHILD_SA" "None" ipsec_json echocert '(r.get("ipsec") or {}).get("child")'
+status_is "echocert: exec is refused while broken" 125 as_user nsvpn exec echocert -- true
+expect "the host's addresses gained nothing (charon put no virtual IP on the host)" "" bash -c "ip -4 -o addr | grep ' 10\.7\.'"
+status_is "echocert: the database does not answer from inside (the tunnel leads into charon, which has no SA: nothing leaves)" 1 inside echocert ping -c1 -W1 10.20.1.5
+check "down and up bring echocert back" bash -c "nsvpn down echocert && nsvpn up echocert"
+expect "echocert reaches its database again" echo psql_side echocert
+check "down echocert" nsvpn down echocert
+expect "nothing of echocert is left" "" leftovers_of echocert
+check "echo (its SA deleted by the restart too) comes back with down and up" bash -c "nsvpn down echo && nsvpn up echo"
+rm -f "$P"/{echocert,echoeap}.toml
 
 echo "# IPsec: down deletes the SA (the gateway sees it) and leaves nothing"
 expect "the gateway has echo's SA before down" "1" gw_sas

@@ -162,6 +162,17 @@ mod tests {
             .arg("30.5")
             .spawn()
             .unwrap();
+        // Between fork and exec the child still has this test's command line.
+        let t = std::time::Instant::now();
+        while crate::util::cmdline(child.id())
+            .is_none_or(|a| a.first().map(Vec::as_slice) != Some(b"sleep".as_slice()))
+        {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(5),
+                "sleep never ran"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let procs = Procs::read();
         let found = procs.running("sleep", b"30.5");
         let _ = child.kill();

@@ -868,8 +868,16 @@ mod example_tests {
         let names = list_names(&dir).unwrap();
         assert_eq!(
             names,
-            ["acme", "corp", "customer", "customer-ipsec", "on-demand"],
-            "one example per kind, and one on demand"
+            [
+                "acme",
+                "corp",
+                "customer",
+                "customer-ipsec",
+                "customer-ipsec-cert",
+                "customer-ipsec-eap",
+                "on-demand"
+            ],
+            "one example per kind (IPsec: one per way to authenticate), and one on demand"
         );
         for n in names {
             let text = std::fs::read_to_string(dir.join(format!("{n}.toml"))).unwrap();

@@ -71,7 +71,7 @@ impl std::fmt::Display for Kind {
 pub fn check_arguments(vpn: &Vpn) -> Result<(), Vec<String>> {
     match vpn {
         Vpn::OpenConnect { args, .. } => openconnect::check_args(args),
-        Vpn::WireGuard { .. } | Vpn::OpenVpn { .. } | Vpn::IpSec { .. } => Ok(()),
+        Vpn::WireGuard { .. } | Vpn::OpenVpn { .. } | Vpn::IpSec(_) => Ok(()),
     }
 }
 
@@ -175,19 +175,7 @@ pub fn prepare(profile: &Profile, wait: Duration) -> Result<Prepared> {
             password_file.as_deref(),
             wait,
         )?),
-        Vpn::IpSec {
-            server,
-            local_id,
-            remote_id,
-            psk_file,
-        } => Prepared::IpSec(ipsec::prepare(
-            profile,
-            server,
-            local_id,
-            remote_id.as_deref(),
-            psk_file,
-            wait,
-        )?),
+        Vpn::IpSec(s) => Prepared::IpSec(ipsec::prepare(profile, s, wait)?),
     })
 }
 
@@ -299,6 +287,39 @@ pub fn reconnecting(profile: &str, st: &State) -> Result<Option<Reconnect>, Stri
         Kind::OpenConnect => Ok(openconnect::reconnecting(profile)),
         Kind::WireGuard | Kind::IpSec => Ok(None),
     }
+}
+
+/// Whether the profile's tunnel is lost although its client runs and its
+/// device is there, and why (an IPsec profile whose charon has no SA any
+/// more: on the userspace path it cannot make a new one).
+pub fn lost(profile: &str, st: &State) -> Option<String> {
+    match st.kind {
+        Kind::IpSec => ipsec::lost(profile),
+        Kind::WireGuard | Kind::OpenVpn | Kind::OpenConnect => None,
+    }
+}
+
+/// An IPsec profile's SA as its charon lists it, for `status`: None for
+/// the other kinds, or when charon has none; an error when charon cannot
+/// be asked.
+pub fn ipsec_sa(profile: &str, st: &State) -> Result<Option<ipsec::SaInfo>, String> {
+    if st.kind != Kind::IpSec {
+        return Ok(None);
+    }
+    ipsec::query(profile).map_err(|e| {
+        let denied = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+        });
+        if denied {
+            format!(
+                "nsvpn cannot ask charon for its SA as this user: its socket is root's alone; \
+                 `sudo nsvpn status {profile}` shows it"
+            )
+        } else {
+            format!("cannot ask charon for its SA: {e:#}")
+        }
+    })
 }
 
 /// "profile "x" (path): field `f`" for error messages.

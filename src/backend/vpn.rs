@@ -26,6 +26,11 @@ pub struct RawVpn {
     pub(crate) local_id: Option<String>,
     pub(crate) remote_id: Option<String>,
     pub(crate) psk_file: Option<String>,
+    pub(crate) cert_file: Option<String>,
+    pub(crate) key_file: Option<String>,
+    pub(crate) ca_file: Option<String>,
+    pub(crate) proposals: Option<Vec<String>>,
+    pub(crate) esp_proposals: Option<Vec<String>>,
 }
 
 impl RawVpn {
@@ -43,6 +48,11 @@ impl RawVpn {
             ("local_id", self.local_id.is_some()),
             ("remote_id", self.remote_id.is_some()),
             ("psk_file", self.psk_file.is_some()),
+            ("cert_file", self.cert_file.is_some()),
+            ("key_file", self.key_file.is_some()),
+            ("ca_file", self.ca_file.is_some()),
+            ("proposals", self.proposals.is_some()),
+            ("esp_proposals", self.esp_proposals.is_some()),
         ]
         .into_iter()
         .filter_map(|(f, set)| set.then_some(f))
@@ -68,12 +78,8 @@ pub enum Vpn {
         password_file: Option<PathBuf>,
         args: Vec<String>,
     },
-    IpSec {
-        server: String,
-        local_id: String,
-        remote_id: Option<String>,
-        psk_file: PathBuf,
-    },
+    /// The gateway, the identities and how each side authenticates.
+    IpSec(ipsec::Settings),
 }
 
 /// The fields of `[vpn]` each kind takes (besides `kind`).
@@ -92,7 +98,7 @@ impl Vpn {
             Vpn::WireGuard { .. } => Kind::WireGuard,
             Vpn::OpenVpn { .. } => Kind::OpenVpn,
             Vpn::OpenConnect { .. } => Kind::OpenConnect,
-            Vpn::IpSec { .. } => Kind::IpSec,
+            Vpn::IpSec(_) => Kind::IpSec,
         }
     }
 
@@ -109,7 +115,7 @@ impl Vpn {
             Vpn::OpenConnect { password_file, .. } => {
                 out.extend(password_file.as_deref().map(|p| ("vpn.password_file", p)));
             }
-            Vpn::IpSec { psk_file, .. } => out.push(("vpn.psk_file", psk_file.as_path())),
+            Vpn::IpSec(s) => out.extend(s.files()),
         }
         out
     }

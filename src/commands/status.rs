@@ -9,6 +9,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::backend::client::hook::TunnelRecord;
+use crate::backend::ipsec::SaInfo as IpsecSa;
 use crate::backend::program as client_program;
 use crate::backend::wireguard::{Implementation, PeerStatus};
 use crate::caller::{Action, Caller, Mode};
@@ -62,6 +63,9 @@ pub struct Report {
     pub routes: Vec<RouteReport>,
     pub dns: Option<DnsReport>,
     pub peers: Vec<PeerStatus>,
+    /// An IPsec profile's SA, as its charon lists it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipsec: Option<IpsecSa>,
     pub processes: Vec<Process>,
     /// The runtime's parts, in the order `up` makes them.
     pub parts: Vec<PartReport>,
@@ -206,6 +210,7 @@ fn base_report(name: &str, profile: Option<&Profile>) -> Report {
         routes: vec![],
         dns: None,
         peers: vec![],
+        ipsec: None,
         processes: vec![],
         parts: vec![],
         split: None,
@@ -233,6 +238,10 @@ pub fn gather(name: &str, profile: Option<&Profile>, procs: &SharedProcs) -> Rep
         return r;
     };
     gather_network(&mut r, &st, ns.as_fd());
+    match crate::backend::ipsec_sa(name, &st) {
+        Ok(sa) => r.ipsec = sa,
+        Err(e) => r.problems.push(e),
+    }
     gather_dns(&mut r);
     r.processes = parts::user_processes(&st.names, procs);
     gather_idle(&mut r, &st, util::now_ms());
@@ -553,6 +562,7 @@ pub fn render(r: &Report, now: u64) -> String {
     render_routes(&mut s, r);
     render_dns(&mut s, r);
     render_peers(&mut s, r, now);
+    render_ipsec(&mut s, r);
     render_processes(&mut s, r);
     render_split(&mut s, r);
     render_forwards(&mut s, r);
@@ -732,6 +742,74 @@ fn render_peers(s: &mut String, r: &Report, now: u64) {
                 p.allowed_ips.join(", ")
             ));
         }
+    }
+}
+
+/// Seconds as "12 s", "3 min", "2 h".
+fn span(s: u64) -> String {
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        _ => format!("{} h", s / 3600),
+    }
+}
+
+/// An IPsec profile's SA: the IKE_SA, the CHILD_SA, the virtual IP.
+fn render_ipsec(s: &mut String, r: &Report) {
+    let Some(sa) = &r.ipsec else {
+        return;
+    };
+    let since = sa
+        .established
+        .map(|t| format!(" for {}", span(t)))
+        .unwrap_or_default();
+    kv(
+        s,
+        "ike sa",
+        format!(
+            "{} with {} ({}){since}, {}",
+            sa.ike_state, sa.remote_host, sa.remote_id, sa.ike_proposal
+        ),
+    );
+    match &sa.child {
+        Some(c) => {
+            let installed = c
+                .installed
+                .map(|t| format!(" for {}", span(t)))
+                .unwrap_or_default();
+            let rekey = c
+                .rekey_in
+                .map(|t| format!(", rekeyed in {}", span(t)))
+                .unwrap_or_default();
+            kv(
+                s,
+                "child sa",
+                format!(
+                    "#{} {}{installed}{rekey}, {}",
+                    c.id, c.state, c.esp_proposal
+                ),
+            );
+            kv(
+                s,
+                "",
+                format!("{} === {}", c.local_ts.join(", "), c.remote_ts.join(", ")),
+            );
+            kv(
+                s,
+                "",
+                format!(
+                    "{} in ({} packets), {} out ({} packets)",
+                    bytes(c.bytes_in),
+                    c.packets_in,
+                    bytes(c.bytes_out),
+                    c.packets_out
+                ),
+            );
+        }
+        None => kv(s, "child sa", "none".into()),
+    }
+    if !sa.vips.is_empty() {
+        kv(s, "virtual ip", sa.vips.join(", "));
     }
 }
 
@@ -991,6 +1069,58 @@ mod tests {
             tx_bytes: 42_000,
         });
         insta::assert_snapshot!(render(&r, 1_700_000_000));
+    }
+
+    fn ipsec_sample() -> Report {
+        use crate::backend::ipsec::ChildSa;
+        let mut r = sample();
+        r.kind = Some("ipsec".into());
+        r.implementation = None;
+        r.client = Some("charon".into());
+        r.peers.clear();
+        r.addresses[1].address = "10.7.0.1/32".into();
+        r.ipsec = Some(IpsecSa {
+            ike_state: "ESTABLISHED".into(),
+            remote_host: "203.0.113.18".into(),
+            remote_id: "echo.lab".into(),
+            established: Some(310),
+            ike_proposal: "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_3072".into(),
+            vips: vec!["10.7.0.1".into()],
+            child: Some(ChildSa {
+                id: 7,
+                state: "INSTALLED".into(),
+                esp_proposal: "AES_CBC-128/HMAC_SHA2_256_128".into(),
+                local_ts: vec!["10.7.0.1/32".into()],
+                remote_ts: vec!["10.20.0.0/16".into()],
+                bytes_in: 5_000_000,
+                bytes_out: 42_000,
+                packets_in: 3_500,
+                packets_out: 600,
+                installed: Some(40),
+                rekey_in: Some(3_100),
+            }),
+        });
+        r
+    }
+
+    #[test]
+    fn text_and_json_ipsec() {
+        let r = ipsec_sample();
+        insta::assert_snapshot!(render(&r, 1_700_000_000));
+        insta::assert_json_snapshot!("ipsec_json", r.ipsec);
+        // A gateway that deleted the SA: the IKE_SA without a CHILD_SA.
+        let mut lost = ipsec_sample();
+        if let Some(sa) = &mut lost.ipsec {
+            sa.child = None;
+            sa.ike_state = "CONNECTING".into();
+            sa.established = None;
+        }
+        let text = render(&lost, 1_700_000_000);
+        assert!(text.contains("  child sa       none\n"), "{text}");
+        assert!(
+            text.contains("  ike sa         CONNECTING with 203.0.113.18 (echo.lab), AES"),
+            "{text}"
+        );
     }
 
     /// A profile whose file does not parse: `status` and `list` both say

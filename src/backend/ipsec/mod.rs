@@ -18,6 +18,7 @@
 //!
 //! nsvpn drives charon over VICI ([`vici`]); it never parses `swanctl`.
 
+pub mod settings;
 pub mod vici;
 
 use std::ffi::OsString;
@@ -31,12 +32,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use self::vici::{Client, Message};
 use crate::backend::client;
 use crate::backend::client::hook::TunnelRecord;
-use crate::backend::vpn::{RawVpn, Vpn};
 use crate::backend::{Connected, at, check_secret};
 use crate::ipnet::IpNet;
 use crate::names::{Names, fnv1a};
 use crate::netlink::Netlink;
-use crate::profile::{Profile, Source};
+use crate::profile::Profile;
 use crate::state::State;
 use crate::tunnel::{TunAddr, TunnelSetup};
 use crate::{paths, signals, util, vlog};
@@ -49,67 +49,47 @@ const CHARON: &[&str] = &["/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon"];
 
 /// The plugins charon loads, and nothing else (`load_modular = no`): no
 /// `updown` (scripts), no `stroke`, no `resolvconf` program, no XFRM.
-const PLUGINS: &str = "random nonce kdf aes sha1 sha2 hmac gmp pem pkcs1 x509 pubkey \
-                       kernel-libipsec kernel-netlink socket-default vici resolve";
+/// Certificates: x509, pem, pkcs1/pkcs8 (RSA keys, the keys OpenSSL
+/// writes), gmp (RSA). EAP: md5 (with the md5 hasher), mschapv2 where
+/// libcharon-extauth-plugins is installed (charon skips a plugin it lacks).
+const PLUGINS: &str = "random nonce kdf aes sha1 sha2 md5 hmac gmp pem pkcs1 pkcs8 x509 \
+                       pubkey kernel-libipsec kernel-netlink socket-default vici resolve \
+                       eap-identity eap-md5 eap-mschapv2";
 
 /// The name of the connection and its child in charon.
 const CONN: &str = "nsvpn";
 
-/// The `[vpn]` fields this kind takes.
-pub const FIELDS: &[&str] = &["server", "local_id", "remote_id", "psk_file"];
+pub(crate) use settings::settings;
+pub use settings::{Auth, FIELDS, Settings};
 
-/// `[vpn]` with kind = "ipsec": the gateway, the identities, the key.
-pub(crate) fn settings(src: &Source, v: RawVpn) -> Result<Vpn> {
-    let server = v
-        .server
-        .ok_or_else(|| src.field("vpn.server", "is missing: name the IKEv2 gateway".into()))?;
-    if server.is_empty() || server.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(src.field(
-            "vpn.server",
-            format!("{server:?} is not a host name or address"),
-        ));
-    }
-    let id = |field: &str, value: Option<String>| -> Result<Option<String>> {
-        match value {
-            Some(s) if s.is_empty() || s.chars().any(char::is_control) || s.len() > 255 => {
-                Err(src.field(field, format!("{s:?} is not an IKE identity")))
-            }
-            other => Ok(other),
-        }
-    };
-    let local_id = id("vpn.local_id", v.local_id)?.ok_or_else(|| {
-        src.field(
-            "vpn.local_id",
-            "is missing: the identity the gateway knows you by (e.g. \"alice@example.com\")".into(),
-        )
-    })?;
-    let remote_id = id("vpn.remote_id", v.remote_id)?;
-    let psk_file = v
-        .psk_file
-        .ok_or_else(|| {
-            src.field(
-                "vpn.psk_file",
-                "is missing: the file holding the pre-shared key (nsvpn's IPsec profiles \
-                 authenticate with a pre-shared key only, so far)"
-                    .into(),
-            )
-        })
-        .and_then(|p| src.file("vpn.psk_file", &p))?;
-    Ok(Vpn::IpSec {
-        server,
-        local_id,
-        remote_id,
-        psk_file,
-    })
+/// What nsvpn's side proves itself with, read from the profile's files.
+#[derive(Clone)]
+pub enum Credential {
+    Psk(String),
+    /// The certificate (PEM or DER) and its private key.
+    Cert {
+        cert: Vec<u8>,
+        key: Vec<u8>,
+    },
+    /// The EAP user name and password.
+    Eap {
+        user: String,
+        password: String,
+    },
 }
 
 /// Everything read and checked before the machine is touched.
 pub struct Prepared {
     pub charon: PathBuf,
     pub server: String,
-    pub local_id: String,
+    pub local_id: Option<String>,
     pub remote_id: String,
-    psk: String,
+    pub auth: Auth,
+    credential: Credential,
+    /// The gateway's CA certificate (with a certificate or EAP).
+    ca: Option<Vec<u8>>,
+    pub proposals: Vec<String>,
+    pub esp_proposals: Vec<String>,
     pub wait: Duration,
 }
 
@@ -119,7 +99,8 @@ impl std::fmt::Debug for Prepared {
             .field("server", &self.server)
             .field("local_id", &self.local_id)
             .field("remote_id", &self.remote_id)
-            .field("psk", &"(hidden)")
+            .field("auth", &self.auth.local())
+            .field("secret", &"(hidden)")
             .finish()
     }
 }
@@ -148,31 +129,158 @@ fn find_charon() -> Result<PathBuf> {
     Ok(charon.to_path_buf())
 }
 
-pub fn prepare(
+/// Reads a file the profile names: trusted like the profile (a secret
+/// also warned about when others can read it), not empty.
+fn read_file(
     profile: &Profile,
-    server: &str,
-    local_id: &str,
-    remote_id: Option<&str>,
-    psk_file: &Path,
-    wait: Duration,
-) -> Result<Prepared> {
-    check_secret(profile, "vpn.psk_file", psk_file)?;
-    let text = std::fs::read_to_string(psk_file)
-        .with_context(|| format!("{} ({})", at(profile, "vpn.psk_file"), psk_file.display()))?;
-    let psk = text.lines().next().unwrap_or("").to_string();
-    if psk.is_empty() {
+    field: &str,
+    path: &Path,
+    secret: bool,
+    what: &str,
+) -> Result<Vec<u8>> {
+    if secret {
+        check_secret(profile, field, path)?;
+    } else {
+        crate::trust::check(
+            path,
+            &at(profile, field),
+            crate::trust::Role::field(profile, field),
+        )?;
+    }
+    let data = std::fs::read(path)
+        .with_context(|| format!("{} ({})", at(profile, field), path.display()))?;
+    if data.iter().all(u8::is_ascii_whitespace) {
         bail!(
-            "{} ({}): the file is empty: put the pre-shared key on its first line",
-            at(profile, "vpn.psk_file"),
-            psk_file.display()
+            "{} ({}): the file is empty: put the {what}",
+            at(profile, field),
+            path.display()
         );
     }
+    Ok(data)
+}
+
+/// The first line of a file holding a key or password.
+fn first_line(profile: &Profile, field: &str, path: &Path, what: &str) -> Result<String> {
+    let data = read_file(
+        profile,
+        field,
+        path,
+        true,
+        &format!("{what} on its first line"),
+    )?;
+    let text = String::from_utf8(data).map_err(|_| {
+        anyhow!(
+            "{} ({}): the file is not text: put the {what} on its first line",
+            at(profile, field),
+            path.display()
+        )
+    })?;
+    let line = text.lines().next().unwrap_or("").to_string();
+    if line.is_empty() {
+        bail!(
+            "{} ({}): the first line is empty: put the {what} on it",
+            at(profile, field),
+            path.display()
+        );
+    }
+    Ok(line)
+}
+
+/// A PEM block's label (`CERTIFICATE`, `PRIVATE KEY`...) or, for DER, None.
+fn pem_label(data: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(data).ok()?;
+    let start = text.find("-----BEGIN ")? + "-----BEGIN ".len();
+    let end = text[start..].find("-----")?;
+    Some(text[start..start + end].to_string())
+}
+
+/// Checks that a file holds a certificate (PEM, or DER: an ASN.1 sequence).
+fn check_cert(profile: &Profile, field: &str, path: &Path, data: &[u8]) -> Result<()> {
+    match pem_label(data) {
+        Some(l) if l == "CERTIFICATE" || l == "X509 CERTIFICATE" => Ok(()),
+        None if data.first() == Some(&0x30) => Ok(()),
+        _ => bail!(
+            "{} ({}): not an X.509 certificate (PEM or DER)",
+            at(profile, field),
+            path.display()
+        ),
+    }
+}
+
+/// Checks that a file holds an unencrypted private key.
+fn check_key(profile: &Profile, path: &Path, data: &[u8]) -> Result<()> {
+    let encrypted = pem_label(data).is_some_and(|l| l.contains("ENCRYPTED"))
+        || std::str::from_utf8(data).is_ok_and(|t| t.contains("Proc-Type: 4,ENCRYPTED"));
+    if encrypted {
+        bail!(
+            "{} ({}): the private key is encrypted, and nothing could type its passphrase: \
+             decrypt it into a file only root may read (openssl pkey -in KEY -out KEY.plain), \
+             and name that",
+            at(profile, "vpn.key_file"),
+            path.display()
+        );
+    }
+    match pem_label(data) {
+        Some(l) if l.ends_with("PRIVATE KEY") => Ok(()),
+        None if data.first() == Some(&0x30) => Ok(()),
+        _ => bail!(
+            "{} ({}): not a private key (PEM or DER)",
+            at(profile, "vpn.key_file"),
+            path.display()
+        ),
+    }
+}
+
+pub fn prepare(profile: &Profile, s: &Settings, wait: Duration) -> Result<Prepared> {
+    let credential = match &s.auth {
+        Auth::Psk { psk_file } => Credential::Psk(first_line(
+            profile,
+            "vpn.psk_file",
+            psk_file,
+            "pre-shared key",
+        )?),
+        Auth::Cert {
+            cert_file,
+            key_file,
+        } => {
+            let cert = read_file(
+                profile,
+                "vpn.cert_file",
+                cert_file,
+                false,
+                "certificate in it",
+            )?;
+            check_cert(profile, "vpn.cert_file", cert_file, &cert)?;
+            let key = read_file(profile, "vpn.key_file", key_file, true, "private key in it")?;
+            check_key(profile, key_file, &key)?;
+            Credential::Cert { cert, key }
+        }
+        Auth::Eap {
+            user,
+            password_file,
+        } => Credential::Eap {
+            user: user.clone(),
+            password: first_line(profile, "vpn.password_file", password_file, "password")?,
+        },
+    };
+    let ca = match &s.ca_file {
+        Some(f) => {
+            let ca = read_file(profile, "vpn.ca_file", f, false, "CA certificate in it")?;
+            check_cert(profile, "vpn.ca_file", f, &ca)?;
+            Some(ca)
+        }
+        None => None,
+    };
     Ok(Prepared {
         charon: find_charon()?,
-        server: server.to_string(),
-        local_id: local_id.to_string(),
-        remote_id: remote_id.unwrap_or(server).to_string(),
-        psk,
+        server: s.server.clone(),
+        local_id: s.local_id.clone(),
+        remote_id: s.remote_id.clone().unwrap_or_else(|| s.server.clone()),
+        auth: s.auth.clone(),
+        credential,
+        ca,
+        proposals: s.proposals.clone(),
+        esp_proposals: s.esp_proposals.clone(),
         wait,
     })
 }
@@ -231,6 +339,7 @@ pub fn render_conf(profile: &str, tun: Option<&str>) -> String {
          \x20   nsvpn {{\n\
          \x20     path = /run/charon.log\n\
          \x20     time_format = %T\n\
+         \x20     flush_line = yes\n\
          \x20     default = 1\n\
          \x20   }}\n\
          \x20 }}\n\
@@ -245,84 +354,163 @@ pub fn render_conf(profile: &str, tun: Option<&str>) -> String {
     )
 }
 
+/// A list of proposals, or strongSwan's defaults.
+fn proposals(list: &[String]) -> Vec<&str> {
+    if list.is_empty() {
+        vec!["default"]
+    } else {
+        list.iter().map(String::as_str).collect()
+    }
+}
+
 /// The connection nsvpn loads (`load-conn`): IKEv2 to the server, a
-/// virtual IP asked for, whatever the gateway offers behind it, PSK both
-/// ways, dead peer detection.
+/// virtual IP asked for, whatever the gateway offers behind it, nsvpn's
+/// side authenticated as the profile says (the gateway with the same key,
+/// or with a certificate from `ca_file`), dead peer detection.
 pub fn connection(p: &Prepared) -> Message {
+    let mut local = Message::new().kv("auth", p.auth.local());
+    let mut remote = Message::new();
+    match &p.credential {
+        Credential::Psk(_) => {
+            remote = remote.kv("auth", "psk");
+        }
+        Credential::Cert { cert, .. } => {
+            local = local.list("certs", [cert]);
+            remote = remote.kv("auth", "pubkey");
+        }
+        Credential::Eap { user, .. } => {
+            local = local.kv("eap_id", user);
+            remote = remote.kv("auth", "pubkey");
+        }
+    }
+    let id = match (&p.local_id, &p.credential) {
+        (Some(id), _) => Some(id.as_str()),
+        (None, Credential::Eap { user, .. }) => Some(user.as_str()),
+        // A certificate's subject is its identity.
+        (None, _) => None,
+    };
+    if let Some(id) = id {
+        local = local.kv("id", id);
+    }
+    remote = remote.kv("id", &p.remote_id);
+    if let Some(ca) = &p.ca {
+        remote = remote.list("cacerts", [ca]);
+    }
     Message::new().section(
         CONN,
         Message::new()
             .kv("version", "2")
             .list("remote_addrs", [&p.server])
             .list("vips", ["0.0.0.0"])
-            .list("proposals", ["default"])
+            .list("proposals", proposals(&p.proposals))
             .kv("dpd_delay", "10s")
             .kv("unique", "replace")
-            .section(
-                "local-1",
-                Message::new().kv("auth", "psk").kv("id", &p.local_id),
-            )
-            .section(
-                "remote-1",
-                Message::new().kv("auth", "psk").kv("id", &p.remote_id),
-            )
+            .section("local-1", local)
+            .section("remote-1", remote)
             .section(
                 "children",
                 Message::new().section(
                     CONN,
                     Message::new()
                         .list("remote_ts", ["0.0.0.0/0"])
-                        .list("esp_proposals", ["default"])
-                        .kv("dpd_action", "restart"),
+                        .list("esp_proposals", proposals(&p.esp_proposals))
+                        .kv("dpd_action", "clear"),
                 ),
             ),
     )
 }
 
-/// The pre-shared key (`load-shared`), for exactly these two identities.
-fn shared_key(p: &Prepared) -> Message {
-    Message::new()
-        .kv("id", "nsvpn-psk")
-        .kv("type", "IKE")
-        .kv("data", &p.psk)
-        .list("owners", [&p.local_id, &p.remote_id])
+/// The secrets charon is given before it connects: the pre-shared key for
+/// exactly the two identities, the certificate's private key, or the EAP
+/// password for the user. (command, message)
+fn credentials(p: &Prepared) -> Vec<(&'static str, Message)> {
+    match &p.credential {
+        Credential::Psk(psk) => vec![(
+            "load-shared",
+            Message::new()
+                .kv("id", "nsvpn-psk")
+                .kv("type", "IKE")
+                .kv("data", psk)
+                .list(
+                    "owners",
+                    [p.local_id.as_deref().unwrap_or_default(), &p.remote_id],
+                ),
+        )],
+        Credential::Cert { key, .. } => {
+            vec![("load-key", Message::new().kv("type", "any").kv("data", key))]
+        }
+        Credential::Eap { user, password } => vec![(
+            "load-shared",
+            Message::new()
+                .kv("id", "nsvpn-eap")
+                .kv("type", "EAP")
+                .kv("data", password)
+                .list("owners", [user]),
+        )],
+    }
 }
 
 /// Why an initiation failed, in plain words, from charon's answer and the
 /// log lines it streamed while trying.
-pub fn failure_reason(server: &str, errmsg: &str, log: &[String]) -> String {
+pub fn failure_reason(p: &Prepared, errmsg: &str, log: &[String]) -> String {
+    let server = &p.server;
     let has = |pats: &[&str]| {
         log.iter()
             .rev()
             .find(|l| pats.iter().any(|p| l.contains(p)))
+            .map(|l| l.trim().to_string())
     };
-    if let Some(l) = has(&["AUTHENTICATION_FAILED", "authentication of", "EAP method"])
-        .filter(|l| !l.contains("successful"))
+    // The gateway refused nsvpn's side.
+    if let Some(l) = has(&[
+        "AUTHENTICATION_FAILED",
+        "received EAP_FAILURE",
+        "EAP method",
+    ])
+    .filter(|l| !l.contains("succeeded"))
     {
         return format!(
-            "authentication failed: the gateway refused the pre-shared key or the identities \
-             (check vpn.psk_file, vpn.local_id and vpn.remote_id) [{}]",
-            l.trim()
+            "authentication failed: the gateway refused {} (check {}) [{l}]",
+            p.auth.what(),
+            p.auth.fields()
         );
+    }
+    // nsvpn's side refused the gateway.
+    if let Some(l) = has(&[
+        "no trusted",
+        "no issuer certificate found",
+        "constraint check failed",
+        "certificate status is not available",
+        "failed to establish trust",
+    ])
+    .or_else(|| {
+        has(&["authentication of '"]).filter(|l| l.contains("failed") && !l.contains("(myself)"))
+    }) {
+        let why = match p.auth {
+            Auth::Psk { .. } => "it does not know the pre-shared key (vpn.psk_file)".to_string(),
+            _ => format!(
+                "its certificate is not signed by the CA of vpn.ca_file, or does not name \
+                 {:?} (vpn.remote_id)",
+                p.remote_id
+            ),
+        };
+        return format!("authentication failed: the gateway could not prove itself: {why} [{l}]");
     }
     if let Some(l) = has(&["NO_PROPOSAL_CHOSEN", "no acceptable proposal"]) {
         return format!(
-            "no proposal chosen: the gateway accepts none of the algorithms charon offers [{}]",
-            l.trim()
+            "no proposal chosen: the gateway accepts none of the algorithms offered \
+             (vpn.proposals, vpn.esp_proposals, else strongSwan's defaults) [{l}]"
         );
     }
     if let Some(l) = has(&["TS_UNACCEPTABLE"]) {
-        return format!(
-            "the gateway accepts none of the networks asked for [{}]",
-            l.trim()
-        );
+        return format!("the gateway accepts none of the networks asked for [{l}]");
     }
     if let Some(l) = has(&["giving up after", "unable to resolve", "no route"]) {
-        return format!("peer unreachable: no answer from {server} [{}]", l.trim());
+        return format!("peer unreachable: no answer from {server} [{l}]");
     }
-    if errmsg.contains("timed out") || errmsg.contains("timeout") {
+    if errmsg.contains("not established after") || errmsg.contains("timed out") {
         return format!(
-            "timed out: no tunnel from {server} in time (nsvpn up --timeout SECS waits longer)"
+            "timed out: no tunnel from {server} in {} s (nsvpn up --timeout SECS waits longer)",
+            p.wait.as_secs()
         );
     }
     format!("charon says: {errmsg}")
@@ -363,39 +551,98 @@ fn wait_for<T>(
     }
 }
 
-/// The SA as charon lists it (`list-sas`): state, virtual IP, the
-/// networks behind the gateway, traffic.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The SA as charon lists it (`list-sas`): state, identities, algorithms,
+/// virtual IP, the CHILD_SA's networks and traffic. `status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SaInfo {
+    /// ESTABLISHED, CONNECTING, REKEYING, DELETING...
     pub ike_state: String,
     pub remote_host: String,
+    pub remote_id: String,
+    /// Seconds since the IKE_SA was established.
+    pub established: Option<u64>,
+    /// The IKE algorithms agreed on ("AES_CBC-128/HMAC_SHA2_256_128/...").
+    pub ike_proposal: String,
     pub vips: Vec<String>,
-    pub child_state: Option<String>,
+    /// The installed CHILD_SA, if any.
+    pub child: Option<ChildSa>,
+}
+
+/// A CHILD_SA (the ESP tunnel), as charon lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ChildSa {
+    /// charon's unique id: a rekeyed CHILD_SA gets a new one.
+    pub id: u64,
+    pub state: String,
+    pub esp_proposal: String,
+    pub local_ts: Vec<String>,
     pub remote_ts: Vec<String>,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    /// Seconds since it was installed, and until it is rekeyed.
+    pub installed: Option<u64>,
+    pub rekey_in: Option<u64>,
+}
+
+impl SaInfo {
+    /// The networks behind the gateway (for the tunnel's routes).
+    pub fn remote_ts(&self) -> &[String] {
+        self.child.as_ref().map_or(&[], |c| &c.remote_ts)
+    }
+}
+
+/// "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_3072" from a
+/// list-sas entry's algorithm keys.
+fn algorithms(m: &Message) -> String {
+    let encr = match (m.str("encr-alg"), m.str("encr-keysize")) {
+        (Some(a), Some(k)) => Some(format!("{a}-{k}")),
+        (a, _) => a,
+    };
+    [
+        encr,
+        m.str("integ-alg"),
+        m.str("prf-alg"),
+        m.str("dh-group"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join("/")
 }
 
 /// Reads the IKE_SA named [`CONN`] out of `list-sa` events.
 pub fn sa_info(events: &[Message]) -> Option<SaInfo> {
     let ike = events.iter().find_map(|e| e.sub(CONN))?;
-    let mut info = SaInfo {
+    let num = |m: &Message, k: &str| m.str(k).and_then(|v| v.parse::<u64>().ok());
+    let child = ike.sub("child-sas").and_then(|c| {
+        c.sections()
+            .filter(|(_, c)| c.str("state").as_deref() == Some("INSTALLED"))
+            .max_by_key(|(_, c)| num(c, "uniqueid"))
+            .map(|(_, c)| ChildSa {
+                id: num(c, "uniqueid").unwrap_or(0),
+                state: c.str("state").unwrap_or_default(),
+                esp_proposal: algorithms(c),
+                local_ts: c.strs("local-ts"),
+                remote_ts: c.strs("remote-ts"),
+                bytes_in: num(c, "bytes-in").unwrap_or(0),
+                bytes_out: num(c, "bytes-out").unwrap_or(0),
+                packets_in: num(c, "packets-in").unwrap_or(0),
+                packets_out: num(c, "packets-out").unwrap_or(0),
+                installed: num(c, "install-time"),
+                rekey_in: num(c, "rekey-time"),
+            })
+    });
+    Some(SaInfo {
         ike_state: ike.str("state").unwrap_or_default(),
         remote_host: ike.str("remote-host").unwrap_or_default(),
+        remote_id: ike.str("remote-id").unwrap_or_default(),
+        established: num(ike, "established"),
+        ike_proposal: algorithms(ike),
         vips: ike.strs("local-vips"),
-        ..Default::default()
-    };
-    if let Some((_, child)) = ike.sub("child-sas").and_then(|c| {
-        c.sections()
-            .find(|(_, c)| c.str("state").as_deref() == Some("INSTALLED"))
-    }) {
-        info.child_state = child.str("state");
-        info.remote_ts = child.strs("remote-ts");
-        let n = |k: &str| child.str(k).and_then(|v| v.parse().ok()).unwrap_or(0);
-        info.bytes_in = n("bytes-in");
-        info.bytes_out = n("bytes-out");
-    }
-    Some(info)
+        child,
+    })
 }
 
 fn list_sas(c: &mut Client) -> Result<Option<SaInfo>> {
@@ -409,10 +656,47 @@ fn list_sas(c: &mut Client) -> Result<Option<SaInfo>> {
     Ok(sa_info(&events))
 }
 
-/// The SA of a profile that is up, for `status`.
+/// The SA of a profile that is up, for `status`: None when charon has
+/// none, an error when charon cannot be asked (its socket is root's).
 pub fn query(profile: &str) -> Result<Option<SaInfo>> {
     let mut c = Client::connect(&vici_socket(profile), Duration::from_secs(2))?;
     list_sas(&mut c)
+}
+
+/// Whether the profile's tunnel is gone although charon runs: charon has
+/// no CHILD_SA any more (the gateway deleted the SA, or stopped answering
+/// dead peer detection), and on this path charon cannot make a new one
+/// (README, "IPsec profiles"). None when it is there, or charon cannot be
+/// asked.
+pub fn lost(profile: &str) -> Option<String> {
+    let sa = query(profile).ok()?;
+    if sa.as_ref().is_some_and(|s| s.child.is_some()) {
+        return None;
+    }
+    let log = run_dir(profile).join("charon.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let why = text
+        .lines()
+        .rev()
+        .find(|l| {
+            [
+                "received DELETE for IKE_SA",
+                "received DELETE for ESP CHILD_SA",
+                "giving up after",
+                "closing CHILD_SA",
+            ]
+            .iter()
+            .any(|p| l.contains(p))
+        })
+        .map(|l| format!(" [charon: {}]", l.trim()))
+        .unwrap_or_default();
+    let state = sa
+        .map(|s| format!(" (its IKE_SA is {})", s.ike_state))
+        .unwrap_or_default();
+    Some(format!(
+        "charon has no IPsec SA with the gateway any more{state}: the gateway deleted it (a \
+         restart?) or stopped answering dead peer detection{why}"
+    ))
 }
 
 /// The nameservers the resolve plugin wrote (`nameserver X   # by strongSwan`).
@@ -444,7 +728,7 @@ pub fn setup_from_sa(device: &str, sa: &SaInfo, dns: Vec<IpAddr>) -> Result<Tunn
     if s.addresses.is_empty() {
         bail!("the gateway assigned no virtual IP (nsvpn needs one: configure a pool on it)");
     }
-    for t in &sa.remote_ts {
+    for t in sa.remote_ts() {
         // A traffic selector may carry a protocol and port ("10.20.0.0/16[tcp/80]").
         let net = t.split('[').next().unwrap_or(t);
         let net: IpNet = net
@@ -521,7 +805,9 @@ pub fn connect(
         "reload-settings",
         &c.call("reload-settings", &Message::new())?,
     )?;
-    vici::check("load-shared", &c.call("load-shared", &shared_key(p))?)?;
+    for (cmd, m) in credentials(p) {
+        vici::check(cmd, &c.call(cmd, &m)?)?;
+    }
     vici::check("load-conn", &c.call("load-conn", &connection(p))?)?;
     let own = t0.elapsed();
 
@@ -546,12 +832,20 @@ pub fn connect(
     let res = res.map_err(|e| fail(format!("{e:#}")))?;
     if res.str("success").as_deref() != Some("yes") {
         let errmsg = res.str("errmsg").unwrap_or_default();
-        return Err(fail(failure_reason(&p.server, &errmsg, &lines)));
+        return Err(fail(failure_reason(p, &errmsg, &lines)));
     }
     let waited = t1.elapsed();
-    let sa = list_sas(&mut c)?
-        .filter(|s| s.child_state.is_some())
-        .ok_or_else(|| fail("charon reports no installed CHILD_SA after connecting".into()))?;
+    // The CHILD_SA may show as installed a moment after `initiate` answers.
+    let mut sa = None;
+    for _ in 0..50 {
+        sa = list_sas(&mut c)?.filter(|s| s.child.is_some());
+        if sa.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sa =
+        sa.ok_or_else(|| fail("charon reports no installed CHILD_SA after connecting".into()))?;
     let resolv = std::fs::read_to_string(dir.join("resolv.conf")).unwrap_or_default();
     let t2 = Instant::now();
     let mut setup = setup_from_sa(&names.tunnel, &sa, dns_servers(&resolv))?;
@@ -645,10 +939,50 @@ mod tests {
         Prepared {
             charon: "/usr/lib/ipsec/charon".into(),
             server: "vpn.example.com".into(),
-            local_id: "alice@example.com".into(),
+            local_id: Some("alice@example.com".into()),
             remote_id: "vpn.example.com".into(),
-            psk: "s3cret".into(),
+            auth: Auth::Psk {
+                psk_file: "/etc/nsvpn/x.psk".into(),
+            },
+            credential: Credential::Psk("s3cret".into()),
+            ca: None,
+            proposals: vec![],
+            esp_proposals: vec![],
             wait: Duration::from_secs(20),
+        }
+    }
+
+    fn cert_prepared() -> Prepared {
+        Prepared {
+            local_id: None,
+            auth: Auth::Cert {
+                cert_file: "/etc/nsvpn/c.crt".into(),
+                key_file: "/etc/nsvpn/c.key".into(),
+            },
+            credential: Credential::Cert {
+                cert: b"CERT".to_vec(),
+                key: b"KEY".to_vec(),
+            },
+            ca: Some(b"CA".to_vec()),
+            proposals: vec!["aes256-sha256-modp2048".into()],
+            esp_proposals: vec!["aes256-sha256".into()],
+            ..prepared()
+        }
+    }
+
+    fn eap_prepared() -> Prepared {
+        Prepared {
+            local_id: None,
+            auth: Auth::Eap {
+                user: "dave".into(),
+                password_file: "/etc/nsvpn/d.password".into(),
+            },
+            credential: Credential::Eap {
+                user: "dave".into(),
+                password: "pw".into(),
+            },
+            ca: Some(b"CA".to_vec()),
+            ..prepared()
         }
     }
 
@@ -666,51 +1000,94 @@ mod tests {
     #[test]
     fn the_connection_and_key_loaded_over_vici() {
         insta::assert_snapshot!(connection(&prepared()).to_string());
-        let k = shared_key(&prepared());
-        assert_eq!(k.str("data").as_deref(), Some("s3cret"));
-        assert_eq!(k.strs("owners"), ["alice@example.com", "vpn.example.com"]);
+        let k = &credentials(&prepared())[0];
+        assert_eq!(k.0, "load-shared");
+        assert_eq!(k.1.str("data").as_deref(), Some("s3cret"));
+        assert_eq!(k.1.strs("owners"), ["alice@example.com", "vpn.example.com"]);
         // The key never shows in a debug print.
         assert!(!format!("{:?}", prepared()).contains("s3cret"));
     }
 
     #[test]
+    fn certificate_and_eap_connections() {
+        let cert = connection(&cert_prepared());
+        insta::assert_snapshot!("cert_connection", cert.to_string());
+        let k = &credentials(&cert_prepared())[0];
+        assert_eq!((k.0, k.1.str("type").as_deref()), ("load-key", Some("any")));
+        assert_eq!(k.1.str("data").as_deref(), Some("KEY"));
+        let eap = connection(&eap_prepared());
+        insta::assert_snapshot!("eap_connection", eap.to_string());
+        let k = &credentials(&eap_prepared())[0];
+        assert_eq!(k.1.str("type").as_deref(), Some("EAP"));
+        assert_eq!(k.1.strs("owners"), ["dave"]);
+        assert!(!format!("{:?}", eap_prepared()).contains("pw\""));
+    }
+
+    #[test]
     fn failure_reasons() {
         let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let failed = "establishing CHILD_SA 'nsvpn' failed";
         let cases = [
             failure_reason(
-                "203.0.113.18",
-                "establishing CHILD_SA 'nsvpn' failed",
+                &prepared(),
+                failed,
                 &lines(&[
                     "parsed IKE_AUTH response 1 [ N(AUTH_FAILED) ]",
                     "received AUTHENTICATION_FAILED notify error",
                 ]),
             ),
             failure_reason(
-                "203.0.113.18",
-                "establishing CHILD_SA 'nsvpn' failed",
+                &cert_prepared(),
+                failed,
+                &lines(&["received AUTHENTICATION_FAILED notify error"]),
+            ),
+            failure_reason(
+                &cert_prepared(),
+                failed,
+                &lines(&["no trusted RSA public key found for 'vpn.example.com'"]),
+            ),
+            failure_reason(
+                &eap_prepared(),
+                failed,
+                &lines(&["received EAP_FAILURE, EAP authentication failed"]),
+            ),
+            failure_reason(
+                &prepared(),
+                failed,
                 &lines(&["received NO_PROPOSAL_CHOSEN notify error"]),
             ),
             failure_reason(
-                "203.0.113.99",
-                "establishing CHILD_SA 'nsvpn' failed",
+                &prepared(),
+                failed,
+                &lines(&["received NO_PROPOSAL_CHOSEN notify, no CHILD_SA built"]),
+            ),
+            failure_reason(
+                &prepared(),
+                failed,
                 &lines(&[
                     "retransmit 3 of request with message ID 0",
                     "giving up after 3 retransmits",
                 ]),
             ),
-            failure_reason("203.0.113.99", "initiating CHILD_SA 'nsvpn' timed out", &[]),
-            failure_reason("203.0.113.99", "something else", &[]),
+            failure_reason(
+                &prepared(),
+                "CHILD_SA 'nsvpn' not established after 2000ms",
+                &lines(&["retransmit 1 of request with message ID 0"]),
+            ),
+            failure_reason(&prepared(), "something else", &[]),
         ];
         insta::assert_snapshot!(cases.join("\n"));
         // A successful authentication line is no reason.
-        assert!(
-            !failure_reason(
-                "gw",
-                "x",
-                &lines(&["authentication of 'gw.lab' with pre-shared key successful"])
-            )
-            .starts_with("authentication failed")
-        );
+        for ok in [
+            "authentication of 'gw.lab' with pre-shared key successful",
+            "EAP method EAP_MD5 succeeded, no MSK established",
+            "authentication of 'carol@lab' (myself) with RSA_EMSA_PKCS1_SHA2_256 successful",
+        ] {
+            assert!(
+                !failure_reason(&eap_prepared(), "x", &lines(&[ok])).starts_with("authentication"),
+                "{ok}"
+            );
+        }
     }
 
     fn sa_event() -> Message {
@@ -719,6 +1096,13 @@ mod tests {
             Message::new()
                 .kv("state", "ESTABLISHED")
                 .kv("remote-host", "203.0.113.18")
+                .kv("remote-id", "echo.lab")
+                .kv("established", "12")
+                .kv("encr-alg", "AES_CBC")
+                .kv("encr-keysize", "128")
+                .kv("integ-alg", "HMAC_SHA2_256_128")
+                .kv("prf-alg", "PRF_HMAC_SHA2_256")
+                .kv("dh-group", "MODP_3072")
                 .list("local-vips", ["10.7.0.1"])
                 .section(
                     "child-sas",
@@ -726,6 +1110,14 @@ mod tests {
                         "nsvpn-3",
                         Message::new()
                             .kv("state", "INSTALLED")
+                            .kv("uniqueid", "3")
+                            .kv("encr-alg", "AES_CBC")
+                            .kv("encr-keysize", "128")
+                            .kv("integ-alg", "HMAC_SHA2_256_128")
+                            .kv("install-time", "5")
+                            .kv("rekey-time", "3000")
+                            .kv("packets-in", "2")
+                            .kv("packets-out", "4")
                             .kv("bytes-in", "168")
                             .kv("bytes-out", "336")
                             .list("local-ts", ["10.7.0.1/32"])

@@ -55,6 +55,13 @@ impl Part for Tunnel {
                  is gone and the namespace stays sealed until `nsvpn down {profile}`"
             ));
         }
+        // A client that runs but has lost its tunnel for good (an IPsec
+        // profile's charon without its SA).
+        if let Some(why) = backend::lost(profile, st) {
+            return Check::Broken(format!(
+                "{why}; the namespace stays sealed until `nsvpn down {profile}`"
+            ));
+        }
         let Some(ns) = look.ns.as_ref() else {
             return Check::Broken(format!("its namespace {} is gone", st.names.netns));
         };
