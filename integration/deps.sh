@@ -4,10 +4,17 @@ set -euo pipefail
 # slirp4netns, socat, curl, nftables and dig (bind9-dnsutils): the lab's
 # internet and the split-tunnel probe (split-probe.sh). strongSwan's charon
 # with kernel-libipsec (libcharon-extra-plugins) and swanctl: IPsec profiles
-# and the lab's IKEv2 gateway.
+# and the lab's IKEv2 gateway. vagrant-libvirt, libvirt's daemon with its
+# qemu driver (not libvirt-daemon-system: its scripts would start a libvirtd
+# and a default network on this machine; vagrant.sh runs its own in
+# namespaces), iptables (libvirt's NAT rules), debootstrap, qemu-utils and
+# e2fsprogs (the box), rsync and ssh (vagrant's synced folder): `vagrant up`
+# for real (integration/vagrant.sh).
 pkgs=(wireguard-go wireguard-tools openvpn openconnect ocserv openssl dnsmasq-base postgresql iproute2 iputils-ping procps util-linux libcap2-bin hyperfine python3 tcpdump zsh
   slirp4netns socat curl nftables bind9-dnsutils
   qemu-system-x86 busybox-static cpio kmod xz-utils vagrant
+  vagrant-libvirt libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients iptables
+  debootstrap qemu-utils e2fsprogs rsync openssh-client
   systemd systemd-container bash-completion man-db
   strongswan-charon strongswan-swanctl libcharon-extra-plugins)
 missing=()

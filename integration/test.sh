@@ -2,8 +2,9 @@
 # The whole test suite: lint, unit and snapshot tests, root tests (each in
 # its own sandbox), the integration suite against the real lab, the
 # split-tunnel lab probe (split-probe.sh), the kernel-WireGuard scenario in
-# a VM, the Debian package and its systemd unit (package.sh), and the
-# Vagrantfile's validation. Needs root; installs the Debian packages it needs.
+# a VM, the Debian package and its systemd unit (package.sh), the
+# Vagrantfile's validation and `vagrant up` for real (vagrant.sh: the
+# offline path, libvirt under software emulation). Needs root; installs the Debian packages it needs.
 # Usage: sudo integration/test.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,3 +35,5 @@ echo "== Debian package (built, installed in a throwaway root, nsvpn@.service un
 "$here/package.sh"
 echo "== Vagrantfile"
 vagrant validate --ignore-provider
+echo "== vagrant up: the package and the scenario in a Vagrant VM (libvirt, qemu), vagrant destroy, the host unchanged"
+"$here/vagrant.sh" "$(ls -t "$root"/target/debian/nsvpn_*.deb | head -n 1)"
