@@ -27,6 +27,8 @@
 #   NSVPN_VAGRANT_SUITE=1 the whole integration suite in the VM (a box with
 #                         every package the suite needs; slow under emulation)
 #   NSVPN_VAGRANT_KEEP=1  keep the scratch directory (libvirt's volumes, logs)
+#   NSVPN_VAGRANT_TIMEOUT seconds for the scenario (default 900; the suite 14400);
+#                         vagrant up and the package's install get 900 each
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -202,7 +204,7 @@ log "vagrant up --no-provision (libvirt, domain type $NSVPN_VAGRANT_ACCEL, $NSVP
 t=$(date +%s)
 up=yes
 rc=0
-vagrant up --provider=libvirt --no-provision > "$work/up.log" 2>&1 || rc=$?
+timeout 900 vagrant up --provider=libvirt --no-provision > "$work/up.log" 2>&1 || rc=$?
 echo "t_boot=$(($(date +%s) - t))" >> "$work/times"
 # (vagrant-libvirt's upload progress redraws one line: its last state only)
 sed -E 's/^.*Progress: [0-9]+%[[:cntrl:]]*(\[K)?//; s/^/vagrant:   /' "$work/up.log"
@@ -211,14 +213,17 @@ log "booted in $(($(date +%s) - t)) s"
 
 t=$(date +%s)
 rc=0
-vagrant provision --provision-with nsvpn-package,nsvpn-install > "$work/provision.log" 2>&1 || rc=$?
+timeout 900 vagrant provision --provision-with nsvpn-package,nsvpn-install > "$work/provision.log" 2>&1 || rc=$?
 echo "t_provision=$(($(date +%s) - t))" >> "$work/times"
 sed 's/^/vagrant:   /' "$work/provision.log"
 [ $rc = 0 ] || { log "FAIL: installing the package in the VM failed"; exit 1; }
 
 t=$(date +%s)
 rc=0
-vagrant provision --provision-with nsvpn-scenario > "$work/scenario.log" 2>&1 || rc=$?
+tmo=${NSVPN_VAGRANT_TIMEOUT:-900}
+[ "$flavor" = suite ] && tmo=${NSVPN_VAGRANT_TIMEOUT:-14400}
+timeout "$tmo" vagrant provision --provision-with nsvpn-scenario > "$work/scenario.log" 2>&1 || rc=$?
+[ $rc = 124 ] && log "the $flavor did not finish within $tmo s (NSVPN_VAGRANT_TIMEOUT)"
 echo "t_scenario=$(($(date +%s) - t))" >> "$work/times"
 sed 's/^/vagrant:   /' "$work/scenario.log"
 echo "vm_disk='$(vagrant ssh -c 'df -h --output=used / | tail -n 1' 2> /dev/null | tr -d ' \r')'" >> "$work/times"
