@@ -117,12 +117,12 @@ chmod 755 "$R/usr/sbin/policy-rc.d"
 pkgs=(linux-image-amd64 initramfs-tools systemd systemd-sysv udev dbus
   openssh-server sudo netbase iproute2 iputils-ping procps kmod less rsync
   wireguard-tools openvpn openssl dnsmasq-base busybox)
-# The whole integration suite needs what integration/deps.sh installs (but
-# the host-only tools: qemu, vagrant, hyperfine) and nscd, unpacked where the
+# The whole integration suite needs what integration/deps.sh installs for it
+# (not the tools of vm.sh, package.sh, bench.sh and vagrant.sh) and nscd, unpacked where the
 # suite looks for it (it runs nscd in its sandbox only).
 [ "$flavor" = suite ] && pkgs+=(wireguard-go openconnect ocserv postgresql util-linux libcap2-bin
-  python3 tcpdump zsh slirp4netns socat curl nftables bind9-dnsutils busybox-static cpio xz-utils
-  systemd-container bash-completion man-db strongswan-charon strongswan-swanctl libcharon-extra-plugins)
+  python3 tcpdump zsh slirp4netns socat curl nftables bind9-dnsutils
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins)
 say "installing ${pkgs[*]} (log: $out/apt.log)"
 { in_root apt-get update -q && in_root apt-get install -y -q --no-install-recommends "${pkgs[@]}"; } > "$out/apt.log" 2>&1 \
   || { tail -n 30 "$out/apt.log" >&2; die "apt-get install in the box failed"; }

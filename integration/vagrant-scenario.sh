@@ -10,6 +10,9 @@
 # `vagrant` user through sudo; nsvpn@.service under the VM's systemd; down,
 # and nothing left. Prints one line per check and "N passed, M failed".
 set -uo pipefail
+# The provisioner runs this through sudo: root's own run (up, down, systemctl
+# as an administrator would); the user's side goes through sudo below.
+unset SUDO_UID SUDO_GID SUDO_USER SUDO_COMMAND
 here=$(cd "$(dirname "$0")" && pwd)
 export LAB_WG=kernel
 # Not in /run: Debian's initramfs mounts it noexec, and the OpenVPN

@@ -75,6 +75,9 @@ if [ "${1:-}" != --in-namespace ]; then
     || die "libvirt's qemu driver is missing (Debian package: libvirt-daemon-driver-qemu)"
   pgrep -x libvirtd > /dev/null && die "a libvirtd runs on this machine already; this script runs its own and would not tell them apart"
   mkdir -p "$state"
+  # Scratch directories of runs that were killed (no libvirtd runs, so no
+  # run is under way).
+  rm -rf "$state"/run.*
   t_start=$(date +%s)
 
   if [ -n "${1:-}" ]; then
@@ -100,6 +103,7 @@ if [ "${1:-}" != --in-namespace ]; then
   before=$(host_state)
   work=$(mktemp -d "$state/run.XXXXXX")
   chmod 755 "$work"
+  [ "${NSVPN_VAGRANT_KEEP:-}" = 1 ] || trap 'rm -rf "$work"' EXIT
   last=$state/last-run
   rm -rf "$last"
   set +e
@@ -114,6 +118,7 @@ if [ "${1:-}" != --in-namespace ]; then
     [ -f "$work/$f" ] && cp "$work/$f" "$last/"
   done
   if [ "${NSVPN_VAGRANT_KEEP:-}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
+  trap - EXIT
 
   after=$(host_state)
   if [ "$before" != "$after" ]; then
