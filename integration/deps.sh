@@ -11,7 +11,7 @@ set -euo pipefail
 # e2fsprogs (the box), rsync and ssh (vagrant's synced folder): `vagrant up`
 # for real (integration/vagrant.sh).
 pkgs=(wireguard-go wireguard-tools openvpn openconnect ocserv openssl dnsmasq-base postgresql iproute2 iputils-ping procps util-linux libcap2-bin hyperfine python3 tcpdump zsh
-  slirp4netns socat curl nftables bind9-dnsutils
+  slirp4netns socat curl nftables bind9-dnsutils jq
   qemu-system-x86 busybox-static cpio kmod xz-utils vagrant
   vagrant-libvirt libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients iptables
   debootstrap qemu-utils e2fsprogs rsync openssh-client
