@@ -7,10 +7,17 @@ set -euo pipefail
 # and the lab's IKEv2 gateway. podman and runc (rootful, cgroupfs; crun
 # refuses the machine's hybrid cgroups), Xvfb with an X client (xmessage),
 # xauth, xwd and netpbm (a screenshot), a session bus (dbus-daemon,
-# dbus-send): suite-session.sh.
+# dbus-send): suite-session.sh. vagrant-libvirt, libvirt's daemon with its
+# qemu driver (not libvirt-daemon-system: its scripts would start a libvirtd
+# and a default network on this machine; vagrant.sh runs its own in
+# namespaces), iptables (libvirt's NAT rules), debootstrap, qemu-utils and
+# e2fsprogs (the box), rsync and ssh (vagrant's synced folder): `vagrant up`
+# for real (integration/vagrant.sh). iperf3: the benchmark.
 pkgs=(wireguard-go wireguard-tools openvpn openconnect ocserv openssl dnsmasq-base postgresql iproute2 iputils-ping procps util-linux libcap2-bin hyperfine iperf3 python3 tcpdump zsh
-  slirp4netns socat curl nftables bind9-dnsutils
+  slirp4netns socat curl nftables bind9-dnsutils jq
   qemu-system-x86 busybox-static cpio kmod xz-utils vagrant
+  vagrant-libvirt libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients iptables
+  debootstrap qemu-utils e2fsprogs rsync openssh-client
   systemd systemd-container bash-completion man-db
   strongswan-charon strongswan-swanctl libcharon-extra-plugins
   podman runc xvfb x11-utils x11-apps xauth netpbm dbus-daemon dbus-bin)

@@ -651,8 +651,11 @@ TOML
   # In the sandbox, /etc is an overlay of its own: the lab's profiles are
   # also in the default directory, where nsvpn looks for a sudo user.
   if [ "$(findmnt -n -o SOURCE /etc)" = nsvpn-sandbox-etc ]; then
+    # (Where the package is installed, its empty directory is replaced: in
+    # the overlay only.)
     mkdir -p /etc/nsvpn
-    ln -sfn "$LAB_DIR/profiles" /etc/nsvpn/profiles
+    rm -rf /etc/nsvpn/profiles
+    ln -s "$LAB_DIR/profiles" /etc/nsvpn/profiles
   fi
 }
 
