@@ -149,11 +149,24 @@ impl Netlink {
         Ok(msgs.iter().map(link_from_message).collect())
     }
 
+    /// The link called `name`, asked of the kernel by name (one message,
+    /// not a dump of every link: a host with many profiles up has many).
     pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
-        Ok(self.links().await?.into_iter().find(|l| l.name == name))
+        let got: std::result::Result<Vec<LinkMessage>, rtnetlink::Error> = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute()
+            .try_collect()
+            .await;
+        match got {
+            Ok(msgs) => Ok(msgs.iter().map(link_from_message).find(|l| l.name == name)),
+            Err(e) if errno(&e) == Some(libc_enodev()) => Ok(None),
+            Err(e) => Err(anyhow!(e).context(format!("cannot look up link {name}"))),
+        }
     }
 
-    /// Creates a veth pair: `host` here, `peer` created directly in `peer_ns`.
     /// Creates a veth pair: `host` here, `peer` in `peer_ns`, in link group
     /// `peer_group` there (see [`Netlink::delete_group`]).
     pub async fn create_veth(

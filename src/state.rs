@@ -70,6 +70,18 @@ impl State {
         serde_json::from_str(&text).ok()
     }
 
+    /// The names of the profiles with a state, from a listing of the run
+    /// directory alone (no state is read).
+    pub fn names() -> Vec<String> {
+        fs::read_dir(RUN_DIR)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|name| paths::state_file(name).exists())
+            .collect()
+    }
+
     /// Every profile that has state (up, or left by a crashed `up`).
     pub fn all() -> Vec<State> {
         let mut out: Vec<State> = fs::read_dir(RUN_DIR)

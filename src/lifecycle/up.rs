@@ -101,6 +101,7 @@ fn watched_up(profile: &Profile, prepared: &Prepared) -> Result<Outcome> {
     }
     signals::check()?;
     signals::block_on(preflight(profile, &names))?;
+    crate::vtrace!("preflight done");
     signals::check()?;
 
     let mut st = State {
@@ -146,29 +147,18 @@ fn watched_up(profile: &Profile, prepared: &Prepared) -> Result<Outcome> {
     }
 }
 
-/// Refuses names and addresses that another profile or the host already uses.
+/// Refuses names and addresses that another profile or the host already
+/// uses. It costs the same however many profiles are up: the other
+/// profiles' interface names follow from their names (a listing of
+/// /run/nsvpn, no state read), their veth subnets are on the host's links,
+/// and a state is read only to name the profile a clash is with.
 async fn preflight(profile: &Profile, names: &Names) -> Result<()> {
-    for other in State::all() {
-        if other.profile == profile.name {
+    for other in State::names() {
+        if other == profile.name {
             continue;
         }
-        let mine = IpNet::from(profile.veth.subnet);
-        let theirs = IpNet::from(other.veth.subnet);
-        if mine.contains(theirs.network()) || theirs.contains(mine.network()) {
-            bail!(
-                "profile {:?}: its veth subnet {} overlaps {} of profile {:?}, which is up; \
-                 give one of them another subnet with [veth] subnet = \"...\"",
-                profile.name,
-                profile.veth.subnet,
-                other.veth.subnet,
-                other.profile
-            );
-        }
-        let theirs_names = [
-            &other.names.host_veth,
-            &other.names.tunnel,
-            &other.names.ns_veth,
-        ];
+        let theirs = Names::for_profile(&other);
+        let theirs_names = [&theirs.host_veth, &theirs.tunnel, &theirs.ns_veth];
         if [&names.host_veth, &names.tunnel]
             .iter()
             .any(|n| theirs_names.contains(n))
@@ -176,7 +166,7 @@ async fn preflight(profile: &Profile, names: &Names) -> Result<()> {
             bail!(
                 "profile {:?}: its interface names clash with profile {:?}, which is up; rename one of them",
                 profile.name,
-                other.profile
+                other
             );
         }
     }
@@ -188,8 +178,27 @@ async fn preflight(profile: &Profile, names: &Names) -> Result<()> {
             );
         }
     }
+    let mine = IpNet::from(profile.veth.subnet);
     for a in host.addresses().await? {
-        if IpNet::from(profile.veth.subnet).contains(a.net.addr()) {
+        // Another profile's veth subnet is on its host end: an address
+        // inside this profile's subnet, or a subnet around it.
+        let theirs = a.net.trunc();
+        if !(mine.contains(a.net.addr()) || theirs.contains(mine.network())) {
+            continue;
+        }
+        if let Some(other) = State::all().into_iter().find(|o| {
+            o.profile != profile.name && IpNet::from(o.veth.subnet).contains(a.net.addr())
+        }) {
+            bail!(
+                "profile {:?}: its veth subnet {} overlaps {} of profile {:?}, which is up; \
+                 give one of them another subnet with [veth] subnet = \"...\"",
+                profile.name,
+                profile.veth.subnet,
+                other.veth.subnet,
+                other.profile
+            );
+        }
+        if mine.contains(a.net.addr()) {
             bail!(
                 "profile {:?}: the host already has the address {} inside the veth subnet {}; \
                  choose another with [veth] subnet = \"...\" in {}",

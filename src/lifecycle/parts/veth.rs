@@ -35,18 +35,24 @@ impl Part for Veth {
             let inner = Netlink::in_netns(ns.as_fd())?;
             host.create_veth(&names.host_veth, &names.ns_veth, ns.as_fd(), LINK_GROUP)
                 .await?;
+            crate::vtrace!("veth: pair made");
             let hv = link_index(&host, &names.host_veth).await?;
+            crate::vtrace!("veth: host end found");
             // The veth carries only its IPv4 subnet: no IPv6 on the host's
             // end either.
             netns::set_ipv6_disabled(None, &names.host_veth, true)?;
+            crate::vtrace!("veth: IPv6 off on the host end");
             let prefix = v.subnet.prefix();
             host.add_address(
                 hv,
                 IpNet::new(v.host.into(), prefix).map_err(|e| anyhow!(e))?,
             )
             .await?;
+            crate::vtrace!("veth: host address");
             host.set_up(hv, None).await?;
+            crate::vtrace!("veth: host end up");
             let nv = link_index(&inner, &names.ns_veth).await?;
+            crate::vtrace!("veth: inner end found");
             inner
                 .add_address(
                     nv,
