@@ -96,6 +96,10 @@ pub async fn connect(
     st.backend.listen_port = device.listen_port;
     let log = paths::log_file(&profile.name, "wireguard-go");
     if backend == Implementation::Userspace {
+        if let Some(port) = device.listen_port {
+            userspace::check_port_free(port)
+                .map_err(|e| port_taken(e, profile, device.listen_port))?;
+        }
         let pid = userspace::spawn(&names.tunnel, &log)?;
         crate::vtrace!("wireguard-go started (pid {pid})");
         st.pid = Some(pid);

@@ -209,6 +209,24 @@ pub fn spawn(ifname: &str, log: &Path) -> Result<u32> {
     )
 }
 
+/// Fails with EADDRINUSE (see [`super::addr_in_use`]) when another socket
+/// holds UDP `port`. wireguard-go binds its port only once its device is
+/// up, after it answered the configuration, and then only logs a failure;
+/// so the port is tried here first, the way it will bind it (IPv6 and IPv4
+/// at once; IPv4 alone on a host without IPv6).
+pub fn check_port_free(port: u16) -> Result<()> {
+    use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
+    let tried = match UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port)) {
+        Err(e) if e.raw_os_error() == Some(nix::libc::EAFNOSUPPORT) => {
+            UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))
+        }
+        other => other,
+    };
+    tried
+        .map(drop)
+        .map_err(|e| anyhow!(e).context(format!("wireguard-go cannot listen on UDP port {port}")))
+}
+
 /// The error for a wireguard-go that did not answer its first request:
 /// its log says why when it is gone.
 pub fn not_ready(e: anyhow::Error, pid: u32, log: &Path) -> anyhow::Error {
