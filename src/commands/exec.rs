@@ -8,14 +8,12 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 
 use crate::caller::{Action, Caller, Mode};
 use crate::exec::{self, ExecFailure, Plan, RealSys};
-use crate::idle;
-use crate::lifecycle::{self as up, Health};
+use crate::lifecycle::{self as up, Entering, open_entering};
 use crate::names::{self, Names};
-use crate::netns;
 use crate::profile::Profile;
 use crate::session::{desktop, single};
 use crate::shellrc;
@@ -112,7 +110,12 @@ fn prepare_and_exec(
     let env = exec::build_env(vars.into_iter(), &target, name, is_shell);
     // Open the namespace once: it both tells that the profile is up and is
     // what setns needs.
-    let ns = open_entering(caller, dir, name, &names, is_shell, opts)?;
+    let who = Entering {
+        word: if is_shell { "shell" } else { "exec" },
+        noun: "command",
+        while_reconnecting: "the command runs, but reaches the network only once the VPN is back",
+    };
+    let ns = open_entering(caller, dir, &names, &who, opts)?;
     // A single-instance program would hand the request to an instance
     // running outside (only a program on the list makes nsvpn read /proc).
     if !is_shell {
@@ -135,53 +138,4 @@ fn prepare_and_exec(
         signal_mask: signals::watched().map(signals::Watch::caller_mask),
     };
     Ok(exec::run(&mut RealSys, &plan))
-}
-
-/// The profile's namespace, opened, with the profile brought up first if
-/// it is down. A profile with an `idle_timeout` hears of this command
-/// before it is checked once more: if its watcher took it down meanwhile,
-/// this waits for the teardown to end and starts again (see `idle.rs`).
-fn open_entering(
-    caller: &Caller,
-    dir: &Path,
-    name: &str,
-    names: &Names,
-    is_shell: bool,
-    opts: &up::Options,
-) -> Result<std::os::fd::OwnedFd> {
-    for _ in 0..3 {
-        idle::wait_while_going_down(name);
-        let ns = match up::health(name) {
-            Health::Up(ns) => ns,
-            Health::Reconnecting(ns, why) => {
-                eprintln!(
-                    "nsvpn: warning: profile {name}: {why}; the command runs, but reaches the network only once the VPN is back"
-                );
-                ns
-            }
-            Health::Down => {
-                let profile = Profile::load(dir, name)?;
-                caller
-                    .become_root_for("up", name)
-                    .with_context(|| format!("profile {name} is down"))?;
-                eprintln!("nsvpn: profile {name} is down; bringing it up");
-                up::up(&profile, opts)?;
-                netns::open(&names.netns).with_context(|| format!("profile {name} went down"))?
-            }
-            Health::Broken(why) => {
-                return Err(anyhow!(
-                    "profile {name} is broken: {why}. Nothing inside can reach the network; \
-                     run `nsvpn down {name}` and `nsvpn up {name}` (`nsvpn status {name}` tells more)"
-                ));
-            }
-        };
-        idle::announce(name, if is_shell { "shell" } else { "exec" });
-        if idle::entering(name, &names.netns, ns.as_fd()) {
-            return Ok(ns);
-        }
-    }
-    Err(anyhow!(
-        "profile {name} went down by itself (idle_timeout) each time this command was about to \
-         enter it; run it again"
-    ))
 }

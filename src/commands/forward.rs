@@ -4,19 +4,17 @@
 //! SIGTERM or SIGHUP, then exits 128 + the signal, as a shell reports a
 //! program a signal ended; its own errors are status 1.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use nix::sys::signal::Signal;
 
 use crate::caller::{Action, Caller, Mode};
 use crate::exec::{self, RealSys};
 use crate::forward::{self, Plan};
-use crate::idle;
-use crate::lifecycle::{self, Health};
+use crate::lifecycle::{self, Entering, open_entering};
 use crate::names::{self, Names};
-use crate::netns;
 use crate::profile::Profile;
 use crate::signals::{self, Interrupted};
 
@@ -49,7 +47,12 @@ fn forward(caller: &Caller, dir: &Path, name: &str, specs: &[String]) -> Result<
         caller.check_access(&Profile::load(dir, name)?, Action::Forward)?;
     }
     let names = Names::for_profile(name);
-    let ns = open_entering(caller, dir, name, &names)?;
+    let who = Entering {
+        word: "forward",
+        noun: "forward",
+        while_reconnecting: "connections through the forward fail until the VPN is back",
+    };
+    let ns = open_entering(caller, dir, &names, &who, &lifecycle::Options::default())?;
     let plan = Plan {
         profile: name,
         netns: &names.netns,
@@ -74,43 +77,4 @@ fn forward(caller: &Caller, dir: &Path, name: &str, specs: &[String]) -> Result<
     }
     let cut = forward::serve(name, &specs, listeners, watch.fd(), None)?;
     Ok((watch.caught().unwrap_or(Signal::SIGTERM), cut))
-}
-
-/// The profile's namespace, opened, with the profile brought up first if
-/// it is down, as `exec` does (and, as there, a teardown by the idle
-/// watcher under way is waited for; see `idle.rs`).
-fn open_entering(caller: &Caller, dir: &Path, name: &str, names: &Names) -> Result<OwnedFd> {
-    for _ in 0..3 {
-        idle::wait_while_going_down(name);
-        let ns = match lifecycle::health(name) {
-            Health::Up(ns) => ns,
-            Health::Reconnecting(ns, why) => {
-                eprintln!(
-                    "nsvpn: warning: profile {name}: {why}; connections through the forward fail until the VPN is back"
-                );
-                ns
-            }
-            Health::Down => {
-                let profile = Profile::load(dir, name)?;
-                caller
-                    .become_root_for("up", name)
-                    .with_context(|| format!("profile {name} is down"))?;
-                eprintln!("nsvpn: profile {name} is down; bringing it up");
-                lifecycle::up(&profile, &lifecycle::Options::default())?;
-                netns::open(&names.netns).with_context(|| format!("profile {name} went down"))?
-            }
-            Health::Broken(why) => bail!(
-                "profile {name} is broken: {why}. Nothing inside can reach the network; run \
-                 `nsvpn down {name}` and `nsvpn up {name}` (`nsvpn status {name}` tells more)"
-            ),
-        };
-        idle::announce(name, "forward");
-        if idle::entering(name, &names.netns, ns.as_fd()) {
-            return Ok(ns);
-        }
-    }
-    bail!(
-        "profile {name} went down by itself (idle_timeout) each time this forward was about to \
-         enter it; run it again"
-    )
 }
