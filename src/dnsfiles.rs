@@ -113,6 +113,11 @@ pub fn write(netns: &str, profile: &str, cfg: &DnsConfig) -> Result<PathBuf> {
         &dir.join(nsswitch),
         &render_nsswitch(profile, &host_nsswitch),
     )?;
+    // The copy exec lays over /etc, made now rather than by the first exec
+    // (which makes it anyway when this fails).
+    if let Err(e) = crate::overlay::keep_files(profile, netns) {
+        crate::vlog!("{e:#}");
+    }
     Ok(dir)
 }
 

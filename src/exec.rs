@@ -63,10 +63,12 @@ pub trait Sys {
     /// An empty read-only tmpfs over `dir`.
     fn hide(&mut self, dir: &Path) -> Result<()>;
     /// A read-only overlay on `/etc` with `files` (all in `layer`) on top,
-    /// and `extra` (paths relative to `/etc`, contents) written there too.
+    /// and `extra` (paths relative to `/etc`, contents) there too; the top
+    /// layers are kept in `kept` (see `overlay.rs`).
     fn overlay_etc(
         &mut self,
         layer: &Path,
+        kept: &Path,
         files: &[PathBuf],
         extra: &[(PathBuf, String)],
     ) -> Result<()>;
@@ -85,11 +87,8 @@ pub trait Sys {
 pub struct Plan<'a> {
     pub netns: &'a str,
     pub ns: BorrowedFd<'a>,
-    /// /etc/netns/<ns>/, the top layer of /etc.
-    pub layer: PathBuf,
-    /// (file in /etc/netns/<ns>/, its /etc twin): the overlay's top layer,
-    /// or, if the overlay fails, what is bound.
-    pub binds: Vec<(PathBuf, PathBuf)>,
+    /// The profile's own `/etc` files.
+    pub etc: EtcFiles,
     /// Directories of host resolver sockets to hide.
     pub hidden: Vec<PathBuf>,
     pub target: Target,
@@ -157,6 +156,27 @@ impl std::fmt::Display for ExecFailure {
     }
 }
 
+/// A profile's own `/etc` files, which an exec lays over `/etc`.
+pub struct EtcFiles {
+    /// `/etc/netns/<ns>/`, the top layer of `/etc`.
+    pub layer: PathBuf,
+    /// (file in it, its `/etc` twin): the overlay's top layer, or, if the
+    /// overlay fails, what is bound.
+    pub binds: Vec<(PathBuf, PathBuf)>,
+    /// `/run/nsvpn/<p>/`, where the top layer is kept between execs.
+    pub kept: PathBuf,
+}
+
+impl EtcFiles {
+    pub fn of(profile: &str, netns: &str) -> EtcFiles {
+        EtcFiles {
+            layer: crate::paths::netns_etc(netns),
+            binds: binds_for(netns),
+            kept: crate::paths::profile_dir(profile),
+        }
+    }
+}
+
 /// The binds for a namespace: every regular file in /etc/netns/<ns>/.
 pub fn binds_for(netns: &str) -> Vec<(PathBuf, PathBuf)> {
     let dir = crate::paths::netns_etc(netns);
@@ -186,10 +206,12 @@ pub const RESOLVER_SOCKET_DIRS: [&str; 6] = [
 /// Those of [`RESOLVER_SOCKET_DIRS`] that exist here, each once (`/var/run`
 /// is usually a link to `/run`).
 pub fn hidden_dirs() -> Vec<PathBuf> {
+    // One stat each; only a directory that exists is resolved (most
+    // machines have one or none of them).
     let mut out: Vec<PathBuf> = RESOLVER_SOCKET_DIRS
         .iter()
+        .filter(|d| std::fs::metadata(d).is_ok_and(|m| m.is_dir()))
         .filter_map(|d| std::fs::canonicalize(d).ok())
-        .filter(|d| d.is_dir())
         .collect();
     out.sort();
     out.dedup();
@@ -227,7 +249,7 @@ fn enter_and_drop<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<bool> {
     } else {
         "for this command"
     };
-    let overlaid = resolver_files(sys, &plan.hidden, &plan.layer, &plan.binds, extra, undone)?;
+    let overlaid = resolver_files(sys, &plan.hidden, &plan.etc, extra, undone)?;
     drop_to(sys, &plan.target)?;
     if let Some(mask) = &plan.signal_mask {
         sys.set_signal_mask(mask)
@@ -246,15 +268,14 @@ pub fn private_mounts<S: Sys>(sys: &mut S) -> Result<()> {
 }
 
 /// Steps 5 and 6, in a private mount namespace: the host's resolver sockets
-/// hidden, and the files of `layer` (`binds`: each file and its `/etc` twin)
-/// over `/etc`, as an overlay or else bound with a warning that ends with
+/// hidden, and the profile's own `etc` files over `/etc`, as an overlay or
+/// else each bound over its twin, with a warning that ends with
 /// `undone` (what the host renaming `/etc/resolv.conf` would then undo).
 /// Returns whether `/etc` is the overlay.
 pub fn resolver_files<S: Sys>(
     sys: &mut S,
     hidden: &[PathBuf],
-    layer: &Path,
-    binds: &[(PathBuf, PathBuf)],
+    etc: &EtcFiles,
     extra: &[(PathBuf, String)],
     undone: &str,
 ) -> Result<bool> {
@@ -262,15 +283,15 @@ pub fn resolver_files<S: Sys>(
         sys.hide(dir)
             .with_context(|| format!("cannot hide {}", dir.display()))?;
     }
-    let files: Vec<PathBuf> = binds.iter().map(|(src, _)| src.clone()).collect();
-    let overlaid = sys.overlay_etc(layer, &files, extra);
+    let files: Vec<PathBuf> = etc.binds.iter().map(|(src, _)| src.clone()).collect();
+    let overlaid = sys.overlay_etc(&etc.layer, &etc.kept, &files, extra);
     if let Err(e) = &overlaid {
         sys.warn(&format!(
             "cannot lay {} over /etc ({e:#}); binding its files instead, which the host \
              replacing /etc/resolv.conf by rename would undo {undone}",
-            layer.display(),
+            etc.layer.display(),
         ));
-        for (src, dst) in binds {
+        for (src, dst) in &etc.binds {
             sys.bind(src, dst)
                 .with_context(|| format!("cannot bind {} over {}", src.display(), dst.display()))?;
         }
@@ -409,10 +430,11 @@ impl Sys for RealSys {
     fn overlay_etc(
         &mut self,
         layer: &Path,
+        kept: &Path,
         files: &[PathBuf],
         extra: &[(PathBuf, String)],
     ) -> Result<()> {
-        crate::overlay::mount_etc(layer, files, extra)
+        crate::overlay::mount_etc(layer, kept, files, extra)
     }
     fn warn(&mut self, message: &str) {
         eprintln!("nsvpn: warning: {message}");
@@ -553,6 +575,7 @@ pub(crate) mod testing {
         fn overlay_etc(
             &mut self,
             layer: &Path,
+            _: &Path,
             _: &[PathBuf],
             extra: &[(PathBuf, String)],
         ) -> Result<()> {
@@ -626,15 +649,18 @@ mod tests {
         Plan {
             netns: "nsvpn-acme",
             ns,
-            layer: "/etc/netns/nsvpn-acme".into(),
+            etc: EtcFiles {
+                layer: "/etc/netns/nsvpn-acme".into(),
+                binds: vec![
+                    ("/etc/netns/nsvpn-acme/hosts".into(), "/etc/hosts".into()),
+                    (
+                        "/etc/netns/nsvpn-acme/resolv.conf".into(),
+                        "/etc/resolv.conf".into(),
+                    ),
+                ],
+                kept: "/run/nsvpn/acme".into(),
+            },
             hidden: vec!["/run/nscd".into(), "/run/systemd/resolve".into()],
-            binds: vec![
-                ("/etc/netns/nsvpn-acme/hosts".into(), "/etc/hosts".into()),
-                (
-                    "/etc/netns/nsvpn-acme/resolv.conf".into(),
-                    "/etc/resolv.conf".into(),
-                ),
-            ],
             target: target(uid),
             argv: vec![CString::new("psql").unwrap()],
             env: vec![],

@@ -301,10 +301,8 @@ pub struct Plan<'a> {
     pub profile: &'a str,
     pub netns: &'a str,
     pub ns: BorrowedFd<'a>,
-    /// `/etc/netns/<ns>/`, the top layer of `/etc`.
-    pub layer: PathBuf,
-    /// Its files and their `/etc` twins (`exec::binds_for`).
-    pub binds: Vec<(PathBuf, PathBuf)>,
+    /// The profile's own `/etc` files (`exec::EtcFiles::of`).
+    pub etc: exec::EtcFiles,
     /// The host's resolver socket directories (`exec::hidden_dirs`).
     pub hidden: Vec<PathBuf>,
     pub target: Target,
@@ -316,14 +314,7 @@ pub struct Plan<'a> {
 /// Call it while single-threaded.
 pub fn prepare<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<Vec<S::Listener>> {
     exec::private_mounts(sys)?;
-    exec::resolver_files(
-        sys,
-        &plan.hidden,
-        &plan.layer,
-        &plan.binds,
-        &[],
-        "for this forward",
-    )?;
+    exec::resolver_files(sys, &plan.hidden, &plan.etc, &[], "for this forward")?;
     for spec in plan.specs {
         if let Host::Name(name) = &spec.host {
             sys.resolve_in(plan.ns, &spec.host, spec.port)
@@ -341,7 +332,7 @@ pub fn prepare<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<Vec<S::Listener>>
                          `nsvpn exec {} -- getent hosts {name}`",
                         spec.text,
                         plan.profile,
-                        plan.layer.display(),
+                        plan.etc.layer.display(),
                         plan.profile
                     )
                 })?;
@@ -796,17 +787,20 @@ mod tests {
             profile: "customer",
             netns: "nsvpn-customer",
             ns,
-            layer: "/etc/netns/nsvpn-customer".into(),
-            binds: vec![
-                (
-                    "/etc/netns/nsvpn-customer/hosts".into(),
-                    "/etc/hosts".into(),
-                ),
-                (
-                    "/etc/netns/nsvpn-customer/resolv.conf".into(),
-                    "/etc/resolv.conf".into(),
-                ),
-            ],
+            etc: exec::EtcFiles {
+                layer: "/etc/netns/nsvpn-customer".into(),
+                binds: vec![
+                    (
+                        "/etc/netns/nsvpn-customer/hosts".into(),
+                        "/etc/hosts".into(),
+                    ),
+                    (
+                        "/etc/netns/nsvpn-customer/resolv.conf".into(),
+                        "/etc/resolv.conf".into(),
+                    ),
+                ],
+                kept: "/run/nsvpn/customer".into(),
+            },
             hidden: vec!["/run/nscd".into()],
             target: target(uid),
             specs,

@@ -1,16 +1,23 @@
-//! The `/etc` of an exec: a read-only overlay whose top layer is a private
-//! copy of `/etc/netns/<ns>/`, mounted in the exec's own mount namespace.
+//! The `/etc` of an exec: a read-only overlay whose top layer is a copy of
+//! `/etc/netns/<ns>/`, mounted in the exec's own mount namespace.
 //!
-//! The copy lives in a small tmpfs mounted over `/etc/netns/<ns>` (in the
-//! exec's mount namespace only): overlayfs refuses layers that overlap, and
-//! on most machines `/etc/netns/<ns>` lies inside `/etc`'s own filesystem.
+//! overlayfs refuses layers that overlap, and on most machines
+//! `/etc/netns/<ns>` lies inside `/etc`'s own filesystem, so the top layer is
+//! a copy. It is kept between execs in `/run/nsvpn/<p>/etc/` (and the shell's
+//! rc files in `/run/nsvpn/<p>/etc-shell/`), with a note of what it was
+//! copied from (`etc.from`: each file's inode, size and times): an exec
+//! whose note still matches `/etc/netns/<ns>/` mounts the overlay straight
+//! from it, with no file read or written. When the note does not match, root
+//! refreshes the copy; a caller that may not write there (file capabilities
+//! only) makes a private copy in a small tmpfs over `/etc/netns/<ns>`, in
+//! the exec's mount namespace only, as every exec did before the kept copy.
 //! Mounts below `/etc` (bind-mounted files in a container, say) would be
 //! hidden by the overlay, so each is cloned first and attached again on top.
 
 use std::ffi::CString;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -22,19 +29,43 @@ const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 
+/// Where the top layers are kept for the profile whose run directory is
+/// `kept` (`/run/nsvpn/<p>/`): the files, the note of what they were copied
+/// from, and the shell's rc files.
+fn kept_paths(kept: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        kept.join("etc"),
+        kept.join("etc.from"),
+        kept.join("etc-shell"),
+    )
+}
+
 /// Mounts the overlay on `/etc`. Call only inside a private mount namespace.
-/// `files` are the regular files of `layer` (listed once, by the caller);
-/// `extra` are more files for the top layer (paths relative to `/etc`,
-/// contents), readable by all (`nsvpn shell`'s rc files).
-pub fn mount_etc(layer: &Path, files: &[PathBuf], extra: &[(PathBuf, String)]) -> Result<()> {
-    let files = read_files(files)?;
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").context("cannot read mountinfo")?;
+/// `files` are the regular files of `layer` (`/etc/netns/<ns>/`, listed once
+/// by the caller); `extra` are more files for the top (paths relative to
+/// `/etc`, contents), readable by all (`nsvpn shell`'s rc files); `kept` is
+/// the profile's run directory, where the top layers are kept.
+pub fn mount_etc(
+    layer: &Path,
+    kept: &Path,
+    files: &[PathBuf],
+    extra: &[(PathBuf, String)],
+) -> Result<()> {
+    let lower = match keep(kept, files, extra) {
+        Ok(dirs) => dirs,
+        Err(_) => vec![private_copy(layer, files, extra)?],
+    };
+    let mountinfo = read_mountinfo()?;
+    let over = |m: &Path| {
+        lower.iter().any(|l| m.starts_with(l))
+            || files
+                .iter()
+                .filter_map(|f| f.file_name())
+                .any(|n| m == Path::new("/etc").join(n))
+    };
     let keep: Vec<PathBuf> = submounts(&mountinfo, "/etc")
         .into_iter()
-        .filter(|m| {
-            !m.starts_with(layer) && !files.iter().any(|(n, _)| *m == Path::new("/etc").join(n))
-        })
+        .filter(|m| !over(m))
         .collect();
     let clones = keep
         .iter()
@@ -46,7 +77,145 @@ pub fn mount_etc(layer: &Path, files: &[PathBuf], extra: &[(PathBuf, String)]) -
             ))
         })
         .collect::<Result<Vec<_>>>()?;
+    let mut options = String::from("lowerdir=");
+    for dir in &lower {
+        options.push_str(&dir.to_string_lossy());
+        options.push(':');
+    }
+    options.push_str("/etc");
+    nix::mount::mount(
+        Some("nsvpn-etc"),
+        "/etc",
+        Some("overlay"),
+        MsFlags::MS_RDONLY,
+        Some(options.as_str()),
+    )
+    .context("overlayfs")?;
+    for (at, fd) in clones {
+        move_mount(&fd, at)
+            .with_context(|| format!("cannot attach the mount at {}", at.display()))?;
+    }
+    Ok(())
+}
 
+/// Brings the kept top layer of `profile` up to date with the files of
+/// `/etc/netns/<netns>/`. `up` calls this as it writes them, so that an
+/// exec by a user with file capabilities only finds the layer ready.
+pub fn keep_files(profile: &str, netns: &str) -> Result<()> {
+    let kept = crate::paths::profile_dir(profile);
+    if !kept.is_dir() {
+        return Ok(());
+    }
+    let files: Vec<PathBuf> = crate::exec::binds_for(netns)
+        .into_iter()
+        .map(|(file, _)| file)
+        .collect();
+    keep(&kept, &files, &[]).map(drop)
+}
+
+/// /proc/self/mountinfo, read in as few calls as its size allows.
+fn read_mountinfo() -> Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(16 * 1024);
+    std::fs::File::open("/proc/self/mountinfo")
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .context("cannot read mountinfo")?;
+    Ok(text)
+}
+
+/// The kept top layers (the shell's first, if any), brought up to date if
+/// they are not: errors when this caller may not write them.
+fn keep(kept: &Path, files: &[PathBuf], extra: &[(PathBuf, String)]) -> Result<Vec<PathBuf>> {
+    let (etc, note, shell) = kept_paths(kept);
+    let mut lower = Vec::new();
+    if !extra.is_empty() {
+        for (rel, text) in extra {
+            let at = shell.join(rel);
+            if std::fs::read(&at).ok().as_deref() != Some(text.as_bytes()) {
+                write_kept(kept, &at, text.as_bytes())?;
+            }
+        }
+        lower.push(shell);
+    }
+    let from = provenance(files)?;
+    if std::fs::read(&note).ok().as_deref() != Some(from.as_bytes()) {
+        refresh(kept, &etc, files)?;
+        write_kept(kept, &note, from.as_bytes())?;
+    }
+    lower.push(etc);
+    Ok(lower)
+}
+
+/// What `files` are now, one line each: name, device, inode, size, and
+/// modification and change times to the nanosecond. nsvpn replaces these
+/// files by rename (a new inode); an edit in place changes the times.
+fn provenance(files: &[PathBuf]) -> Result<String> {
+    let mut out = String::new();
+    for f in files {
+        let m = std::fs::metadata(f).with_context(|| format!("cannot read {}", f.display()))?;
+        out.push_str(&format!(
+            "{} {} {} {} {}.{} {}.{}\n",
+            f.file_name().unwrap_or_default().to_string_lossy(),
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec()
+        ));
+    }
+    Ok(out)
+}
+
+/// Makes `etc` hold copies of `files` and nothing else.
+fn refresh(kept: &Path, etc: &Path, files: &[PathBuf]) -> Result<()> {
+    let names: Vec<&std::ffi::OsStr> = files.iter().filter_map(|f| f.file_name()).collect();
+    for (f, name) in files.iter().zip(&names) {
+        let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+        write_kept(kept, &etc.join(name), &bytes)?;
+    }
+    for e in std::fs::read_dir(etc).into_iter().flatten().flatten() {
+        if !names.contains(&e.file_name().as_os_str()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    Ok(())
+}
+
+/// Replaces `path` (below `kept`) with `bytes`, readable by all, all at
+/// once: written beside it in `kept` first (never in a layer, where an
+/// overlay could show it), then renamed, so that an exec that mounts the
+/// layer meanwhile sees the old file or the new.
+fn write_kept(kept: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)))
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = kept.join(format!(".layer-{}.tmp", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            std::io::Write::write_all(&mut f, bytes)
+        })
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The top layer as a private copy: a tmpfs over `layer`, in this mount
+/// namespace only, holding `files` and `extra`.
+fn private_copy(layer: &Path, files: &[PathBuf], extra: &[(PathBuf, String)]) -> Result<PathBuf> {
+    let files = read_files(files)?;
     let private = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     nix::mount::mount(
         Some("nsvpn-etc"),
@@ -62,20 +231,7 @@ pub fn mount_etc(layer: &Path, files: &[PathBuf], extra: &[(PathBuf, String)]) -
     for (rel, text) in extra {
         write_readable(&layer.join(rel), text.as_bytes())?;
     }
-    let options = format!("lowerdir={}:/etc", layer.display());
-    nix::mount::mount(
-        Some("nsvpn-etc"),
-        "/etc",
-        Some("overlay"),
-        MsFlags::MS_RDONLY,
-        Some(options.as_str()),
-    )
-    .context("overlayfs")?;
-    for (at, fd) in clones {
-        move_mount(&fd, at)
-            .with_context(|| format!("cannot attach the mount at {} again", at.display()))?;
-    }
-    Ok(())
+    Ok(layer.to_path_buf())
 }
 
 /// Writes `text` to a new file at `path` (and its directory), readable by

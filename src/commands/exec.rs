@@ -126,8 +126,7 @@ fn prepare_and_exec(
     let plan = Plan {
         netns: &names.netns,
         ns: ns.as_fd(),
-        layer: crate::paths::netns_etc(&names.netns),
-        binds: exec::binds_for(&names.netns),
+        etc: exec::EtcFiles::of(name, &names.netns),
         hidden: exec::hidden_dirs(),
         env,
         target,
