@@ -28,5 +28,6 @@ pub mod split;
 pub mod state;
 pub mod trust;
 pub mod tunnel;
+pub mod unlinking;
 pub mod user;
 pub mod util;

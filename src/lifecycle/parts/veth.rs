@@ -2,7 +2,7 @@
 //! with the profile's fixed address, the other end moved in and addressed.
 
 use std::os::fd::AsFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 
@@ -13,7 +13,11 @@ use crate::names::{LINK_GROUP, Names};
 use crate::netlink::Netlink;
 use crate::procs::Procs;
 use crate::state::State;
+use crate::unlinking::{self, Unlinked};
 use crate::{netns, signals, util, vlog};
+
+/// How long the kernel may take to announce the links deleted.
+const UNLINK_LIMIT: Duration = Duration::from_secs(5);
 
 pub struct Veth;
 
@@ -106,11 +110,26 @@ impl Part for Veth {
     // the namespace, but the host's end is deleted here so that it is gone
     // when `down` returns (the kernel cleans a namespace up later). The end
     // inside is in the namespace's link group, with the WireGuard device:
-    // deleting the group removes them all in one batch, with one wait for
-    // the kernel's grace periods (each link deleted alone waits its own).
-    // The host's end by name after that: a pair made before links had a
-    // group, or whose namespace is gone.
+    // deleting the group removes them all in one batch. A child process
+    // asks for that and waits for the kernel to free them (an RCU barrier,
+    // 10-25 ms) while this goes on once the kernel has announced the host's
+    // end deleted: its addresses and routes are gone then, and its name
+    // free (see `unlinking.rs`). If that cannot be seen through, the links
+    // are deleted here, waiting: the group, then the host's end by name (a
+    // pair made before links had a group, or whose namespace is gone).
     fn remove(&self, names: &Names, _: Option<&State>, problems: &mut Vec<String>) {
+        let ns = netns::open(&names.netns).ok();
+        let detached = unlinking::delete_detached(
+            ns.as_ref().map(|n| n.as_fd()),
+            LINK_GROUP,
+            &names.host_veth,
+            UNLINK_LIMIT,
+        );
+        match detached {
+            Ok(Unlinked::Announced) => return,
+            Ok(Unlinked::NoHostLink) => {}
+            Err(e) => vlog!("{e:#}"),
+        }
         let deleted = util::block_on(async {
             if let Ok(ns) = netns::open(&names.netns) {
                 Netlink::in_netns(ns.as_fd())?
