@@ -535,6 +535,7 @@ pub fn failure_reason(p: &Prepared, errmsg: &str, log: &[String]) -> String {
         "AUTHENTICATION_FAILED",
         "received EAP_FAILURE",
         "EAP method",
+        "EAP-MS-CHAPv2 failed",
     ])
     .filter(|l| !l.contains("succeeded"))
     {
@@ -1137,6 +1138,14 @@ mod tests {
                 &eap_prepared(),
                 failed,
                 &lines(&["received EAP_FAILURE, EAP authentication failed"]),
+            ),
+            failure_reason(
+                &eap_prepared(),
+                failed,
+                &lines(&[
+                    "EAP-MS-CHAPv2 failed with error ERROR_AUTHENTICATION_FAILURE: '(null)'",
+                    "EAP_MSCHAPV2 method failed",
+                ]),
             ),
             failure_reason(
                 &prepared(),
