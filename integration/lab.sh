@@ -411,8 +411,8 @@ lab_ipsec_server() {
   swanctl --load-all --noprompt --file "$d/swanctl.conf" --uri "unix://$d/charon.vici" > "$d/swanctl.log" 2>&1
 }
 
-# lab_rsa_cert DIR NAME CN SAN CA: an RSA key (charon without its openssl
-# plugin signs with RSA only) and a certificate for CN with the subjectAltName
+# lab_rsa_cert DIR NAME CN SAN CA: an RSA key (what charon signs with when
+# its openssl plugin is missing) and a certificate for CN with the subjectAltName
 # SAN, signed by DIR/CA.crt.
 lab_rsa_cert() {
   local d=$1 n=$2 cn=$3 san=$4 ca=$5
