@@ -4,7 +4,9 @@ set -euo pipefail
 # slirp4netns, socat, curl, nftables and dig (bind9-dnsutils): the lab's
 # internet and the split-tunnel probe (split-probe.sh). strongSwan's charon
 # with kernel-libipsec (libcharon-extra-plugins) and swanctl: IPsec profiles
-# and the lab's IKEv2 gateway. podman and runc (rootful, cgroupfs; crun
+# and the lab's IKEv2 gateway; its eap-mschapv2 plugin
+# (libcharon-extauth-plugins) and openssl plugin (ECDSA, and MD4/DES for
+# MSCHAPv2: libstrongswan-standard-plugins). podman and runc (rootful, cgroupfs; crun
 # refuses the machine's hybrid cgroups), Xvfb with an X client (xmessage),
 # xauth, xwd and netpbm (a screenshot), a session bus (dbus-daemon,
 # dbus-send): suite-session.sh. vagrant-libvirt, libvirt's daemon with its
@@ -19,7 +21,7 @@ pkgs=(wireguard-go wireguard-tools openvpn openconnect ocserv openssl dnsmasq-ba
   vagrant-libvirt libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients iptables
   debootstrap qemu-utils e2fsprogs rsync openssh-client
   systemd systemd-container bash-completion man-db
-  strongswan-charon strongswan-swanctl libcharon-extra-plugins
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins libcharon-extauth-plugins libstrongswan-standard-plugins
   podman runc xvfb x11-utils x11-apps xauth netpbm dbus-daemon dbus-bin)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -411,8 +411,8 @@ lab_ipsec_server() {
   swanctl --load-all --noprompt --file "$d/swanctl.conf" --uri "unix://$d/charon.vici" > "$d/swanctl.log" 2>&1
 }
 
-# lab_rsa_cert DIR NAME CN SAN CA: an RSA key (charon without its openssl
-# plugin signs with RSA only) and a certificate for CN with the subjectAltName
+# lab_rsa_cert DIR NAME CN SAN CA: an RSA key (what charon signs with when
+# its openssl plugin is missing) and a certificate for CN with the subjectAltName
 # SAN, signed by DIR/CA.crt.
 lab_rsa_cert() {
   local d=$1 n=$2 cn=$3 san=$4 ca=$5
@@ -431,6 +431,9 @@ lab_rsa_cert() {
 #             certificate, echo.lab, from the same CA)
 #   rw-eap    any other identity, EAP-MD5 (dave, LAB_PASSWORD); the gateway
 #             proves itself with its certificate
+#   rw-ecdsa  frank@lab, an ECDSA (P-256) certificate from ipsec-ca
+#   rw-mschap erin, EAP-MSCHAPv2 (LAB_PASSWORD)
+#   rw-file   grace@lab, a pre-shared key (for swanctl.conf-style profiles)
 #   rw-rekey  rekey@lab, a pre-shared key, and its CHILD_SA rekeyed every 4 s,
 #             its IKE_SA every 8 s
 # Also a CA the gateway does not trust (rogue-ca), with a certificate for
@@ -445,13 +448,20 @@ lab_ipsec() {
   lab_rsa_cert "$d" gw "$name.lab" "DNS:$name.lab" ipsec-ca
   lab_rsa_cert "$d" carol "carol@lab" "email:carol@lab" ipsec-ca
   lab_rsa_cert "$d" rogue "carol@lab" "email:carol@lab" rogue-ca
+  # frank@lab's key is ECDSA (P-256): charon signs and verifies with it
+  # through its openssl plugin (libstrongswan-standard-plugins).
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$d/frank.key" \
+    -out "$d/frank.csr" -subj "/CN=frank@lab" 2> /dev/null
+  printf 'basicConstraints=CA:FALSE\nsubjectAltName=email:frank@lab\n' > "$d/frank.ext"
+  openssl x509 -req -in "$d/frank.csr" -CA "$d/ipsec-ca.crt" -CAkey "$d/ipsec-ca.key" -CAcreateserial \
+    -out "$d/frank.crt" -days 30 -extfile "$d/frank.ext" 2> /dev/null
   # swanctl --load-all loads private keys from the private/ folder beside
   # its swanctl.conf.
   mkdir -p "$d/private"; cp "$d/gw.key" "$d/private/gw.key"
   cat > "$d/strongswan.conf" <<CONF
 charon {
   load_modular = no
-  load = random nonce kdf aes sha1 sha2 md5 hmac gmp pem pkcs1 pkcs8 x509 pubkey kernel-libipsec kernel-netlink socket-default vici attr eap-identity eap-md5
+  load = random nonce kdf aes sha1 sha2 md5 hmac gmp openssl pem pkcs1 pkcs8 x509 pubkey kernel-libipsec kernel-netlink socket-default vici attr eap-identity eap-md5 eap-mschapv2
   retransmit_tries = 2
   plugins {
     vici {
@@ -538,6 +548,70 @@ connections {
       }
     }
   }
+  rw-ecdsa {
+    version = 2
+    local_addrs = $up_gw
+    pools = clients
+    dpd_delay = 10s
+    local {
+      auth = pubkey
+      certs = $d/gw.crt
+      id = $name.lab
+    }
+    remote {
+      auth = pubkey
+      cacerts = $d/ipsec-ca.crt
+      id = frank@lab
+    }
+    children {
+      net {
+        local_ts = 10.20.0.0/16
+        esp_proposals = default
+      }
+    }
+  }
+  rw-mschap {
+    version = 2
+    local_addrs = $up_gw
+    pools = clients
+    dpd_delay = 10s
+    local {
+      auth = pubkey
+      certs = $d/gw.crt
+      id = $name.lab
+    }
+    remote {
+      auth = eap-mschapv2
+      id = erin
+      eap_id = %any
+    }
+    children {
+      net {
+        local_ts = 10.20.0.0/16
+        esp_proposals = default
+      }
+    }
+  }
+  rw-file {
+    version = 2
+    local_addrs = $up_gw
+    pools = clients
+    dpd_delay = 10s
+    local {
+      auth = psk
+      id = $name.lab
+    }
+    remote {
+      auth = psk
+      id = grace@lab
+    }
+    children {
+      net {
+        local_ts = 10.20.0.0/16
+        esp_proposals = default
+      }
+    }
+  }
   rw-rekey {
     version = 2
     local_addrs = $up_gw
@@ -581,8 +655,17 @@ secrets {
     id-2 = $name.lab
     secret = "$LAB_PASSWORD"
   }
+  ike-grace {
+    id-1 = grace@lab
+    id-2 = $name.lab
+    secret = "$LAB_PASSWORD"
+  }
   eap-dave {
     id = dave
+    secret = "$LAB_PASSWORD"
+  }
+  eap-erin {
+    id = erin
     secret = "$LAB_PASSWORD"
   }
 }
@@ -593,10 +676,12 @@ CONF
   (umask 077
    printf '%s\n' "$LAB_PASSWORD" > "$p/$name.psk"
    printf '%s\n' "$LAB_PASSWORD" > "$p/$name.password"
-   cp "$d/carol.key" "$p/$name-carol.key"; cp "$d/rogue.key" "$p/$name-rogue.key")
+   cp "$d/carol.key" "$p/$name-carol.key"; cp "$d/rogue.key" "$p/$name-rogue.key"
+   cp "$d/frank.key" "$p/$name-frank.key")
   cp "$d/carol.crt" "$p/$name-carol.crt"; cp "$d/rogue.crt" "$p/$name-rogue.crt"
+  cp "$d/frank.crt" "$p/$name-frank.crt"
   cp "$d/ipsec-ca.crt" "$p/$name-ca.crt"; cp "$d/rogue-ca.crt" "$p/$name-rogue-ca.crt"
-  lab_log "gateway $name: strongSwan (IKEv2: PSK, certificates, EAP-MD5) at $up_gw"
+  lab_log "gateway $name: strongSwan (IKEv2: PSK, RSA and ECDSA certificates, EAP-MD5, EAP-MSCHAPv2) at $up_gw"
 }
 
 lab_up() {

@@ -71,6 +71,154 @@ check "down echocert, echoeap" bash -c "nsvpn down echocert && nsvpn down echoea
 both_left() { leftovers_of echocert; leftovers_of echoeap; }
 expect "nothing of them is left" "" both_left
 
+echo "# IPsec: EAP-MSCHAPv2 (erin) and an ECDSA certificate (frank@lab), each a connection of the same gateway"
+cat > "$P/echomschap.toml" <<TOML
+[vpn]
+kind = "ipsec"
+server = "$(lab_gw_ip 4)"
+remote_id = "echo.lab"
+user = "erin"
+password_file = "echo.password"
+ca_file = "echo-ca.crt"
+TOML
+cat > "$P/echoecdsa.toml" <<TOML
+[vpn]
+kind = "ipsec"
+server = "$(lab_gw_ip 4)"
+local_id = "frank@lab"
+remote_id = "echo.lab"
+cert_file = "echo-frank.crt"
+key_file = "echo-frank.key"
+ca_file = "echo-ca.crt"
+TOML
+gw_log() { grep -c -- "$1" "$LAB_DIR/echo/charon.log"; }
+mschap_before=$(gw_log "EAP method EAP_MSCHAPV2 succeeded, MSK established")
+ecdsa_before=$(gw_log "authentication of 'frank@lab' with ECDSA_WITH_SHA256_DER successful")
+# One after the other: while a second charon's TUN comes and goes on the
+# host, the first one's kernel-netlink sees it and sends MOBIKE address
+# updates (see lab-notes-ipsec.md).
+check "up echomschap (EAP-MSCHAPv2)" nsvpn up echomschap
+expect "echomschap's psql reaches echo's database by name" echo psql_side echomschap
+check "up echoecdsa (ECDSA certificate)" nsvpn up echoecdsa
+expect "echoecdsa's psql reaches echo's database by name" echo psql_side echoecdsa
+expect "the gateway ran EAP-MSCHAPv2 with erin (MSK established)" "$((mschap_before + 1))" gw_log "EAP method EAP_MSCHAPV2 succeeded, MSK established"
+expect "the gateway checked frank@lab's ECDSA signature" "$((ecdsa_before + 1))" gw_log "authentication of 'frank@lab' with ECDSA_WITH_SHA256_DER successful"
+(umask 077; echo "not the password" > "$P/badmschap.password")
+sed 's/^password_file = .*/password_file = "badmschap.password"/' "$P/echomschap.toml" > "$P/badmschap.toml"
+status_is "EAP-MSCHAPv2 with a wrong password fails" 1 nsvpn up badmschap
+grep -q "authentication failed: the gateway refused the user name or password (check vpn.user and vpn.password_file)" /tmp/out \
+  && ok "... saying the gateway refused the user name or password" || { fail "... saying the gateway refused the user name or password"; cat /tmp/out; }
+expect "... and leaves nothing of badmschap" "" leftovers_of badmschap
+check "down echomschap, echoecdsa" bash -c "nsvpn down echomschap && nsvpn down echoecdsa"
+both_left() { leftovers_of echomschap; leftovers_of echoecdsa; }
+expect "nothing of them is left" "" both_left
+rm -f "$P"/{echomschap,echoecdsa,badmschap}.*
+
+echo "# IPsec: a provider's swanctl.conf used as is (a certificate; and a pre-shared key in a CRLF file with a BOM)"
+cat > "$P/echo-swan.conf" <<CONF
+# Exported from the customer's VPN portal: carol's connection.
+connections {
+  customer {
+    remote_addrs = $(lab_gw_ip 4)
+    vips = 0.0.0.0
+    proposals = default
+    local {
+      auth = pubkey
+      certs = echo-carol.crt
+      id = carol@lab
+    }
+    remote {
+      auth = pubkey
+      id = "echo.lab"
+      cacerts = echo-ca.crt
+    }
+    children {
+      customer-net {
+        remote_ts = 10.20.0.0/16
+        esp_proposals = default
+        start_action = trap   # nsvpn starts it itself
+        dpd_action = restart
+      }
+    }
+  }
+}
+secrets {
+  private-carol {
+    file = echo-carol.key
+  }
+}
+CONF
+{ printf '\xef\xbb\xbf'; sed 's/$/\r/' <<CONF
+# Two offices; the profile names which (connection = "lab").
+connections {
+  office {
+    remote_addrs = 203.0.113.99
+    local {
+      auth = psk
+      id = grace@lab
+    }
+    children {
+      net {
+      }
+    }
+  }
+  lab
+  {
+    remote_addrs = $(lab_gw_ip 4)
+    local {
+      auth = psk
+      id = grace@lab
+    }
+    remote {
+      auth = psk
+      id = echo.lab
+    }
+    children {
+      net {
+        remote_ts = 10.20.0.0/16
+        esp_proposals = default
+      }
+    }
+  }
+}
+secrets {
+  ike-grace {
+    id-1 = grace@lab
+    id-2 = echo.lab
+    secret = "$LAB_PASSWORD"
+  }
+}
+CONF
+} > "$P/echo-swan-crlf.conf"
+chmod 600 "$P/echo-swan-crlf.conf"
+printf '[vpn]\nkind = "ipsec"\nconfig = "echo-swan.conf"\n' > "$P/echoswan.toml"
+printf '[vpn]\nkind = "ipsec"\nconfig = "echo-swan-crlf.conf"\nconnection = "lab"\n' > "$P/echoswancrlf.toml"
+status_is "up echoswan (swanctl.conf, certificate)" 0 nsvpn up echoswan
+grep -q "nsvpn: warning: .*echo-swan.conf: line 21: \`connections.customer.children.customer-net.start_action\` left out: nsvpn starts the connection itself" /tmp/out \
+  && ok "... warning that start_action was left out, naming the file, the line and the key" || { fail "... warning that start_action was left out"; cat /tmp/out; }
+check "up echoswancrlf (swanctl.conf with CRLF and a BOM, pre-shared key, one of two connections)" nsvpn up echoswancrlf
+for p in echoswan echoswancrlf; do expect "$p's psql reaches echo's database by name" echo psql_side $p; done
+files_ids() { gw_ids | tr ' ' '\n' | grep -x -e carol@lab -e grace@lab | xargs; }
+expect "the gateway authenticated each by its own connection" "carol@lab grace@lab" files_ids
+expect "echoswan's status: the gateway's identity, its CHILD_SA and the file's networks" "echo.lab INSTALLED ['10.20.0.0/16']" ipsec_json echoswan 'r["ipsec"]["remote_id"], r["ipsec"]["child"]["state"], r["ipsec"]["child"]["remote_ts"]'
+check "down echoswan, echoswancrlf" bash -c "nsvpn down echoswan && nsvpn down echoswancrlf"
+both_left() { leftovers_of echoswan; leftovers_of echoswancrlf; }
+expect "nothing of them is left" "" both_left
+sed 's/secret = .*/secret = "not the key"\r/' "$P/echo-swan-crlf.conf" > "$P/badswan.conf"
+printf '[vpn]\nkind = "ipsec"\nconfig = "badswan.conf"\nconnection = "lab"\n' > "$P/badswan.toml"
+status_is "a swanctl.conf with a wrong pre-shared key fails" 1 nsvpn up badswan
+grep -q "authentication failed: the gateway refused the pre-shared key (check the \`secrets\` and \`local\` sections of .*badswan.conf)" /tmp/out \
+  && ok "... saying so, naming the file" || { fail "... saying so, naming the file"; cat /tmp/out; }
+expect "... and leaves nothing of badswan" "" leftovers_of badswan
+printf 'connections {\n  c {\n    remote_addrs = %s\n    local {\n      auth = psk\n    }\n    children {\n      net {\n        updown = /bin/touch /run/pwned\n      }\n    }\n  }\n}\n' "$(lab_gw_ip 4)" > "$P/badswan.conf"
+printf '[vpn]\nkind = "ipsec"\nconfig = "badswan.conf"\n' > "$P/badswan.toml"
+status_is "a swanctl.conf with an updown script is refused" 1 nsvpn up badswan
+grep -q "line 9: \`connections.c.children.net.updown\` is not allowed: it runs a program on the host" /tmp/out \
+  && ok "... naming the line and the key" || { fail "... naming the line and the key"; cat /tmp/out; }
+badswan_left() { leftovers_of badswan; ls /run/pwned 2>/dev/null; true; }
+expect "... and leaves nothing (and ran nothing)" "" badswan_left
+rm -f "$P"/{echoswan,echoswancrlf,badswan}.toml "$P"/{echo-swan,echo-swan-crlf,badswan}.conf
+
 echo "# IPsec: the kill switch (charon killed: nothing leaves)"
 pid=$(charon_of echo)
 kill -9 "$pid"; for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done

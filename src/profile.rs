@@ -875,9 +875,10 @@ mod example_tests {
                 "customer-ipsec",
                 "customer-ipsec-cert",
                 "customer-ipsec-eap",
+                "customer-ipsec-swanctl",
                 "on-demand"
             ],
-            "one example per kind (IPsec: one per way to authenticate), and one on demand"
+            "one example per kind (IPsec: one per way to authenticate, and a swanctl.conf), and one on demand"
         );
         for n in names {
             let text = std::fs::read_to_string(dir.join(format!("{n}.toml"))).unwrap();

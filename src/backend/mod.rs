@@ -71,7 +71,7 @@ impl std::fmt::Display for Kind {
 pub fn check_arguments(vpn: &Vpn) -> Result<(), Vec<String>> {
     match vpn {
         Vpn::OpenConnect { args, .. } => openconnect::check_args(args),
-        Vpn::WireGuard { .. } | Vpn::OpenVpn { .. } | Vpn::IpSec(_) => Ok(()),
+        Vpn::WireGuard { .. } | Vpn::OpenVpn { .. } | Vpn::IpSec(_) | Vpn::IpSecFile(_) => Ok(()),
     }
 }
 
@@ -176,6 +176,7 @@ pub fn prepare(profile: &Profile, wait: Duration) -> Result<Prepared> {
             wait,
         )?),
         Vpn::IpSec(s) => Prepared::IpSec(ipsec::prepare(profile, s, wait)?),
+        Vpn::IpSecFile(s) => Prepared::IpSec(ipsec::prepare_file(profile, s, wait)?),
     })
 }
 

@@ -31,6 +31,7 @@ pub struct RawVpn {
     pub(crate) ca_file: Option<String>,
     pub(crate) proposals: Option<Vec<String>>,
     pub(crate) esp_proposals: Option<Vec<String>>,
+    pub(crate) connection: Option<String>,
 }
 
 impl RawVpn {
@@ -53,6 +54,7 @@ impl RawVpn {
             ("ca_file", self.ca_file.is_some()),
             ("proposals", self.proposals.is_some()),
             ("esp_proposals", self.esp_proposals.is_some()),
+            ("connection", self.connection.is_some()),
         ]
         .into_iter()
         .filter_map(|(f, set)| set.then_some(f))
@@ -80,6 +82,8 @@ pub enum Vpn {
     },
     /// The gateway, the identities and how each side authenticates.
     IpSec(ipsec::Settings),
+    /// A swanctl.conf-style connection file, and where its secrets are.
+    IpSecFile(ipsec::swanctl::FileSettings),
 }
 
 /// The fields of `[vpn]` each kind takes (besides `kind`).
@@ -98,7 +102,7 @@ impl Vpn {
             Vpn::WireGuard { .. } => Kind::WireGuard,
             Vpn::OpenVpn { .. } => Kind::OpenVpn,
             Vpn::OpenConnect { .. } => Kind::OpenConnect,
-            Vpn::IpSec(_) => Kind::IpSec,
+            Vpn::IpSec(_) | Vpn::IpSecFile(_) => Kind::IpSec,
         }
     }
 
@@ -116,6 +120,7 @@ impl Vpn {
                 out.extend(password_file.as_deref().map(|p| ("vpn.password_file", p)));
             }
             Vpn::IpSec(s) => out.extend(s.files()),
+            Vpn::IpSecFile(s) => out.extend(s.files()),
         }
         out
     }

@@ -19,6 +19,7 @@
 //! nsvpn drives charon over VICI ([`vici`]); it never parses `swanctl`.
 
 pub mod settings;
+pub mod swanctl;
 pub mod vici;
 
 use std::ffi::OsString;
@@ -50,10 +51,13 @@ const CHARON: &[&str] = &["/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon"];
 /// The plugins charon loads, and nothing else (`load_modular = no`): no
 /// `updown` (scripts), no `stroke`, no `resolvconf` program, no XFRM.
 /// Certificates: x509, pem, pkcs1/pkcs8 (RSA keys, the keys OpenSSL
-/// writes), gmp (RSA). EAP: md5 (with the md5 hasher), mschapv2 where
-/// libcharon-extauth-plugins is installed (charon skips a plugin it lacks).
-const PLUGINS: &str = "random nonce kdf aes sha1 sha2 md5 hmac gmp pem pkcs1 pkcs8 x509 \
-                       pubkey kernel-libipsec kernel-netlink socket-default vici resolve \
+/// writes), gmp (RSA); openssl (ECDSA, and MD4 and DES for MSCHAPv2) where
+/// libstrongswan-standard-plugins is installed. EAP: md5 (with the md5
+/// hasher), mschapv2 where libcharon-extauth-plugins is installed. charon
+/// skips a plugin it lacks ("failed to load ... no plugin file
+/// available") and starts with the others.
+const PLUGINS: &str = "random nonce kdf aes sha1 sha2 md5 hmac gmp openssl pem pkcs1 pkcs8 \
+                       x509 pubkey kernel-libipsec kernel-netlink socket-default vici resolve \
                        eap-identity eap-md5 eap-mschapv2";
 
 /// The name of the connection and its child in charon.
@@ -91,6 +95,23 @@ pub struct Prepared {
     pub proposals: Vec<String>,
     pub esp_proposals: Vec<String>,
     pub wait: Duration,
+    /// A swanctl.conf-style file's connection and secrets, sent as they are
+    /// (then `credential`, `ca` and the proposals are unused).
+    file: Option<swanctl::Loaded>,
+}
+
+impl Prepared {
+    /// What nsvpn's side proves itself with, for messages.
+    fn what(&self) -> &'static str {
+        self.file.as_ref().map_or(self.auth.what(), |f| f.what)
+    }
+
+    /// What to check when the gateway refuses nsvpn's side.
+    fn fields(&self) -> String {
+        self.file
+            .as_ref()
+            .map_or(self.auth.fields().to_string(), |f| f.fields.clone())
+    }
 }
 
 impl std::fmt::Debug for Prepared {
@@ -209,25 +230,28 @@ fn check_cert(profile: &Profile, field: &str, path: &Path, data: &[u8]) -> Resul
 
 /// Checks that a file holds an unencrypted private key.
 fn check_key(profile: &Profile, path: &Path, data: &[u8]) -> Result<()> {
+    check_key_data(
+        &format!("{} ({})", at(profile, "vpn.key_file"), path.display()),
+        data,
+    )
+}
+
+/// Checks that `data` is an unencrypted private key; `label` says where
+/// it is from.
+fn check_key_data(label: &str, data: &[u8]) -> Result<()> {
     let encrypted = pem_label(data).is_some_and(|l| l.contains("ENCRYPTED"))
         || std::str::from_utf8(data).is_ok_and(|t| t.contains("Proc-Type: 4,ENCRYPTED"));
     if encrypted {
         bail!(
-            "{} ({}): the private key is encrypted, and nothing could type its passphrase: \
+            "{label}: the private key is encrypted, and nothing could type its passphrase: \
              decrypt it into a file only root may read (openssl pkey -in KEY -out KEY.plain), \
-             and name that",
-            at(profile, "vpn.key_file"),
-            path.display()
+             and name that"
         );
     }
     match pem_label(data) {
         Some(l) if l.ends_with("PRIVATE KEY") => Ok(()),
         None if data.first() == Some(&0x30) => Ok(()),
-        _ => bail!(
-            "{} ({}): not a private key (PEM or DER)",
-            at(profile, "vpn.key_file"),
-            path.display()
-        ),
+        _ => bail!("{label}: not a private key (PEM or DER)"),
     }
 }
 
@@ -282,6 +306,46 @@ pub fn prepare(profile: &Profile, s: &Settings, wait: Duration) -> Result<Prepar
         proposals: s.proposals.clone(),
         esp_proposals: s.esp_proposals.clone(),
         wait,
+        file: None,
+    })
+}
+
+/// A profile with a swanctl.conf-style connection file: the file read and
+/// checked (see [`swanctl`]), and what it names read.
+pub fn prepare_file(
+    profile: &Profile,
+    s: &swanctl::FileSettings,
+    wait: Duration,
+) -> Result<Prepared> {
+    let (loaded, checked) = swanctl::load(profile, s)?;
+    let auth = match checked.auth {
+        swanctl::LocalAuth::Psk => Auth::Psk {
+            psk_file: s.config.clone(),
+        },
+        swanctl::LocalAuth::Pubkey => Auth::Cert {
+            cert_file: s.config.clone(),
+            key_file: s.config.clone(),
+        },
+        swanctl::LocalAuth::Eap => Auth::Eap {
+            user: checked.eap_id.clone().unwrap_or_default(),
+            password_file: s.config.clone(),
+        },
+    };
+    Ok(Prepared {
+        charon: find_charon()?,
+        remote_id: checked
+            .remote_id
+            .clone()
+            .unwrap_or_else(|| checked.server.clone()),
+        server: checked.server,
+        local_id: checked.local_id,
+        auth,
+        credential: Credential::Psk(String::new()),
+        ca: None,
+        proposals: Vec::new(),
+        esp_proposals: Vec::new(),
+        wait,
+        file: Some(loaded),
     })
 }
 
@@ -368,6 +432,9 @@ fn proposals(list: &[String]) -> Vec<&str> {
 /// side authenticated as the profile says (the gateway with the same key,
 /// or with a certificate from `ca_file`), dead peer detection.
 pub fn connection(p: &Prepared) -> Message {
+    if let Some(f) = &p.file {
+        return f.conn.clone();
+    }
     let mut local = Message::new().kv("auth", p.auth.local());
     let mut remote = Message::new();
     match &p.credential {
@@ -424,6 +491,9 @@ pub fn connection(p: &Prepared) -> Message {
 /// exactly the two identities, the certificate's private key, or the EAP
 /// password for the user. (command, message)
 fn credentials(p: &Prepared) -> Vec<(&'static str, Message)> {
+    if let Some(f) = &p.file {
+        return f.secrets.clone();
+    }
     match &p.credential {
         Credential::Psk(psk) => vec![(
             "load-shared",
@@ -465,13 +535,14 @@ pub fn failure_reason(p: &Prepared, errmsg: &str, log: &[String]) -> String {
         "AUTHENTICATION_FAILED",
         "received EAP_FAILURE",
         "EAP method",
+        "EAP-MS-CHAPv2 failed",
     ])
     .filter(|l| !l.contains("succeeded"))
     {
         return format!(
             "authentication failed: the gateway refused {} (check {}) [{l}]",
-            p.auth.what(),
-            p.auth.fields()
+            p.what(),
+            p.fields()
         );
     }
     // nsvpn's side refused the gateway.
@@ -485,9 +556,21 @@ pub fn failure_reason(p: &Prepared, errmsg: &str, log: &[String]) -> String {
     .or_else(|| {
         has(&["authentication of '"]).filter(|l| l.contains("failed") && !l.contains("(myself)"))
     }) {
-        let why = match p.auth {
-            Auth::Psk { .. } => "it does not know the pre-shared key (vpn.psk_file)".to_string(),
-            _ => format!(
+        let why = match (&p.file, &p.auth) {
+            (Some(f), Auth::Psk { .. }) => format!(
+                "it does not know the pre-shared key ({})",
+                f.config.display()
+            ),
+            (Some(f), _) => format!(
+                "its certificate is not signed by the CA of `remote.cacerts` in {}, or does not \
+                 name {:?} (`remote.id`)",
+                f.config.display(),
+                p.remote_id
+            ),
+            (None, Auth::Psk { .. }) => {
+                "it does not know the pre-shared key (vpn.psk_file)".to_string()
+            }
+            (None, _) => format!(
                 "its certificate is not signed by the CA of vpn.ca_file, or does not name \
                  {:?} (vpn.remote_id)",
                 p.remote_id
@@ -496,9 +579,13 @@ pub fn failure_reason(p: &Prepared, errmsg: &str, log: &[String]) -> String {
         return format!("authentication failed: the gateway could not prove itself: {why} [{l}]");
     }
     if let Some(l) = has(&["NO_PROPOSAL_CHOSEN", "no acceptable proposal"]) {
+        let from = match &p.file {
+            Some(f) => format!("proposals and esp_proposals in {}", f.config.display()),
+            None => "vpn.proposals, vpn.esp_proposals".into(),
+        };
         return format!(
             "no proposal chosen: the gateway accepts none of the algorithms offered \
-             (vpn.proposals, vpn.esp_proposals, else strongSwan's defaults) [{l}]"
+             ({from}, else strongSwan's defaults) [{l}]"
         );
     }
     if let Some(l) = has(&["TS_UNACCEPTABLE"]) {
@@ -949,6 +1036,7 @@ mod tests {
             proposals: vec![],
             esp_proposals: vec![],
             wait: Duration::from_secs(20),
+            file: None,
         }
     }
 
@@ -1050,6 +1138,14 @@ mod tests {
                 &eap_prepared(),
                 failed,
                 &lines(&["received EAP_FAILURE, EAP authentication failed"]),
+            ),
+            failure_reason(
+                &eap_prepared(),
+                failed,
+                &lines(&[
+                    "EAP-MS-CHAPv2 failed with error ERROR_AUTHENTICATION_FAILURE: '(null)'",
+                    "EAP_MSCHAPV2 method failed",
+                ]),
             ),
             failure_reason(
                 &prepared(),

@@ -23,6 +23,8 @@ pub const FIELDS: &[&str] = &[
     "password_file",
     "proposals",
     "esp_proposals",
+    "config",
+    "connection",
 ];
 
 /// How nsvpn's side authenticates, and with it how the gateway does: with
@@ -161,7 +163,17 @@ fn proposals(src: &Source, field: &str, value: Option<Vec<String>>) -> Result<Ve
 }
 
 /// `[vpn]` with kind = "ipsec".
-pub(crate) fn settings(src: &Source, v: RawVpn) -> Result<Vpn> {
+pub(crate) fn settings(src: &Source, mut v: RawVpn) -> Result<Vpn> {
+    // A swanctl.conf-style file says the rest (super::swanctl).
+    if let Some(config) = v.config.take() {
+        return super::swanctl::settings(src, v, config).map(Vpn::IpSecFile);
+    }
+    if v.connection.is_some() {
+        return Err(src.field(
+            "vpn.connection",
+            "names a connection of a swanctl.conf file: it needs `config`".into(),
+        ));
+    }
     let server = v
         .server
         .ok_or_else(|| src.field("vpn.server", "is missing: name the IKEv2 gateway".into()))?;
