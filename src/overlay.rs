@@ -3,8 +3,8 @@
 //!
 //! overlayfs refuses layers that overlap, and on most machines
 //! `/etc/netns/<ns>` lies inside `/etc`'s own filesystem, so the top layer is
-//! a copy. It is kept between execs in `/run/nsvpn/<p>/etc/` (and the shell's
-//! rc files in `/run/nsvpn/<p>/etc-shell/`), with a note of what it was
+//! a copy. It is kept between execs in `/run/nsvpn/<p>/etc/` (and a shell's
+//! rc files in `/run/nsvpn/<p>/etc-shell-<hash>/`), with a note of what it was
 //! copied from (`etc.from`: each file's inode, size and times): an exec
 //! whose note still matches `/etc/netns/<ns>/` mounts the overlay straight
 //! from it, with no file read or written. When the note does not match, root
@@ -29,15 +29,11 @@ const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 
-/// Where the top layers are kept for the profile whose run directory is
-/// `kept` (`/run/nsvpn/<p>/`): the files, the note of what they were copied
-/// from, and the shell's rc files.
-fn kept_paths(kept: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    (
-        kept.join("etc"),
-        kept.join("etc.from"),
-        kept.join("etc-shell"),
-    )
+/// Where the top layer is kept for the profile whose run directory is
+/// `kept` (`/run/nsvpn/<p>/`): the files, and the note of what they were
+/// copied from.
+fn kept_paths(kept: &Path) -> (PathBuf, PathBuf) {
+    (kept.join("etc"), kept.join("etc.from"))
 }
 
 /// Mounts the overlay on `/etc`. Call only inside a private mount namespace.
@@ -126,16 +122,10 @@ fn read_mountinfo() -> Result<String> {
 /// The kept top layers (the shell's first, if any), brought up to date if
 /// they are not: errors when this caller may not write them.
 fn keep(kept: &Path, files: &[PathBuf], extra: &[(PathBuf, String)]) -> Result<Vec<PathBuf>> {
-    let (etc, note, shell) = kept_paths(kept);
+    let (etc, note) = kept_paths(kept);
     let mut lower = Vec::new();
     if !extra.is_empty() {
-        for (rel, text) in extra {
-            let at = shell.join(rel);
-            if std::fs::read(&at).ok().as_deref() != Some(text.as_bytes()) {
-                write_kept(kept, &at, text.as_bytes())?;
-            }
-        }
-        lower.push(shell);
+        lower.push(keep_extra(kept, extra)?);
     }
     let from = provenance(files)?;
     if std::fs::read(&note).ok().as_deref() != Some(from.as_bytes()) {
@@ -144,6 +134,42 @@ fn keep(kept: &Path, files: &[PathBuf], extra: &[(PathBuf, String)]) -> Result<V
     }
     lower.push(etc);
     Ok(lower)
+}
+
+/// The layer of `extra` (a shell's rc files), named after what it holds
+/// (`etc-shell-<hash>`): written once, whole, then renamed into place and
+/// never changed, so each shell gets its own files and none is changed
+/// under a shell that is starting.
+fn keep_extra(kept: &Path, extra: &[(PathBuf, String)]) -> Result<PathBuf> {
+    let mut all = Vec::new();
+    for (rel, text) in extra {
+        all.extend_from_slice(rel.as_os_str().as_bytes());
+        all.push(0);
+        all.extend_from_slice(text.as_bytes());
+        all.push(0);
+    }
+    let dir = kept.join(format!("etc-shell-{:08x}", crate::names::fnv1a(&all)));
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let tmp = kept.join(format!(".etc-shell-{}.tmp", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let made = extra
+        .iter()
+        .try_for_each(|(rel, text)| write_readable(&tmp.join(rel), text.as_bytes()))
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("cannot set the mode of {}", tmp.display()))
+        });
+    let placed = made.and_then(|()| match std::fs::rename(&tmp, &dir) {
+        Ok(()) => Ok(()),
+        // Another exec placed the same files first.
+        Err(_) if dir.is_dir() => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot write {}", dir.display())),
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
+    placed.map(|()| dir)
 }
 
 /// What `files` are now, one line each: name, device, inode, size, and

@@ -4,10 +4,11 @@
 //!
 //! The rc files nsvpn provides live in `/etc/nsvpn-shell/`, which exists only
 //! in the shell's own view of `/etc`: the exec's overlay on `/etc` carries
-//! it in its top layer (see `exec.rs`, step 6). So they are root's, on a
-//! read-only mount no one can write, readable by the user, and gone when
-//! the shell and everything it started have exited: nothing is left on the
-//! machine. Without the overlay, the shell runs as it would without nsvpn.
+//! it in its top layer (see `exec.rs`, step 6, and `overlay.rs`: the layer
+//! is kept in the profile's run directory, which `down` removes). So they
+//! are root's, on a read-only mount no one can write, readable by the user,
+//! and nothing of them is left on the machine once the profile is down.
+//! Without the overlay, the shell runs as it would without nsvpn.
 //!
 //! - bash: `--rcfile /etc/nsvpn-shell/bashrc`, which reads `~/.bashrc` as
 //!   bash would (bash reads `/etc/bash.bashrc` before any rc file), then

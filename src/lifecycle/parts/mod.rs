@@ -272,11 +272,12 @@ pub const HELPER_GRACE: Duration = Duration::from_secs(2);
 ///   carries it), then all are waited for together: `down` takes as long as
 ///   the slowest of them, not their sum;
 /// - meanwhile, on a thread of its own, the independent parts go (the veth
-///   pair, and with it a WireGuard device: deleting links waits for the
-///   kernel's RCU grace periods, as a client's exit that closes its tun
-///   device does; run together, the two waits overlap), and the wait for
-///   the processes begins once they are gone (wireguard-go ends by itself
-///   when its device is deleted, and is signalled only if it did not);
+///   pair, and with it a WireGuard device, deleted in one batch: a child
+///   process waits out the kernel's RCU barrier that frees them, which
+///   nothing depends on, and the thread goes on once the kernel announced
+///   them deleted, see `unlinking.rs`), and the wait for the processes
+///   begins once they are gone (wireguard-go ends by itself when its device
+///   is deleted, and is signalled only if it did not);
 /// - then what is left, in reverse order, the namespace last: nothing is
 ///   ever left pointing into a namespace that is gone.
 pub fn remove_all(names: &Names, st: Option<&State>, procs: &Procs) -> Vec<String> {
