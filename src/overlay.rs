@@ -381,6 +381,104 @@ fn move_mount(from: &OwnedFd, to: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A directory of the test's own, removed when dropped.
+    struct Scratch(PathBuf);
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let p =
+                std::env::temp_dir().join(format!("nsvpn-overlay-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(p.join("src")).unwrap();
+            std::fs::create_dir_all(p.join("kept")).unwrap();
+            Scratch(p)
+        }
+    }
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_kept_layer_follows_its_source_and_is_left_alone_while_it_does() {
+        let t = Scratch::new("keep");
+        let (src, kept) = (t.0.join("src"), t.0.join("kept"));
+        let write = |name: &str, text: &str| util_write(&src.join(name), text);
+        write("resolv.conf", "nameserver 10.20.0.53\n");
+        write("hosts", "10.20.1.5 db.internal\n");
+        let files = |names: &[&str]| names.iter().map(|n| src.join(n)).collect::<Vec<_>>();
+        let lower = keep(&kept, &files(&["hosts", "resolv.conf"]), &[]).unwrap();
+        assert_eq!(lower, vec![kept.join("etc")]);
+        assert_eq!(listing(&kept.join("etc")), ["hosts", "resolv.conf"]);
+        let copy = kept.join("etc/resolv.conf");
+        assert_eq!(
+            std::fs::read_to_string(&copy).unwrap(),
+            "nameserver 10.20.0.53\n"
+        );
+        let ino = std::fs::metadata(&copy).unwrap().ino();
+        // Nothing changed: nothing is written again.
+        keep(&kept, &files(&["hosts", "resolv.conf"]), &[]).unwrap();
+        assert_eq!(std::fs::metadata(&copy).unwrap().ino(), ino);
+        // Replaced by rename, as nsvpn writes it: copied again.
+        write("resolv.conf", "nameserver 10.20.0.54\n");
+        keep(&kept, &files(&["hosts", "resolv.conf"]), &[]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&copy).unwrap(),
+            "nameserver 10.20.0.54\n"
+        );
+        // Edited in place, to the same size: the times tell.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(src.join("resolv.conf"), "nameserver 10.20.0.55\n").unwrap();
+        keep(&kept, &files(&["hosts", "resolv.conf"]), &[]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&copy).unwrap(),
+            "nameserver 10.20.0.55\n"
+        );
+        // A file gone from the source is gone from the layer; no temporary
+        // file is left anywhere.
+        keep(&kept, &files(&["resolv.conf"]), &[]).unwrap();
+        assert_eq!(listing(&kept.join("etc")), ["resolv.conf"]);
+        assert_eq!(listing(&kept), ["etc", "etc.from"]);
+        for mode in [
+            std::fs::metadata(kept.join("etc")).unwrap().mode(),
+            std::fs::metadata(&copy).unwrap().mode(),
+        ] {
+            assert_eq!(mode & 0o777 & 0o444, 0o444, "readable by all: {mode:o}");
+        }
+    }
+
+    #[test]
+    fn each_shell_gets_a_layer_of_its_own_files() {
+        let t = Scratch::new("shell");
+        let kept = t.0.join("kept");
+        let bash = vec![(PathBuf::from("nsvpn-shell/bashrc"), "PS1=x".to_string())];
+        let zsh = vec![
+            (PathBuf::from("nsvpn-shell/.zshenv"), "a".to_string()),
+            (PathBuf::from("nsvpn-shell/.zshrc"), "b".to_string()),
+        ];
+        let b = keep(&kept, &[], &bash).unwrap();
+        let z = keep(&kept, &[], &zsh).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_ne!(b[0], z[0]);
+        assert_eq!(listing(&b[0].join("nsvpn-shell")), ["bashrc"]);
+        assert_eq!(listing(&z[0].join("nsvpn-shell")), [".zshenv", ".zshrc"]);
+        assert_eq!(keep(&kept, &[], &bash).unwrap(), b);
+        assert!(listing(&kept).iter().all(|n| !n.ends_with(".tmp")));
+    }
+
+    fn util_write(path: &Path, text: &str) {
+        crate::util::write_atomic(path, text.as_bytes(), 0o644).unwrap();
+    }
+
     #[test]
     fn outermost_submounts() {
         let info = "\

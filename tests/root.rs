@@ -710,3 +710,70 @@ fn hand_made_state(p: &str) -> State {
         backend: Default::default(),
     }
 }
+
+#[test]
+#[ignore = "needs root; run with --ignored (README: the test command)"]
+fn links_deleted_detached_are_gone_on_return_and_the_child_holds_nothing_of_ours() {
+    if !sandboxed("links_deleted_detached_are_gone_on_return_and_the_child_holds_nothing_of_ours") {
+        return;
+    }
+    use nsvpn::unlinking::{Unlinked, delete_detached};
+    let names = Names::for_profile("t9");
+    let v = VethAddrs::for_profile("t9");
+    netns::create(&names.netns).unwrap();
+    let ns = netns::open(&names.netns).unwrap();
+    util::block_on(async {
+        let host = Netlink::here().unwrap();
+        host.create_veth(
+            &names.host_veth,
+            &names.ns_veth,
+            ns.as_fd(),
+            nsvpn::names::LINK_GROUP,
+        )
+        .await
+        .unwrap();
+        let hv = host.link_by_name(&names.host_veth).await.unwrap().unwrap();
+        host.add_address(hv.index, format!("{}/30", v.host).parse().unwrap())
+            .await
+            .unwrap();
+        host.set_up(hv.index, None).await.unwrap();
+    })
+    .unwrap();
+    assert!(sh("ip -4 route").contains(&names.host_veth));
+    // A pipe whose write end only this process holds: if the child (which
+    // waits out the kernel's RCU barrier, 10-25 ms) kept a copy, a read
+    // that does not wait would find a writer and no end.
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK).unwrap();
+    let outcome = delete_detached(
+        Some(ns.as_fd()),
+        nsvpn::names::LINK_GROUP,
+        &names.host_veth,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(outcome, Unlinked::Announced);
+    // On return: the host's end, its address and its route are gone, and
+    // so is the end inside (same batch).
+    assert!(!netns::host_has_link(&names.host_veth));
+    assert!(!sh("ip -4 addr; ip -4 route").contains(&names.host_veth));
+    assert!(!netns::has_link(ns.as_fd(), &names.ns_veth).unwrap());
+    drop(w);
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        nix::unistd::read(&r, &mut buf),
+        Ok(0),
+        "the pipe ended at once: the child kept no copy of it"
+    );
+    // Nothing is left to delete: the host has no such link any more.
+    assert_eq!(
+        delete_detached(
+            Some(ns.as_fd()),
+            nsvpn::names::LINK_GROUP,
+            &names.host_veth,
+            Duration::from_secs(5)
+        )
+        .unwrap(),
+        Unlinked::NoHostLink
+    );
+    netns::delete(&names.netns).unwrap();
+}
