@@ -473,6 +473,8 @@ charon {
       path = $d/charon.log
       time_format = %T
       default = 1
+      # Each line written as it is logged: the suite reads this log.
+      flush_line = yes
     }
   }
   syslog {
