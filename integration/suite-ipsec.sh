@@ -169,6 +169,12 @@ no_escape echocert
 gave_up() { ipsec_json echocert 'r["state"] + " " + str(any("peer unreachable: no answer from 203.0.113.18" in x for x in r["problems"]))'; }
 for _ in $(seq 300); do [ "$(gave_up)" = "reconnecting True" ] && break; sleep 0.1; done
 expect "a gateway that stays down: echocert stays reconnecting, with the reason (not up, not silently)" "reconnecting True" gave_up
+t0=$(date +%s%N)
+check "down echo while it reconnects" nsvpn down echo
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$ms" -lt 6000 ] && ok "... within 6 s ($ms ms)" || fail "... within 6 s ($ms ms)"
+echo_left() { leftovers_of echo; pgrep -af 'ipsec-supervise echo$'; true; }
+expect "... and leaves nothing of echo (no charon, supervisor, rule, TUN)" "" echo_left
 status_is "echocert: exec still enters while it reconnects (the namespace is sealed)" 0 as_user nsvpn exec echocert -- true
 grep -q "nsvpn: warning: profile echocert: charon reconnecting since" /tmp/out && ok "... with a warning saying so" || { fail "... with a warning saying so"; cat /tmp/out; }
 nsvpn status echocert > /run/ipsec-status.txt 2>&1
@@ -179,7 +185,7 @@ sed -i 's|addrs = 10.7.0.0/24|addrs = 10.7.1.0/24|' "$LAB_DIR/echo/swanctl.conf"
 back=$(date +%s%N)
 lab_ipsec_server echo
 ms=$(wait_state echocert up 30) && ok "echocert: up again by itself within 30 s of the gateway's return ($ms ms)" || fail "echocert: up again by itself within 30 s of the gateway's return (now: $(ipsec_state echocert))"
-ms=$(wait_state echo up 30) && ok "echo too ($ms ms more)" || fail "echo too (now: $(ipsec_state echo))"
+check "up echo again" nsvpn up echo
 vip_net() { vip_of "$1" | cut -d. -f1-3; }
 expect "echocert's virtual IP inside is the new pool's" "10.7.1" vip_net echocert
 check "... and the old one ($first_vip) is gone from inside" bash -c "! ip -n nsvpn-echocert -4 addr | grep -qw '${first_vip%/*}'"
@@ -210,6 +216,16 @@ gw_pid=$(cat "$LAB_DIR/echo/server.pid")
 kill "$gw_pid"; for _ in $(seq 100); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.05; done
 lab_ipsec_server echo
 ms=$(wait_state echo up 30) && ok "a second restart: echo is back by itself ($ms ms), with the first pool's address $(vip_of echo)" || fail "a second restart: echo is back by itself (now: $(ipsec_state echo))"
+ms=$(wait_state echocert up 30) && ok "... and echocert ($ms ms more)" || fail "... and echocert (now: $(ipsec_state echocert))"
+echo "# IPsec: the gateway dies without a word (SIGKILL): dead peer detection finds it, the profile reconnects once it is back"
+gw_pid=$(cat "$LAB_DIR/echo/server.pid")
+kill -9 "$gw_pid"; for _ in $(seq 100); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.05; done
+ms=$(wait_state echocert reconnecting 40) && ok "echocert: reconnecting once dead peer detection gave up ($ms ms; dpd_delay 10 s, 3 retransmits)" || fail "echocert: reconnecting once dead peer detection gave up (now: $(ipsec_state echocert))"
+expect "... saying so" "True" ipsec_json echocert 'any("charon reconnecting since" in x and ("giving up after" in x or "peer unreachable" in x) for x in r["problems"])'
+lab_ipsec_server echo
+ms=$(wait_state echocert up 30) && ok "echocert: up again by itself within 30 s of the gateway's return ($ms ms)" || fail "echocert: up again by itself within 30 s of the gateway's return (now: $(ipsec_state echocert))"
+expect "echocert's psql reaches echo's database by name again" echo psql_side echocert
+ms=$(wait_state echo up 30) && ok "echo too ($ms ms more)" || fail "echo too (now: $(ipsec_state echo))"
 check "down echocert" nsvpn down echocert
 echocert_left() { leftovers_of echocert; pgrep -af 'ipsec-supervise echocert'; true; }
 expect "nothing of echocert is left (its supervisor neither)" "" echocert_left
