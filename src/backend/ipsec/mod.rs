@@ -14,7 +14,10 @@
 //!   profile's firewall mark look up, which nothing on the host sets; the
 //!   TUN's move into the namespace takes both with it;
 //! - DNS from the configuration payload is written by the `resolve` plugin
-//!   into charon's own `/run/resolv.conf`, which nsvpn reads.
+//!   into charon's own `/run/resolv.conf`, which nsvpn reads;
+//! - charon never re-initiates: once the gateway lost the SA, the profile's
+//!   supervisor replaces charon and its TUN, keeping the namespace
+//!   ([`reconnect`]).
 //!
 //! nsvpn drives charon over VICI ([`vici`]); it never parses `swanctl`.
 
@@ -415,6 +418,9 @@ pub fn connection(p: &Prepared) -> Message {
                     Message::new()
                         .list("remote_ts", ["0.0.0.0/0"])
                         .list("esp_proposals", proposals(&p.esp_proposals))
+                        // Never re-initiated by charon (it would put the
+                        // virtual IP on the host's uplink): the supervisor
+                        // makes a new charon instead (reconnect.rs).
                         .kv("dpd_action", "clear"),
                 ),
             ),
