@@ -165,6 +165,10 @@ impl Keeper {
                 }
                 Err(e) => {
                     watch.check()?;
+                    // Taken down meanwhile (this process is ended then).
+                    if State::load(&profile).is_none() {
+                        return Ok(());
+                    }
                     // The first line: charon's log follows it.
                     let e = format!("{e:#}");
                     record.last_error = e.lines().next().unwrap_or_default().to_string();
