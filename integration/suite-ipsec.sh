@@ -289,21 +289,105 @@ check "down rekey" nsvpn down rekey
 expect "nothing of rekey is left" "" leftovers_of rekey
 rm -f "$P/rekey.toml"
 
-echo "# IPsec: the gateway restarts (its charon deletes the SAs on the way down)"
+echo "# IPsec: the gateway stops, stays down, and comes back with another pool: the profiles reconnect by themselves"
 check "up echocert" nsvpn up echocert
-kill "$(cat "$LAB_DIR/echo/server.pid")"; for _ in $(seq 100); do kill -0 "$(cat "$LAB_DIR/echo/server.pid")" 2>/dev/null || break; sleep 0.05; done
+ipsec_state() { ipsec_json "$1" 'r["state"]'; }
+vip_of() { ip -n "nsvpn-$1" -4 -br addr show dev "nsvt-$1" 2>/dev/null | awk '{print $3}'; }
+# wait_state PROFILE STATE SECS: polls status; prints the ms it took, or fails.
+wait_state() {
+  local t0 i; t0=$(date +%s%N)
+  for i in $(seq $(($3 * 10))); do [ "$(ipsec_state "$1")" = "$2" ] && { echo $(( ($(date +%s%N) - t0) / 1000000 )); return 0; }; sleep 0.1; done
+  return 1
+}
+first_vip=$(vip_of echocert)
+# A process started inside before the gateway goes, which stays there
+# through it all: a ping a half second, one line each.
+inside echocert bash -c 'while :; do if ping -c1 -W1 10.20.1.5 > /dev/null 2>&1; then echo "ok $(date +%s%N)"; else echo "no $(date +%s%N)"; fi; sleep 0.5; done' > /run/ipsec-stayer.log 2>&1 &
+stayer=$!
+for _ in $(seq 50); do grep -q '^ok' /run/ipsec-stayer.log && break; sleep 0.1; done
+expect "a process inside echocert reaches the database before" "ok" bash -c "tail -n1 /run/ipsec-stayer.log | cut -d' ' -f1"
+host_addrs_before=$(ip -o addr | awk '{print $2, $4}' | grep -v -e '^nsvh-' -e '^lo ' | sort)
+ip monitor address > /run/ipsec-monitor.log 2>&1 &
+monitor=$!
+gw_pid=$(cat "$LAB_DIR/echo/server.pid")
+kill "$gw_pid"; for _ in $(seq 100); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.05; done
+ms=$(wait_state echocert reconnecting 10) && ok "echocert: status says reconnecting once the gateway deleted the SA ($ms ms)" || fail "echocert: status says reconnecting once the gateway deleted the SA (now: $(ipsec_state echocert))"
+status_is "echocert: the database does not answer from inside while the gateway is down" 1 inside echocert ping -c1 -W1 10.20.1.5
+no_escape echocert
+gave_up() { ipsec_json echocert 'r["state"] + " " + str(any("peer unreachable: no answer from 203.0.113.18" in x for x in r["problems"]))'; }
+for _ in $(seq 300); do [ "$(gave_up)" = "reconnecting True" ] && break; sleep 0.1; done
+expect "a gateway that stays down: echocert stays reconnecting, with the reason (not up, not silently)" "reconnecting True" gave_up
+t0=$(date +%s%N)
+check "down echo while it reconnects" nsvpn down echo
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$ms" -lt 6000 ] && ok "... within 6 s ($ms ms)" || fail "... within 6 s ($ms ms)"
+echo_left() { leftovers_of echo; pgrep -af 'ipsec-supervise echo$'; true; }
+expect "... and leaves nothing of echo (no charon, supervisor, rule, TUN)" "" echo_left
+status_is "echocert: exec still enters while it reconnects (the namespace is sealed)" 0 as_user nsvpn exec echocert -- true
+grep -q "nsvpn: warning: profile echocert: charon reconnecting since" /tmp/out && ok "... with a warning saying so" || { fail "... with a warning saying so"; cat /tmp/out; }
+nsvpn status echocert > /run/ipsec-status.txt 2>&1
+check "... and status (text) says since when and why" grep -q "charon reconnecting since [0-9]* s ago, last error: charon did not connect: peer unreachable" /run/ipsec-status.txt
+# The gateway comes back with another pool: the virtual IP must follow.
+cp "$LAB_DIR/echo/swanctl.conf" "$LAB_DIR/echo/swanctl.conf.orig"
+sed -i 's|addrs = 10.7.0.0/24|addrs = 10.7.1.0/24|' "$LAB_DIR/echo/swanctl.conf"
+back=$(date +%s%N)
 lab_ipsec_server echo
-for _ in $(seq 100); do [ "$(ipsec_json echocert 'r["state"]')" = broken ] && break; sleep 0.05; done
-expect "echocert: status says broken, naming the SA the gateway deleted" "broken True" ipsec_json echocert 'r["state"], any("charon has no IPsec SA with the gateway any more" in x and "received DELETE for IKE_SA" in x for x in r["problems"])'
-expect "... and shows no CHILD_SA" "None" ipsec_json echocert '(r.get("ipsec") or {}).get("child")'
-status_is "echocert: exec is refused while broken" 125 as_user nsvpn exec echocert -- true
-expect "the host's addresses gained nothing (charon put no virtual IP on the host)" "" bash -c "ip -4 -o addr | grep ' 10\.7\.'"
-status_is "echocert: the database does not answer from inside (the tunnel leads into charon, which has no SA: nothing leaves)" 1 inside echocert ping -c1 -W1 10.20.1.5
-check "down and up bring echocert back" bash -c "nsvpn down echocert && nsvpn up echocert"
-expect "echocert reaches its database again" echo psql_side echocert
+ms=$(wait_state echocert up 30) && ok "echocert: up again by itself within 30 s of the gateway's return ($ms ms)" || fail "echocert: up again by itself within 30 s of the gateway's return (now: $(ipsec_state echocert))"
+check "up echo again" nsvpn up echo
+vip_net() { vip_of "$1" | cut -d. -f1-3; }
+expect "echocert's virtual IP inside is the new pool's" "10.7.1" vip_net echocert
+check "... and the old one ($first_vip) is gone from inside" bash -c "! ip -n nsvpn-echocert -4 addr | grep -qw '${first_vip%/*}'"
+expect "status shows the new virtual IP" "True" ipsec_json echocert 'r["ipsec"]["vips"][0].startswith("10.7.1.")'
+for _ in $(seq 50); do tail -n1 /run/ipsec-stayer.log | grep -q '^ok' && break; sleep 0.2; done
+expect "the process that stayed inside reaches the database again" "ok" bash -c "tail -n1 /run/ipsec-stayer.log | cut -d' ' -f1"
+check "... and it is the same process, never stopped" kill -0 "$stayer"
+gap() { awk -v b="$back" '$1 == "ok" && $2 > b {print int(($2 - b) / 1000000); exit}' /run/ipsec-stayer.log; }
+ok "... its first answer came $(gap) ms after the gateway's return"
+expect "echocert's psql reaches echo's database by name again" echo psql_side echocert
+expect "echo's too" echo psql_side echo
+kill "$monitor"; wait "$monitor" 2>/dev/null
+vip_events() { grep -E 'inet 10\.7\.' /run/ipsec-monitor.log; }
+on_tun() { vip_events | grep -cE '^[0-9]+: ipsec[0-9]+ '; }
+elsewhere() { vip_events | grep -vE '^(Deleted )?[0-9]+: ipsec[0-9]+ '; true; }
+expect "the host's addresses (ip monitor address, all along): no virtual IP on the uplink or any other host link, not for a moment" "" elsewhere
+ok "... only on the fresh TUN device of each new charon until it moved in, as at up ($(on_tun) event(s))"
+expect "the host's addresses are as before" "$host_addrs_before" bash -c "ip -o addr | awk '{print \$2, \$4}' | grep -v -e '^nsvh-' -e '^lo ' | sort"
+expect "the host's routes are unchanged" "$ipsec_routes_before" host_routes
+expect "the host's XFRM policies and states are unchanged" "$xfrm_before" bash -c "ip xfrm policy 2>&1; ip xfrm state 2>&1"
+expect "the host's table 220 is unchanged" "$t220_before" ip route show table 220
+check "the supervisor's log says what it did" bash -c "grep -q 'profile echocert: reconnected (attempt [0-9]*' /run/nsvpn/echocert/ipsec-supervise.log"
+ip netns pids nsvpn-echocert | xargs -r kill; wait "$stayer" 2>/dev/null
+for _ in $(seq 40); do [ -z "$(ip netns pids nsvpn-echocert)" ] && break; sleep 0.05; done
+# The gateway as it was, for what follows (the profiles follow it again).
+mv "$LAB_DIR/echo/swanctl.conf.orig" "$LAB_DIR/echo/swanctl.conf"
+gw_pid=$(cat "$LAB_DIR/echo/server.pid")
+kill "$gw_pid"; for _ in $(seq 100); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.05; done
+lab_ipsec_server echo
+ms=$(wait_state echo up 30) && ok "a second restart: echo is back by itself ($ms ms), with the first pool's address $(vip_of echo)" || fail "a second restart: echo is back by itself (now: $(ipsec_state echo))"
+ms=$(wait_state echocert up 30) && ok "... and echocert ($ms ms more)" || fail "... and echocert (now: $(ipsec_state echocert))"
+echo "# IPsec: the gateway dies without a word (SIGKILL): dead peer detection finds it, the profile reconnects once it is back"
+gw_pid=$(cat "$LAB_DIR/echo/server.pid")
+kill -9 "$gw_pid"; for _ in $(seq 100); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.05; done
+ms=$(wait_state echocert reconnecting 40) && ok "echocert: reconnecting once dead peer detection gave up ($ms ms; dpd_delay 10 s, 3 retransmits)" || fail "echocert: reconnecting once dead peer detection gave up (now: $(ipsec_state echocert))"
+expect "... saying so" "True" ipsec_json echocert 'any("charon reconnecting since" in x and ("giving up after" in x or "peer unreachable" in x) for x in r["problems"])'
+lab_ipsec_server echo
+ms=$(wait_state echocert up 30) && ok "echocert: up again by itself within 30 s of the gateway's return ($ms ms)" || fail "echocert: up again by itself within 30 s of the gateway's return (now: $(ipsec_state echocert))"
+expect "echocert's psql reaches echo's database by name again" echo psql_side echocert
+ms=$(wait_state echo up 30) && ok "echo too ($ms ms more)" || fail "echo too (now: $(ipsec_state echo))"
 check "down echocert" nsvpn down echocert
-expect "nothing of echocert is left" "" leftovers_of echocert
-check "echo (its SA deleted by the restart too) comes back with down and up" bash -c "nsvpn down echo && nsvpn up echo"
+echocert_left() { leftovers_of echocert; pgrep -af 'ipsec-supervise echocert'; true; }
+expect "nothing of echocert is left (its supervisor neither)" "" echocert_left
+
+echo "# IPsec: without its supervisor, a lost SA makes the profile broken, not silently up"
+check "up echoeap" nsvpn up echoeap
+kill "$(cat /run/nsvpn/echoeap/ipsec-supervise.pid)"
+for _ in $(seq 40); do pgrep -f 'ipsec-supervise echoeap' > /dev/null || break; sleep 0.05; done
+expect "status says up, and shows the supervisor degraded" "up degraded" ipsec_json echoeap 'r["state"] + " " + [p["state"] for p in r["parts"] if p["name"] == "supervisor"][0]'
+swanctl --terminate --ike rw-eap --uri "unix://$LAB_DIR/echo/charon.vici" > /dev/null 2>&1
+ms=$(wait_state echoeap broken 10) && ok "the gateway deletes echoeap's SA: status says broken ($ms ms)" || fail "the gateway deletes echoeap's SA: status says broken (now: $(ipsec_state echoeap))"
+expect "... naming the deleted SA and the missing supervisor" "True" ipsec_json echoeap 'any("supervisor" in x and "received DELETE for IKE_SA" in x for x in r["problems"])'
+check "down echoeap" nsvpn down echoeap
+expect "nothing of echoeap is left" "" leftovers_of echoeap
 rm -f "$P"/{echocert,echoeap}.toml
 
 echo "# IPsec: down deletes the SA (the gateway sees it) and leaves nothing"

@@ -152,6 +152,9 @@ pub enum Command {
     /// Run by `nsvpn up` to take a profile down once idle (idle_timeout); not for use by hand
     #[command(hide = true, name = "idle-watch")]
     IdleWatch { profile: String },
+    /// Run by `nsvpn up` to reconnect an IPsec profile by itself; not for use by hand
+    #[command(hide = true, name = "ipsec-supervise")]
+    IpsecSupervise { profile: String },
     /// Run by openvpn/openconnect as their script; not for use by hand
     #[command(hide = true)]
     Hook {

@@ -41,6 +41,9 @@ fn main() -> ExitCode {
     if let Command::IdleWatch { profile } = &cli.command {
         return ExitCode::from(commands::idle_watch::run(profile));
     }
+    if let Command::IpsecSupervise { profile } = &cli.command {
+        return ExitCode::from(commands::ipsec_supervise::run(profile));
+    }
     // Completions need no privilege and read no profile.
     if let Command::Completions { shell } = cli.command {
         return match commands::completions::run(shell) {
@@ -148,6 +151,7 @@ fn main() -> ExitCode {
         Command::Hook { .. }
         | Command::KeptForwards { .. }
         | Command::IdleWatch { .. }
+        | Command::IpsecSupervise { .. }
         | Command::Completions { .. }
         | Command::Unit { .. }
         | Command::PodmanArgs { .. } => {

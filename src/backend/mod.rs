@@ -280,14 +280,22 @@ impl Reconnect {
 }
 
 /// Whether the profile's VPN client is reconnecting: openvpn says so on its
-/// management socket, openconnect through nsvpn's hook (`attempt-reconnect`).
+/// management socket, openconnect through nsvpn's hook (`attempt-reconnect`),
+/// an IPsec profile's supervisor in its record.
 /// An error when the client cannot be asked (the socket is root's alone).
 pub fn reconnecting(profile: &str, st: &State) -> Result<Option<Reconnect>, String> {
     match st.kind {
         Kind::OpenVpn => openvpn::reconnecting(profile),
         Kind::OpenConnect => Ok(openconnect::reconnecting(profile)),
-        Kind::WireGuard | Kind::IpSec => Ok(None),
+        Kind::IpSec => ipsec::reconnecting(profile),
+        Kind::WireGuard => Ok(None),
     }
+}
+
+/// Whether the profile has a supervisor (a part of its runtime) that makes
+/// its tunnel again when the client cannot: an IPsec profile.
+pub fn supervised(st: &State) -> bool {
+    st.kind == Kind::IpSec
 }
 
 /// Whether the profile's tunnel is lost although its client runs and its

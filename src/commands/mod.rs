@@ -7,6 +7,7 @@ pub mod exec;
 pub mod forward;
 pub mod hook;
 pub mod idle_watch;
+pub mod ipsec_supervise;
 pub mod kept_forwards;
 pub mod list;
 pub mod podman_args;

@@ -227,6 +227,18 @@ mod tests {
         assert_eq!(case(Kind::OpenVpn, true, true, Ok(None)), same("up"));
         assert_eq!(case(Kind::OpenVpn, false, true, Ok(None)), same("broken"));
         assert_eq!(case(Kind::WireGuard, true, false, Ok(None)), same("broken"));
+        // An IPsec profile between two charons (its supervisor replaced the
+        // one without an SA): reconnecting, not broken; a dead charon with
+        // no supervisor reconnecting is broken.
+        assert_eq!(
+            case(Kind::IpSec, false, false, Ok(Some(reconnect.clone()))),
+            same("reconnecting")
+        );
+        assert_eq!(case(Kind::IpSec, false, true, Ok(None)), same("broken"));
+        assert_eq!(
+            case(Kind::IpSec, false, true, Err("cannot ask".into())),
+            same("broken")
+        );
         // With its tunnel there, only status and list ask (and so see it).
         assert_eq!(
             case(Kind::OpenVpn, true, true, Ok(Some(reconnect))),

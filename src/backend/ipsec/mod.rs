@@ -14,10 +14,14 @@
 //!   profile's firewall mark look up, which nothing on the host sets; the
 //!   TUN's move into the namespace takes both with it;
 //! - DNS from the configuration payload is written by the `resolve` plugin
-//!   into charon's own `/run/resolv.conf`, which nsvpn reads.
+//!   into charon's own `/run/resolv.conf`, which nsvpn reads;
+//! - charon never re-initiates: once the gateway lost the SA, the profile's
+//!   supervisor replaces charon and its TUN, keeping the namespace
+//!   ([`reconnect`]).
 //!
 //! nsvpn drives charon over VICI ([`vici`]); it never parses `swanctl`.
 
+pub mod reconnect;
 pub mod settings;
 pub mod swanctl;
 pub mod vici;
@@ -481,6 +485,9 @@ pub fn connection(p: &Prepared) -> Message {
                     Message::new()
                         .list("remote_ts", ["0.0.0.0/0"])
                         .list("esp_proposals", proposals(&p.esp_proposals))
+                        // Never re-initiated by charon (it would put the
+                        // virtual IP on the host's uplink): the supervisor
+                        // makes a new charon instead (reconnect.rs).
                         .kv("dpd_action", "clear"),
                 ),
             ),
@@ -701,26 +708,41 @@ fn algorithms(m: &Message) -> String {
 
 /// Reads the IKE_SA named [`CONN`] out of `list-sa` events.
 pub fn sa_info(events: &[Message]) -> Option<SaInfo> {
-    let ike = events.iter().find_map(|e| e.sub(CONN))?;
     let num = |m: &Message, k: &str| m.str(k).and_then(|v| v.parse::<u64>().ok());
-    let child = ike.sub("child-sas").and_then(|c| {
-        c.sections()
-            .filter(|(_, c)| c.str("state").as_deref() == Some("INSTALLED"))
-            .max_by_key(|(_, c)| num(c, "uniqueid"))
-            .map(|(_, c)| ChildSa {
-                id: num(c, "uniqueid").unwrap_or(0),
-                state: c.str("state").unwrap_or_default(),
-                esp_proposal: algorithms(c),
-                local_ts: c.strs("local-ts"),
-                remote_ts: c.strs("remote-ts"),
-                bytes_in: num(c, "bytes-in").unwrap_or(0),
-                bytes_out: num(c, "bytes-out").unwrap_or(0),
-                packets_in: num(c, "packets-in").unwrap_or(0),
-                packets_out: num(c, "packets-out").unwrap_or(0),
-                installed: num(c, "install-time"),
-                rekey_in: num(c, "rekey-time"),
-            })
-    });
+    // The CHILD_SA that carries traffic: the newest installed one, else one
+    // being rekeyed (it carries traffic until its successor is installed).
+    let child_of = |ike: &Message| {
+        let children = ike.sub("child-sas")?;
+        let newest = |states: &[&str]| {
+            children
+                .sections()
+                .filter(|(_, c)| states.contains(&c.str("state").unwrap_or_default().as_str()))
+                .max_by_key(|(_, c)| num(c, "uniqueid"))
+                .map(|(_, c)| c)
+        };
+        let c = newest(&["INSTALLED"]).or_else(|| newest(&["REKEYING", "REKEYED"]))?;
+        Some(ChildSa {
+            id: num(c, "uniqueid").unwrap_or(0),
+            state: c.str("state").unwrap_or_default(),
+            esp_proposal: algorithms(c),
+            local_ts: c.strs("local-ts"),
+            remote_ts: c.strs("remote-ts"),
+            bytes_in: num(c, "bytes-in").unwrap_or(0),
+            bytes_out: num(c, "bytes-out").unwrap_or(0),
+            packets_in: num(c, "packets-in").unwrap_or(0),
+            packets_out: num(c, "packets-out").unwrap_or(0),
+            installed: num(c, "install-time"),
+            rekey_in: num(c, "rekey-time"),
+        })
+    };
+    // While an IKE_SA is rekeyed, charon lists the old and the new one:
+    // the one holding the CHILD_SA, else the first.
+    let ikes: Vec<&Message> = events.iter().filter_map(|e| e.sub(CONN)).collect();
+    let ike = ikes
+        .iter()
+        .find(|i| child_of(i).is_some())
+        .or_else(|| ikes.first())?;
+    let child = child_of(ike);
     Some(SaInfo {
         ike_state: ike.str("state").unwrap_or_default(),
         remote_host: ike.str("remote-host").unwrap_or_default(),
@@ -750,16 +772,31 @@ pub fn query(profile: &str) -> Result<Option<SaInfo>> {
     list_sas(&mut c)
 }
 
-/// Whether the profile's tunnel is gone although charon runs: charon has
-/// no CHILD_SA any more (the gateway deleted the SA, or stopped answering
-/// dead peer detection), and on this path charon cannot make a new one
-/// (README, "IPsec profiles"). None when it is there, or charon cannot be
-/// asked.
+/// Whether the profile's tunnel is gone for good although charon runs:
+/// charon has no CHILD_SA any more (the gateway deleted the SA, or stopped
+/// answering dead peer detection), and no supervisor makes a new one
+/// ([`reconnect`]; charon cannot, on this path). None when it is there,
+/// when the supervisor runs, or when charon cannot be asked.
 pub fn lost(profile: &str) -> Option<String> {
+    if crate::lifecycle::parts::supervisor_running(profile) {
+        return None;
+    }
     let sa = query(profile).ok()?;
     if sa.as_ref().is_some_and(|s| s.child.is_some()) {
         return None;
     }
+    let state = sa
+        .map(|s| format!(" (its IKE_SA is {})", s.ike_state))
+        .unwrap_or_default();
+    Some(format!(
+        "charon has no IPsec SA with the gateway any more{state}, and its supervisor, which \
+         would make a new one, is not running: {}",
+        why_lost(profile)
+    ))
+}
+
+/// Why charon lost its SA, from the end of its log.
+pub fn why_lost(profile: &str) -> String {
     let log = run_dir(profile).join("charon.log");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let why = text
@@ -777,13 +814,28 @@ pub fn lost(profile: &str) -> Option<String> {
         })
         .map(|l| format!(" [charon: {}]", l.trim()))
         .unwrap_or_default();
-    let state = sa
-        .map(|s| format!(" (its IKE_SA is {})", s.ike_state))
-        .unwrap_or_default();
-    Some(format!(
-        "charon has no IPsec SA with the gateway any more{state}: the gateway deleted it (a \
-         restart?) or stopped answering dead peer detection{why}"
-    ))
+    format!("the gateway deleted the SA (a restart?) or stopped answering dead peer detection{why}")
+}
+
+/// Whether the profile's supervisor is making a new SA: since when and
+/// the last error. Also when it is about to (charon has no CHILD_SA, the
+/// supervisor runs and looks again within a second or two).
+pub fn reconnecting(profile: &str) -> Result<Option<crate::backend::Reconnect>, String> {
+    if !crate::lifecycle::parts::supervisor_running(profile) {
+        return Ok(None);
+    }
+    if let Some(r) = reconnect::Record::load(profile) {
+        return Ok(Some(r.reconnect()));
+    }
+    match query(profile) {
+        Ok(Some(sa)) if sa.child.is_some() => Ok(None),
+        Ok(_) => Ok(Some(crate::backend::Reconnect {
+            since: util::now_unix(),
+            last_error: Some(why_lost(profile)),
+        })),
+        // Between two charons, or charon's socket is root's.
+        Err(e) => Err(format!("{e:#}")),
+    }
 }
 
 /// The nameservers the resolve plugin wrote (`nameserver X   # by strongSwan`).
@@ -838,7 +890,53 @@ pub fn connect(
     st: &mut State,
 ) -> Result<Connected> {
     let t0 = Instant::now();
-    let dir = run_dir(&profile.name);
+    let (pid, tun) = start_charon(&profile.name, names, p, |pid| {
+        st.pid = Some(pid);
+        st.save()
+    })?;
+    let own = t0.elapsed();
+    let t1 = Instant::now();
+    let sa = establish(&profile.name, p, pid)?;
+    let waited = t1.elapsed();
+    let t2 = Instant::now();
+    let applied = move_in(&profile.name, names, &tun, &sa, ns, &st.overrides, 1)?;
+    Ok(Connected {
+        what: format!(
+            "IPsec, charon kernel-libipsec, virtual IP {}, routes {}",
+            applied.addresses.join(", "),
+            applied
+                .routes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        own: own + t2.elapsed(),
+        waited,
+    })
+}
+
+/// A failure to connect, with the end of charon's log.
+fn failed(profile: &str, what: String) -> anyhow::Error {
+    let log = run_dir(profile).join("charon.log");
+    anyhow!(
+        "charon did not connect: {what}\nthe end of its log ({}, removed with the rest):\n{}",
+        log.display(),
+        util::tail(&log, 12)
+    )
+}
+
+/// Starts a charon of the profile's own (its own configuration, `/run`
+/// and VICI socket), `record` told its pid at once (so that a rollback
+/// finds it), and waits for its VICI socket and the TUN device
+/// kernel-libipsec opens, on the host: (pid, the TUN's name).
+pub(crate) fn start_charon(
+    profile: &str,
+    names: &Names,
+    p: &Prepared,
+    record: impl FnOnce(u32) -> Result<()>,
+) -> Result<(u32, String)> {
+    let dir = run_dir(profile);
     {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -848,9 +946,13 @@ pub fn connect(
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let conf = dir.join("strongswan.conf");
-    util::write_atomic(&conf, render_conf(&profile.name, None).as_bytes(), 0o600)?;
+    util::write_atomic(&conf, render_conf(profile, None).as_bytes(), 0o600)?;
+    // A charon that ended (killed, or replaced on a reconnect) leaves its
+    // socket: the wait below is for the new one.
+    let sock = vici_socket(profile);
+    let _ = std::fs::remove_file(&sock);
     let log = dir.join("charon.log");
-    let out = paths::log_file(&profile.name, PROGRAM);
+    let out = paths::log_file(profile, PROGRAM);
     // The tunnel's name as charon's only argument, which it ignores: it
     // tells nsvpn which charon is whose (see client::is_ours).
     let args: Vec<OsString> = vec![names.tunnel.clone().into()];
@@ -861,33 +963,27 @@ pub fn connect(
         &[("STRONGSWAN_CONF", "/run/strongswan.conf")],
         &out,
     )?;
-    st.pid = Some(pid);
-    st.save()?;
+    record(pid)?;
     vlog!("charon started (pid {pid}), log in {}", log.display());
-    let fail = |what: String| {
-        anyhow!(
-            "charon did not connect: {what}\nthe end of its log ({}, removed with the rest):\n{}",
-            log.display(),
-            util::tail(&log, 12)
-        )
-    };
     let start_deadline = Instant::now() + Duration::from_secs(10);
-    let sock = vici_socket(&profile.name);
     wait_for(pid, start_deadline, "opening its VICI socket", || {
         sock.exists().then_some(())
     })
-    .map_err(|e| fail(format!("{e:#}")))?;
+    .map_err(|e| failed(profile, format!("{e:#}")))?;
     let tun = wait_for(pid, start_deadline, "opening its TUN device", || {
         charon_tun(pid)
     })
-    .map_err(|e| fail(format!("{e:#}")))?;
+    .map_err(|e| failed(profile, format!("{e:#}")))?;
     vlog!("charon's TUN device is {tun}");
-    util::write_atomic(
-        &conf,
-        render_conf(&profile.name, Some(&tun)).as_bytes(),
-        0o600,
-    )?;
-    let mut c = Client::connect(&sock, p.wait + Duration::from_secs(5))?;
+    util::write_atomic(&conf, render_conf(profile, Some(&tun)).as_bytes(), 0o600)?;
+    Ok((pid, tun))
+}
+
+/// Loads the secrets and the connection into the charon `pid` and
+/// initiates: the SA once its CHILD_SA is installed, or why not.
+pub(crate) fn establish(profile: &str, p: &Prepared, pid: u32) -> Result<SaInfo> {
+    let fail = |what: String| failed(profile, what);
+    let mut c = Client::connect(&vici_socket(profile), p.wait + Duration::from_secs(5))?;
     vici::check(
         "reload-settings",
         &c.call("reload-settings", &Message::new())?,
@@ -896,9 +992,6 @@ pub fn connect(
         vici::check(cmd, &c.call(cmd, &m)?)?;
     }
     vici::check("load-conn", &c.call("load-conn", &connection(p))?)?;
-    let own = t0.elapsed();
-
-    let t1 = Instant::now();
     let mut lines = Vec::new();
     let res = c.call_streaming(
         "initiate",
@@ -921,65 +1014,70 @@ pub fn connect(
         let errmsg = res.str("errmsg").unwrap_or_default();
         return Err(fail(failure_reason(p, &errmsg, &lines)));
     }
-    let waited = t1.elapsed();
     // The CHILD_SA may show as installed a moment after `initiate` answers.
-    let mut sa = None;
     for _ in 0..50 {
-        sa = list_sas(&mut c)?.filter(|s| s.child.is_some());
-        if sa.is_some() {
+        if let Some(sa) = list_sas(&mut c)?.filter(|s| s.child.is_some()) {
+            return Ok(sa);
+        }
+        if !util::alive(pid) {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let sa =
-        sa.ok_or_else(|| fail("charon reports no installed CHILD_SA after connecting".into()))?;
-    let resolv = std::fs::read_to_string(dir.join("resolv.conf")).unwrap_or_default();
-    let t2 = Instant::now();
-    let mut setup = setup_from_sa(&names.tunnel, &sa, dns_servers(&resolv))?;
+    Err(fail(
+        "charon reports no installed CHILD_SA after connecting".into(),
+    ))
+}
+
+/// Moves charon's TUN device `tun` into the namespace `ns` (the virtual IP
+/// and the SA routes in the profile's own table go with it, off the host),
+/// names it the profile's tunnel and applies what the SA says (virtual IP,
+/// routes, DNS), replacing what an earlier tunnel left; records the tunnel
+/// (`connects`: how many times it was made).
+pub(crate) fn move_in(
+    profile: &str,
+    names: &Names,
+    tun: &str,
+    sa: &SaInfo,
+    ns: BorrowedFd<'_>,
+    overrides: &crate::tunnel::Overrides,
+    connects: u32,
+) -> Result<crate::tunnel::Applied> {
+    let resolv = std::fs::read_to_string(run_dir(profile).join("resolv.conf")).unwrap_or_default();
+    let setup = setup_from_sa(&names.tunnel, sa, dns_servers(&resolv))?;
     let applied = util::block_on(async {
         let host = Netlink::here()?;
         let inner = Netlink::in_netns(ns.as_fd())?;
         let l = host
-            .link_by_name(&tun)
+            .link_by_name(tun)
             .await?
             .ok_or_else(|| anyhow!("charon's TUN device {tun} is gone from the host"))?;
-        // The move takes the virtual IP and the SA routes (in the profile's
-        // own table) off the host.
+        // The TUN of a charon that was replaced goes with it; should it
+        // linger, it yields its name.
+        if inner.link_by_name(&names.tunnel).await?.is_some() {
+            inner.delete_link_named(&names.tunnel).await?;
+        }
         host.move_to_netns(l.index, ns.as_fd()).await?;
         let l = inner
-            .link_by_name(&tun)
+            .link_by_name(tun)
             .await?
             .ok_or_else(|| anyhow!("charon's TUN device {tun} did not arrive in the namespace"))?;
         inner.rename(l.index, &names.tunnel).await?;
-        crate::tunnel::configure(&inner, ns, l.index, names, &setup, &st.overrides).await
+        crate::tunnel::configure(&inner, ns, l.index, names, &setup, overrides).await
     })??;
-    setup.device = names.tunnel.clone();
     let rec = TunnelRecord {
-        event: "connect".into(),
+        event: if connects > 1 { "reconnect" } else { "connect" }.into(),
         connected: true,
         at: util::now_unix(),
-        connects: 1,
+        connects,
         device: names.tunnel.clone(),
         addresses: applied.addresses.clone(),
         mtu: applied.mtu,
         routes: applied.routes.iter().map(ToString::to_string).collect(),
         dns: applied.dns.clone(),
     };
-    rec.save(&profile.name)?;
-    Ok(Connected {
-        what: format!(
-            "IPsec, charon kernel-libipsec, virtual IP {}, routes {}",
-            applied.addresses.join(", "),
-            applied
-                .routes
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        own: own + t2.elapsed(),
-        waited,
-    })
+    rec.save(profile)?;
+    Ok(applied)
 }
 
 /// Before charon is stopped: deletes the SAs over VICI, so that the
@@ -1238,5 +1336,61 @@ mod tests {
         };
         assert!(setup_from_sa("t", &none, vec![]).is_err());
         assert_eq!(sa_info(&[]), None);
+    }
+
+    /// What the supervisor looks at: while the IKE_SA is rekeyed, charon
+    /// lists the old one (without children) and the new; while the
+    /// CHILD_SA is rekeyed, the old one (REKEYING) carries the traffic.
+    #[test]
+    fn a_rekey_is_no_lost_sa() {
+        let old_ike = Message::new().section(
+            CONN,
+            Message::new()
+                .kv("state", "REKEYED")
+                .section("child-sas", Message::new()),
+        );
+        let sa = sa_info(&[old_ike.clone(), sa_event()]).unwrap();
+        assert_eq!(
+            (sa.ike_state.as_str(), sa.child.map(|c| c.id)),
+            ("ESTABLISHED", Some(3))
+        );
+        let rekeying = Message::new().section(
+            CONN,
+            Message::new().kv("state", "ESTABLISHED").section(
+                "child-sas",
+                Message::new()
+                    .section(
+                        "nsvpn-4",
+                        Message::new().kv("state", "REKEYING").kv("uniqueid", "4"),
+                    )
+                    .section(
+                        "nsvpn-5",
+                        Message::new().kv("state", "CREATED").kv("uniqueid", "5"),
+                    ),
+            ),
+        );
+        let child = sa_info(&[rekeying]).unwrap().child.unwrap();
+        assert_eq!((child.id, child.state.as_str()), (4, "REKEYING"));
+        // An IKE_SA without a CHILD_SA (the gateway deleted it): lost.
+        assert_eq!(sa_info(&[old_ike]).unwrap().child, None);
+    }
+
+    #[test]
+    fn the_supervisors_record_says_why_and_how_often() {
+        let r = reconnect::Record {
+            since: 100,
+            last_error: "charon did not connect: peer unreachable".into(),
+            attempts: 3,
+        };
+        let c = r.reconnect();
+        assert_eq!(c.since, 100);
+        assert_eq!(
+            c.describe(112),
+            "reconnecting since 12 s ago, last error: charon did not connect: peer unreachable \
+             (attempt 3)"
+        );
+        // Before the first attempt, it is the first.
+        let first = reconnect::Record { attempts: 0, ..r };
+        assert!(first.reconnect().describe(100).ends_with("(attempt 1)"));
     }
 }

@@ -9,6 +9,7 @@ mod helper;
 mod namespace;
 mod resolver;
 mod stack;
+mod supervisor;
 mod tunnel;
 mod veth;
 mod watcher;
@@ -37,6 +38,8 @@ use crate::state::State;
 ///   it splits, and it asks the host's resolver through the stack;
 /// - the kept forwards after that: their names resolve through the
 ///   profile's DNS (the resolver's, for a split profile) when they start;
+/// - an IPsec profile's supervisor, which makes its tunnel again when the
+///   gateway lost the SA: it supervises a profile that is all there;
 /// - the idle watcher (`idle_timeout`) last: it watches a profile that is
 ///   all there.
 ///
@@ -53,11 +56,18 @@ pub const PARTS: &[&dyn Part] = &[
     &stack::Stack,
     &resolver::Resolver,
     &forwards::Forwards,
+    &supervisor::Supervisor,
     &watcher::Watcher,
 ];
 
 pub use forwards::{COMMAND as KEPT_FORWARDS, serve_kept};
+pub use supervisor::{COMMAND as IPSEC_SUPERVISE, supervise};
 pub use watcher::{COMMAND as IDLE_WATCH, watch_idle};
+
+/// Whether the profile's supervisor runs (see [`supervisor`]).
+pub fn supervisor_running(profile: &str) -> bool {
+    supervisor::running(profile).is_some()
+}
 
 /// One part of a profile's runtime.
 pub trait Part: Sync {

@@ -50,6 +50,16 @@ impl Part for Tunnel {
         if let Some(pid) = st.pid
             && !look.probe.alive(pid)
         {
+            // Between two clients: an IPsec profile's supervisor replaces
+            // charon on a reconnect.
+            if let Ok(Some(r)) = look.probe.reconnecting(profile, st) {
+                let check = Check::Reconnecting(format!(
+                    "{program} {}; the namespace stays sealed meanwhile",
+                    r.describe(now_unix())
+                ));
+                look.reconnect = Some(r);
+                return check;
+            }
             return Check::Broken(format!(
                 "its VPN client ({program} pid {pid}) has exited: it is not running, so the tunnel \
                  is gone and the namespace stays sealed until `nsvpn down {profile}`"
