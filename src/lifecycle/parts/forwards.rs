@@ -9,17 +9,14 @@
 //! listens, else the error (a port in use, a name that does not resolve
 //! inside), which fails `up` and rolls the profile back.
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use nix::sys::signal::Signal;
 
 use super::{Check, HELPER_GRACE, Look, Making, Part, helper};
-use crate::backend::client::{self, Within};
 use crate::ending::Ending;
 use crate::exec::{self, RealSys};
 use crate::forward::{self, Plan};
@@ -61,31 +58,14 @@ impl Part for Forwards {
     fn create(&self, cx: &mut Making<'_>) -> Result<bool> {
         let t0 = Instant::now();
         let names = cx.names;
-        let exe: PathBuf = std::env::current_exe().context("cannot find nsvpn's own binary")?;
-        let (ready_r, ready_w) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
-        let args: Vec<OsString> = vec![COMMAND.into(), names.profile.clone().into()];
-        let log = paths::log_file(&names.profile, FILES);
-        let pid = client::spawn_in(Within::Host, &exe, &args, None, Some(ready_w.as_fd()), &log)?;
-        util::write_atomic(
-            &paths::pid_file(&names.profile, FILES),
-            format!("{pid}\n").as_bytes(),
-            0o644,
+        let pid = helper::start_own(
+            &names.profile,
+            COMMAND,
+            FILES,
+            None,
+            READY_TIMEOUT,
+            "the profile's [forward] ports",
         )?;
-        drop(ready_w);
-        let word = helper::wait_word(&ready_r, READY_TIMEOUT)?;
-        if word != "ok" {
-            let why = if word.is_empty() {
-                format!(
-                    "it ended without a word; the end of its log ({}):\n{}",
-                    log.display(),
-                    util::tail(&log, 6)
-                )
-            } else {
-                word
-            };
-            bail!("the profile's [forward] ports did not start: {why}");
-        }
         cx.own += t0.elapsed();
         vlog!("forwards listen (pid {pid}, {:?})", t0.elapsed());
         Ok(true)

@@ -53,6 +53,54 @@ pub fn start(
     Ok(pid)
 }
 
+/// Starts nsvpn itself as the profile's helper `command` (the idle
+/// watcher, the kept forwards, the IPsec supervisor), on the host, with
+/// `stdin` (if any) on its standard input, logging to the profile's `files`
+/// log; records its pid and waits for its word on fd 3: "ok", or why it
+/// could not start. `what` names it in the error ("the profile's idle
+/// watcher").
+pub fn start_own(
+    profile: &str,
+    command: &str,
+    files: &str,
+    stdin: Option<&[u8]>,
+    ready_timeout: Duration,
+    what: &str,
+) -> Result<u32> {
+    let exe: PathBuf = std::env::current_exe().context("cannot find nsvpn's own binary")?;
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
+    let args: Vec<OsString> = vec![command.into(), profile.into()];
+    let log = paths::log_file(profile, files);
+    let pid = client::spawn_in(
+        Within::Host,
+        &exe,
+        &args,
+        stdin,
+        Some(ready_w.as_fd()),
+        &log,
+    )?;
+    util::write_atomic(
+        &paths::pid_file(profile, files),
+        format!("{pid}\n").as_bytes(),
+        0o644,
+    )?;
+    drop(ready_w);
+    let word = wait_word(&ready_r, ready_timeout)?;
+    if word != "ok" {
+        let why = if word.is_empty() {
+            format!(
+                "it ended without a word; the end of its log ({}):\n{}",
+                log.display(),
+                util::tail(&log, 6)
+            )
+        } else {
+            word
+        };
+        bail!("{what} did not start: {why}");
+    }
+    Ok(pid)
+}
+
 /// The running `program` of the profile: the one its pid file names, if it
 /// is still that program with `marker` (a path of the profile's) among its
 /// arguments.

@@ -14,16 +14,14 @@
 //! goes to its log, `/run/nsvpn/<profile>/ipsec-supervise.log`, and to
 //! syslog.
 
-use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use nix::sys::signal::Signal;
 
 use super::{Check, HELPER_GRACE, Look, Making, Part, helper};
-use crate::backend::client::{self, Within};
 use crate::backend::ipsec::reconnect::{Keeper, LOOK_EVERY, Record};
 use crate::backend::{self, Prepared};
 use crate::ending::Ending;
@@ -66,39 +64,14 @@ impl Part for Supervisor {
     fn create(&self, cx: &mut Making<'_>) -> Result<bool> {
         let t0 = Instant::now();
         let names = cx.names;
-        let exe: PathBuf = std::env::current_exe().context("cannot find nsvpn's own binary")?;
-        let (ready_r, ready_w) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
-        let args: Vec<OsString> = vec![COMMAND.into(), names.profile.clone().into()];
-        let log = paths::log_file(&names.profile, FILES);
-        let path = cx.profile.path.as_os_str().as_encoded_bytes();
-        let pid = client::spawn_in(
-            Within::Host,
-            &exe,
-            &args,
-            Some(path),
-            Some(std::os::fd::AsFd::as_fd(&ready_w)),
-            &log,
+        let pid = helper::start_own(
+            &names.profile,
+            COMMAND,
+            FILES,
+            Some(cx.profile.path.as_os_str().as_encoded_bytes()),
+            READY_TIMEOUT,
+            "the profile's supervisor",
         )?;
-        util::write_atomic(
-            &paths::pid_file(&names.profile, FILES),
-            format!("{pid}\n").as_bytes(),
-            0o644,
-        )?;
-        drop(ready_w);
-        let word = helper::wait_word(&ready_r, READY_TIMEOUT)?;
-        if word != "ok" {
-            let why = if word.is_empty() {
-                format!(
-                    "it ended without a word; the end of its log ({}):\n{}",
-                    log.display(),
-                    util::tail(&log, 6)
-                )
-            } else {
-                word
-            };
-            bail!("the profile's supervisor did not start: {why}");
-        }
         cx.own += t0.elapsed();
         vlog!("supervisor runs (pid {pid}, {:?})", t0.elapsed());
         Ok(true)

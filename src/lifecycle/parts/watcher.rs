@@ -20,10 +20,8 @@
 //! systemd to stop the unit, which finds the profile down already: the
 //! unit ends inactive, not failed, and `systemctl start` brings it up again.
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -31,7 +29,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use nix::sys::signal::Signal;
 
 use super::{Check, HELPER_GRACE, Look, Making, Part, helper};
-use crate::backend::client::{self, Within};
 use crate::ending::Ending as Stopping;
 use crate::idle::{self, Idle, Record, Use};
 use crate::lifecycle::teardown;
@@ -77,38 +74,14 @@ impl Part for Watcher {
     fn create(&self, cx: &mut Making<'_>) -> Result<bool> {
         let t0 = Instant::now();
         let names = cx.names;
-        let exe: PathBuf = std::env::current_exe().context("cannot find nsvpn's own binary")?;
-        let (ready_r, ready_w) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
-        let args: Vec<OsString> = vec![COMMAND.into(), names.profile.clone().into()];
-        let log = paths::log_file(&names.profile, FILES);
-        let pid = client::spawn_in(
-            Within::Host,
-            &exe,
-            &args,
+        let pid = helper::start_own(
+            &names.profile,
+            COMMAND,
+            FILES,
             None,
-            Some(std::os::fd::AsFd::as_fd(&ready_w)),
-            &log,
+            READY_TIMEOUT,
+            "the profile's idle watcher (idle_timeout)",
         )?;
-        util::write_atomic(
-            &paths::pid_file(&names.profile, FILES),
-            format!("{pid}\n").as_bytes(),
-            0o644,
-        )?;
-        drop(ready_w);
-        let word = helper::wait_word(&ready_r, READY_TIMEOUT)?;
-        if word != "ok" {
-            let why = if word.is_empty() {
-                format!(
-                    "it ended without a word; the end of its log ({}):\n{}",
-                    log.display(),
-                    util::tail(&log, 6)
-                )
-            } else {
-                word
-            };
-            bail!("the profile's idle watcher (idle_timeout) did not start: {why}");
-        }
         cx.own += t0.elapsed();
         vlog!("idle watcher runs (pid {pid}, {:?})", t0.elapsed());
         Ok(true)
