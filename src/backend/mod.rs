@@ -203,6 +203,10 @@ pub struct Recorded {
     /// whose it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen_port: Option<u16>,
+    /// IPsec on the kernel path: the `if_id` of the profile's XFRM
+    /// interface (and its CHILD_SA's reqid). None on the userspace path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipsec_if_id: Option<u32>,
     /// OpenVPN: what the hook needs of the `.ovpn` file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openvpn: Option<openvpn::OvpnConfig>,
@@ -286,16 +290,19 @@ pub fn reconnecting(profile: &str, st: &State) -> Result<Option<Reconnect>, Stri
     match st.kind {
         Kind::OpenVpn => openvpn::reconnecting(profile),
         Kind::OpenConnect => Ok(openconnect::reconnecting(profile)),
+        // On the kernel path charon re-establishes by itself.
+        Kind::IpSec if st.backend.ipsec_if_id.is_some() => ipsec::reconnecting(profile),
         Kind::WireGuard | Kind::IpSec => Ok(None),
     }
 }
 
 /// Whether the profile's tunnel is lost although its client runs and its
 /// device is there, and why (an IPsec profile whose charon has no SA any
-/// more: on the userspace path it cannot make a new one).
+/// more: on the userspace path it cannot make a new one; on the kernel
+/// path, one re-established with another virtual IP).
 pub fn lost(profile: &str, st: &State) -> Option<String> {
     match st.kind {
-        Kind::IpSec => ipsec::lost(profile),
+        Kind::IpSec => ipsec::lost(profile, st.backend.ipsec_if_id.is_some()),
         Kind::WireGuard | Kind::OpenVpn | Kind::OpenConnect => None,
     }
 }

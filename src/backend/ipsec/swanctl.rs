@@ -38,6 +38,8 @@ pub struct FileSettings {
     pub psk_file: Option<PathBuf>,
     pub password_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// `userspace`, as for a profile without a file.
+    pub userspace: Option<bool>,
 }
 
 impl FileSettings {
@@ -121,6 +123,7 @@ pub(crate) fn settings(src: &Source, v: RawVpn, config: String) -> Result<FileSe
         psk_file: file("vpn.psk_file", v.psk_file)?,
         password_file: file("vpn.password_file", v.password_file)?,
         key_file: file("vpn.key_file", v.key_file)?,
+        userspace: v.userspace,
     };
     if s.psk_file.is_some() as u8 + s.password_file.is_some() as u8 + s.key_file.is_some() as u8 > 1
     {
