@@ -97,8 +97,8 @@ cp "$here"/{vm-scenario.sh,lab.sh,checks.sh} "$fs/nsvpn/integration/"
 # as modules; exec lays an overlay on /etc). IPsec: XFRM interfaces, charon's
 # XFRM netlink (xfrm_user), ESP and the AEAD templates the kernel builds ESP
 # transforms from; tun for the lab gateway's kernel-libipsec.
-for m in wireguard veth overlay xfrm_interface xfrm_user esp4 authenc echainiv seqiv gcm ctr \
-  ghash-generic tun; do modprobe --show-depends -S "$kver" "$m"; done \
+for m in wireguard veth overlay xfrm_interface xfrm_user esp4 authenc authencesn echainiv seqiv \
+  gcm ctr ghash-generic sha512_generic drbg tun; do modprobe --show-depends -S "$kver" "$m"; done \
   | awk '$1 == "insmod" && !seen[$2]++ {print $2}' > "$work/modules"
 while read -r m; do
   name=$(basename "$m"); name=${name%%.ko*}

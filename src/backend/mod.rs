@@ -113,11 +113,15 @@ pub fn before_stop(profile: &str) {
 }
 
 /// After a profile's client is stopped: what a kind leaves on the host
-/// that outlives its client (a killed charon's routing rule).
+/// that outlives its client (a killed charon's routing rule; on the IPsec
+/// kernel path its SAs and policies, found by the recorded `if_id`).
 /// Without a state (a crash) every kind's leftovers are looked for.
 pub fn after_stop(profile: &str, st: Option<&State>, problems: &mut Vec<String>) {
     if st.is_none_or(|s| s.kind == Kind::IpSec) {
         ipsec::remove_rule(profile, problems);
+    }
+    if let Some(if_id) = st.and_then(|s| s.backend.ipsec_if_id) {
+        ipsec::remove_sas(if_id, problems);
     }
 }
 

@@ -1361,6 +1361,22 @@ pub fn remove_rule(profile: &str, problems: &mut Vec<String>) {
     }
 }
 
+/// After charon is gone, on the kernel path: the SAs and policies bound to
+/// the profile's `if_id` that a killed charon left in the host's XFRM
+/// database (the kernel keeps them, and they go on carrying the
+/// namespace's traffic to the gateway, encrypted, until they are removed).
+pub fn remove_sas(if_id: u32, problems: &mut Vec<String>) {
+    match crate::xfrm::remove_if_id(if_id) {
+        Ok((0, 0)) => {}
+        Ok((s, p)) => {
+            vlog!("removed {s} XFRM state(s) and {p} policies of if_id {if_id:#x} charon left")
+        }
+        Err(e) => problems.push(format!(
+            "the XFRM states and policies of if_id {if_id:#x}: {e:#}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
