@@ -59,7 +59,7 @@ const CHARON: &[&str] = &["/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon"];
 /// `updown` (scripts), no `stroke`, no `resolvconf` program; on the
 /// userspace path ESP is kernel-libipsec's (kernel-netlink then only
 /// installs its routes and virtual IP), on the kernel path
-/// ([`KERNEL_PLUGINS`]) kernel-netlink installs the SAs and policies.
+/// ([`kernel_plugins`]) kernel-netlink installs the SAs and policies.
 /// Certificates: x509, pem, pkcs1/pkcs8 (RSA keys, the keys OpenSSL
 /// writes), gmp (RSA); openssl (ECDSA, and MD4 and DES for MSCHAPv2) where
 /// libstrongswan-standard-plugins is installed. EAP: md5 (with the md5
@@ -71,9 +71,13 @@ const PLUGINS: &str = "random nonce kdf aes sha1 sha2 md5 hmac gmp openssl pem p
                        eap-identity eap-md5 eap-mschapv2";
 
 /// The kernel path's plugins: the same without kernel-libipsec.
-const KERNEL_PLUGINS: &str = "random nonce kdf aes sha1 sha2 md5 hmac gmp pem pkcs1 pkcs8 x509 \
-                              pubkey kernel-netlink socket-default vici resolve eap-identity \
-                              eap-md5 eap-mschapv2";
+fn kernel_plugins() -> String {
+    PLUGINS
+        .split_whitespace()
+        .filter(|p| *p != "kernel-libipsec")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// The name of the connection and its child in charon.
 const CONN: &str = "nsvpn";
@@ -471,7 +475,7 @@ pub fn render_kernel_conf(profile: &str) -> String {
          # XFRM interface (if_id), which is in the profile's namespace.\n\
          charon {{\n\
          \x20 load_modular = no\n\
-         \x20 load = {KERNEL_PLUGINS}\n\
+         \x20 load = {}\n\
          \x20 port = 0\n\
          \x20 port_nat_t = 0\n\
          \x20 retransmit_tries = 3\n\
@@ -503,6 +507,7 @@ pub fn render_kernel_conf(profile: &str) -> String {
          \x20 }}\n\
          }}\n",
         run_dir(profile).display(),
+        kernel_plugins(),
     )
 }
 
@@ -1464,6 +1469,35 @@ mod tests {
         // Each profile starts at an if_id of its own, never 0.
         assert_ne!(first_if_id("echo"), first_if_id("foxtrot"));
         assert!(first_if_id("echo") >= 0x6e76_0000);
+    }
+
+    #[test]
+    fn a_files_connection_is_bound_to_the_if_id_too() {
+        // As a swanctl.conf file's connection arrives (dpd_action forced to
+        // clear by the file's check, its other keys kept).
+        let file = Message::new().section(
+            CONN,
+            Message::new().kv("version", "2").section(
+                "children",
+                Message::new().section(
+                    CONN,
+                    Message::new()
+                        .kv("dpd_action", "clear")
+                        .kv("rekey_time", "1h"),
+                ),
+            ),
+        );
+        let m = bind_to_if_id(file, 7);
+        let conn = m.sub(CONN).unwrap();
+        assert_eq!(conn.str("keyingtries").as_deref(), Some("0"));
+        assert_eq!(conn.str("version").as_deref(), Some("2"));
+        let child = conn.sub("children").unwrap().sub(CONN).unwrap();
+        assert_eq!(child.str("if_id_in").as_deref(), Some("0x7"));
+        assert_eq!(child.str("if_id_out").as_deref(), Some("0x7"));
+        assert_eq!(child.str("reqid").as_deref(), Some("7"));
+        assert_eq!(child.str("rekey_time").as_deref(), Some("1h"));
+        assert_eq!(child.str("dpd_action").as_deref(), Some("restart"));
+        assert_eq!(child.0.iter().filter(|(k, _)| k == "dpd_action").count(), 1);
     }
 
     #[test]

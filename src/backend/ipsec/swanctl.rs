@@ -464,8 +464,10 @@ const IKEV1: &str = "it is for IKEv1; nsvpn speaks IKEv2";
 const PKCS11: &str = "smartcards and tokens need a PKCS#11 module loaded into charon, as root on \
                       the host; put the certificate in a file beside this one and name it in \
                       `certs` (or `cacerts`)";
-const DPD: &str = "nsvpn clears the SA when the gateway goes (dpd_action = clear): charon cannot \
-                   rebuild the tunnel once it is in the namespace; `nsvpn down` and `up` do";
+const DPD: &str = "nsvpn decides what happens when the gateway goes: on the kernel path charon \
+                   re-establishes (restart, start), on the userspace path it clears the SA \
+                   (charon cannot rebuild the tunnel once it is in the namespace; `nsvpn down` \
+                   and `up` do)";
 
 fn conn_rule(key: &str) -> Option<Rule> {
     use Rule::*;
