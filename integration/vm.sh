@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Kernel WireGuard, proven in a VM. Boots the distribution's kernel (one that
+# Kernel WireGuard and the kernel path of IPsec (XFRM interfaces), proven in
+# a VM. Boots the distribution's kernel (one that
 # Debian's linux-image package installed in /boot, with its wireguard.ko)
 # under qemu with software emulation and no network device, from an
 # initramfs built here out of the freshly built nsvpn, busybox and the tools
-# the scenario needs; loads the WireGuard modules and runs vm-scenario.sh
-# (kernel WireGuard on both ends). Prints the VM's console, and exits 0 only
+# the scenario needs; loads the WireGuard, XFRM and ESP modules and runs
+# vm-scenario.sh (kernel WireGuard on both ends; an IPsec profile on the
+# kernel path against a strongSwan gateway). Prints the VM's console, and exits 0 only
 # when the scenario passed.
 #
 # Usage: sudo integration/vm.sh [NSVPN_BINARY]     (default target/release/nsvpn)
@@ -30,6 +32,10 @@ need wg wireguard-tools
 need dnsmasq dnsmasq-base
 need pgrep procps
 need tcpdump tcpdump
+need swanctl strongswan-swanctl
+need openssl openssl
+charon=/usr/lib/ipsec/charon
+[ -x "$charon" ] || { echo "vm: $charon is missing (Debian packages: strongswan-charon libcharon-extra-plugins)" >&2; exit 1; }
 busybox=/bin/busybox
 [ -x "$busybox" ] && ! ldd "$busybox" > /dev/null 2>&1 \
   || { echo "vm: $busybox is not the static busybox (Debian package: busybox-static)" >&2; exit 1; }
@@ -47,7 +53,9 @@ fi
 work=$(mktemp -d /tmp/nsvpn-vm.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 fs=$work/root
-mkdir -p "$fs"/{bin,sbin,usr/bin,usr/sbin,etc/netns,proc,sys,dev,run,tmp,root,lib/modules,nsvpn/integration}
+mkdir -p "$fs"/{bin,sbin,usr/bin,usr/sbin,etc/netns,proc,sys,dev,run,tmp,root,lib/modules,nsvpn/integration,var}
+# charon's pid file is /var/run/charon.pid.
+ln -s /run "$fs/var/run"
 
 # add_binary PATH [DEST]: copies an executable (to DEST in the VM, default the
 # same path) and the shared libraries it loads.
@@ -63,6 +71,18 @@ for b in /bin/bash /usr/bin/ip /usr/bin/wg /usr/sbin/dnsmasq /usr/bin/getent \
   add_binary "$b"
 done
 add_binary "$nsvpn" /usr/local/bin/nsvpn
+# strongSwan: charon (nsvpn's and the lab gateway's), the plugins either
+# loads, swanctl (the gateway's loader) and openssl (the lab's certificates).
+add_binary "$charon"
+for p in random nonce kdf aes sha1 sha2 md5 hmac gmp pem pkcs1 pkcs8 x509 pubkey kernel-libipsec \
+  kernel-netlink socket-default vici resolve attr eap-identity eap-md5 eap-mschapv2; do
+  add_binary "$(dirname "$charon")/plugins/libstrongswan-$p.so"
+done
+add_binary /usr/sbin/swanctl
+add_binary /usr/bin/openssl
+install -D -m 644 "$(realpath /usr/lib/ssl/openssl.cnf)" "$fs/usr/lib/ssl/openssl.cnf"
+# swanctl refuses to start without /etc/strongswan.conf (empty: its defaults).
+: > "$fs/etc/strongswan.conf"
 # busybox for everything else; the real tools above win. /bin/sh is bash:
 # busybox's ash would run its own applets (its `ip`) before the real tools.
 ln -s bash "$fs/bin/sh"
@@ -74,8 +94,11 @@ done
 cp "$here"/{vm-scenario.sh,lab.sh,checks.sh} "$fs/nsvpn/integration/"
 
 # The modules, in dependency order (veth and overlay too: Debian builds them
-# as modules; exec lays an overlay on /etc).
-for m in wireguard veth overlay; do modprobe --show-depends -S "$kver" "$m"; done \
+# as modules; exec lays an overlay on /etc). IPsec: XFRM interfaces, charon's
+# XFRM netlink (xfrm_user), ESP and the AEAD templates the kernel builds ESP
+# transforms from; tun for the lab gateway's kernel-libipsec.
+for m in wireguard veth overlay xfrm_interface xfrm_user esp4 authenc authencesn echainiv seqiv \
+  gcm ctr ghash-generic sha512_generic drbg tun; do modprobe --show-depends -S "$kver" "$m"; done \
   | awk '$1 == "insmod" && !seen[$2]++ {print $2}' > "$work/modules"
 while read -r m; do
   name=$(basename "$m"); name=${name%%.ko*}
@@ -137,5 +160,5 @@ qemu_rc=${PIPESTATUS[0]}
 set -e
 echo "vm: the VM ran for $(( $(date +%s) - start )) s"
 [ "$qemu_rc" = 124 ] && { echo "vm: FAIL: the VM did not finish within $timeout s" >&2; exit 1; }
-grep -q '^nsvpn-vm: scenario exit status 0$' "$log" || { echo "vm: FAIL: the kernel-WireGuard scenario failed (log: $log)" >&2; exit 1; }
-echo "vm: the kernel-WireGuard scenario passed"
+grep -q '^nsvpn-vm: scenario exit status 0$' "$log" || { echo "vm: FAIL: the VM scenario failed (log: $log)" >&2; exit 1; }
+echo "vm: the VM scenario (kernel WireGuard, IPsec kernel path) passed"

@@ -31,3 +31,4 @@ pub mod tunnel;
 pub mod unlinking;
 pub mod user;
 pub mod util;
+pub mod xfrm;

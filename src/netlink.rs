@@ -13,7 +13,9 @@ use rtnetlink::packet_route::link::{
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope, RouteType,
 };
-use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkWireguard, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkMessageBuilder, LinkUnspec, LinkWireguard, LinkXfrm, RouteMessageBuilder,
+};
 
 use crate::ipnet::IpNet;
 
@@ -199,6 +201,29 @@ impl Netlink {
         self.handle
             .link()
             .add(LinkWireguard::new(name).build())
+            .execute()
+            .await
+    }
+
+    /// Creates an XFRM interface (`ip link add NAME type xfrm if_id IF_ID`):
+    /// IPsec policies and SAs with that `if_id` apply to what is routed into
+    /// it, and only to that, also once it is moved into another namespace
+    /// (they stay in this one). No underlying device: the kernel routes the
+    /// ESP packets as its own. The error is returned raw so that the caller
+    /// can tell "no XFRM interfaces in this kernel" (EOPNOTSUPP) and "that
+    /// if_id is taken" (EEXIST) from other failures.
+    pub async fn create_xfrm(
+        &self,
+        name: &str,
+        if_id: u32,
+    ) -> std::result::Result<(), rtnetlink::Error> {
+        self.handle
+            .link()
+            .add(
+                LinkMessageBuilder::<LinkXfrm>::new(name)
+                    .if_id(if_id)
+                    .build(),
+            )
             .execute()
             .await
     }

@@ -230,6 +230,7 @@ mod tests {
             backend: Recorded {
                 implementation: Some(Implementation::Userspace),
                 listen_port,
+                ipsec_if_id: None,
                 openvpn: None,
             },
         }

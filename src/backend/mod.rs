@@ -113,11 +113,15 @@ pub fn before_stop(profile: &str) {
 }
 
 /// After a profile's client is stopped: what a kind leaves on the host
-/// that outlives its client (a killed charon's routing rule).
+/// that outlives its client (a killed charon's routing rule; on the IPsec
+/// kernel path its SAs and policies, found by the recorded `if_id`).
 /// Without a state (a crash) every kind's leftovers are looked for.
 pub fn after_stop(profile: &str, st: Option<&State>, problems: &mut Vec<String>) {
     if st.is_none_or(|s| s.kind == Kind::IpSec) {
         ipsec::remove_rule(profile, problems);
+    }
+    if let Some(if_id) = st.and_then(|s| s.backend.ipsec_if_id) {
+        ipsec::remove_sas(if_id, problems);
     }
 }
 
@@ -203,6 +207,10 @@ pub struct Recorded {
     /// whose it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen_port: Option<u16>,
+    /// IPsec on the kernel path: the `if_id` of the profile's XFRM
+    /// interface (and its CHILD_SA's reqid). None on the userspace path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipsec_if_id: Option<u32>,
     /// OpenVPN: what the hook needs of the `.ovpn` file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openvpn: Option<openvpn::OvpnConfig>,
@@ -287,23 +295,28 @@ pub fn reconnecting(profile: &str, st: &State) -> Result<Option<Reconnect>, Stri
     match st.kind {
         Kind::OpenVpn => openvpn::reconnecting(profile),
         Kind::OpenConnect => Ok(openconnect::reconnecting(profile)),
+        // On the kernel path charon re-establishes by itself; on the
+        // userspace path the profile's supervisor does.
+        Kind::IpSec if st.backend.ipsec_if_id.is_some() => ipsec::reconnecting_by_charon(profile),
         Kind::IpSec => ipsec::reconnecting(profile),
         Kind::WireGuard => Ok(None),
     }
 }
 
 /// Whether the profile has a supervisor (a part of its runtime) that makes
-/// its tunnel again when the client cannot: an IPsec profile.
+/// its tunnel again when the client cannot: an IPsec profile on the
+/// userspace path (on the kernel path charon re-establishes by itself).
 pub fn supervised(st: &State) -> bool {
-    st.kind == Kind::IpSec
+    st.kind == Kind::IpSec && st.backend.ipsec_if_id.is_none()
 }
 
 /// Whether the profile's tunnel is lost although its client runs and its
 /// device is there, and why (an IPsec profile whose charon has no SA any
-/// more: on the userspace path it cannot make a new one).
+/// more: on the userspace path it cannot make a new one; on the kernel
+/// path, one re-established with another virtual IP).
 pub fn lost(profile: &str, st: &State) -> Option<String> {
     match st.kind {
-        Kind::IpSec => ipsec::lost(profile),
+        Kind::IpSec => ipsec::lost(profile, st.backend.ipsec_if_id.is_some()),
         Kind::WireGuard | Kind::OpenVpn | Kind::OpenConnect => None,
     }
 }

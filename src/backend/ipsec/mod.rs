@@ -1,10 +1,17 @@
-//! IPsec/IKEv2 with strongSwan, the userspace path: one `charon` per
-//! profile, on the host (IKE and ESP on the host's uplink), with the
-//! `kernel-libipsec` plugin doing ESP in user space over a TUN device that
-//! nsvpn moves into the profile's namespace, as wireguard-go's.
+//! IPsec/IKEv2 with strongSwan: one `charon` per profile, on the host (IKE
+//! and ESP on the host's uplink), on one of two paths ([`Datapath`]):
 //!
-//! What keeps charon off the host's own traffic (each verified, see README
-//! "IPsec profiles"):
+//! - the kernel path: the kernel does ESP; nsvpn creates an XFRM interface
+//!   with an `if_id` of the profile's own and moves it into the namespace;
+//!   charon (kernel-netlink, no route, no virtual IP installed) binds its
+//!   SAs and policies to that `if_id`, so that they match only what is
+//!   routed into that interface, never the host's own traffic;
+//! - the userspace path: the `kernel-libipsec` plugin does ESP in user
+//!   space over a TUN device that nsvpn moves into the profile's
+//!   namespace, as wireguard-go's.
+//!
+//! What keeps the userspace path's charon off the host's own traffic (each
+//! verified, see README "IPsec profiles"):
 //! - its own `strongswan.conf` (fixed plugin list, no `updown`, no
 //!   `resolvconf`), its own `/run` (a private mount namespace: charon's pid
 //!   file is fixed), its own VICI socket, random IKE ports;
@@ -37,7 +44,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use self::vici::{Client, Message};
 use crate::backend::client;
 use crate::backend::client::hook::TunnelRecord;
-use crate::backend::{Connected, at, check_secret};
+use crate::backend::{Connected, Reconnect, at, check_secret};
 use crate::ipnet::IpNet;
 use crate::names::{Names, fnv1a};
 use crate::netlink::Netlink;
@@ -53,7 +60,10 @@ pub const PROGRAM: &str = "charon";
 const CHARON: &[&str] = &["/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon"];
 
 /// The plugins charon loads, and nothing else (`load_modular = no`): no
-/// `updown` (scripts), no `stroke`, no `resolvconf` program, no XFRM.
+/// `updown` (scripts), no `stroke`, no `resolvconf` program; on the
+/// userspace path ESP is kernel-libipsec's (kernel-netlink then only
+/// installs its routes and virtual IP), on the kernel path
+/// ([`kernel_plugins`]) kernel-netlink installs the SAs and policies.
 /// Certificates: x509, pem, pkcs1/pkcs8 (RSA keys, the keys OpenSSL
 /// writes), gmp (RSA); openssl (ECDSA, and MD4 and DES for MSCHAPv2) where
 /// libstrongswan-standard-plugins is installed. EAP: md5 (with the md5
@@ -63,6 +73,15 @@ const CHARON: &[&str] = &["/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon"];
 const PLUGINS: &str = "random nonce kdf aes sha1 sha2 md5 hmac gmp openssl pem pkcs1 pkcs8 \
                        x509 pubkey kernel-libipsec kernel-netlink socket-default vici resolve \
                        eap-identity eap-md5 eap-mschapv2";
+
+/// The kernel path's plugins: the same without kernel-libipsec.
+fn kernel_plugins() -> String {
+    PLUGINS
+        .split_whitespace()
+        .filter(|p| *p != "kernel-libipsec")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// The name of the connection and its child in charon.
 const CONN: &str = "nsvpn";
@@ -98,6 +117,8 @@ pub struct Prepared {
     ca: Option<Vec<u8>>,
     pub proposals: Vec<String>,
     pub esp_proposals: Vec<String>,
+    /// The profile's `userspace` (None: the kernel path where it works).
+    pub userspace: Option<bool>,
     pub wait: Duration,
     /// A swanctl.conf-style file's connection and secrets, sent as they are
     /// (then `credential`, `ca` and the proposals are unused).
@@ -116,6 +137,16 @@ impl Prepared {
             .as_ref()
             .map_or(self.auth.fields().to_string(), |f| f.fields.clone())
     }
+}
+
+/// How ESP is done for a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datapath {
+    /// charon's kernel-libipsec over a TUN device.
+    Userspace,
+    /// The kernel, through the profile's XFRM interface with this `if_id`
+    /// (also the CHILD_SA's `reqid`).
+    Kernel { if_id: u32 },
 }
 
 impl std::fmt::Debug for Prepared {
@@ -141,6 +172,11 @@ fn find_charon() -> Result<PathBuf> {
                  strongswan-charon libcharon-extra-plugins)"
             )
         })?;
+    Ok(charon.to_path_buf())
+}
+
+/// The userspace path needs charon's kernel-libipsec plugin.
+fn check_libipsec(charon: &Path) -> Result<()> {
     let plugin = charon
         .with_file_name("plugins")
         .join("libstrongswan-kernel-libipsec.so");
@@ -151,7 +187,7 @@ fn find_charon() -> Result<PathBuf> {
             plugin.display()
         );
     }
-    Ok(charon.to_path_buf())
+    Ok(())
 }
 
 /// Reads a file the profile names: trusted like the profile (a secret
@@ -299,8 +335,12 @@ pub fn prepare(profile: &Profile, s: &Settings, wait: Duration) -> Result<Prepar
         }
         None => None,
     };
+    let charon = find_charon()?;
+    if s.userspace == Some(true) {
+        check_libipsec(&charon)?;
+    }
     Ok(Prepared {
-        charon: find_charon()?,
+        charon,
         server: s.server.clone(),
         local_id: s.local_id.clone(),
         remote_id: s.remote_id.clone().unwrap_or_else(|| s.server.clone()),
@@ -309,6 +349,7 @@ pub fn prepare(profile: &Profile, s: &Settings, wait: Duration) -> Result<Prepar
         ca,
         proposals: s.proposals.clone(),
         esp_proposals: s.esp_proposals.clone(),
+        userspace: s.userspace,
         wait,
         file: None,
     })
@@ -348,6 +389,7 @@ pub fn prepare_file(
         ca: None,
         proposals: Vec::new(),
         esp_proposals: Vec::new(),
+        userspace: s.userspace,
         wait,
         file: Some(loaded),
     })
@@ -422,6 +464,99 @@ pub fn render_conf(profile: &str, tun: Option<&str>) -> String {
     )
 }
 
+/// The kernel path's `strongswan.conf`: kernel-netlink installs the SAs
+/// and policies (bound to the profile's `if_id` by the connection), and
+/// nothing else: no route (`install_routes = no`), no routing table and so
+/// no rule (`routing_table = 0`: kernel-netlink adds its rule whenever a
+/// table is set, routes or not), no virtual IP (`install_virtual_ip = no`:
+/// nsvpn puts it on the XFRM interface, inside). The log's times are
+/// seconds since the epoch, which `status` reads.
+pub fn render_kernel_conf(profile: &str) -> String {
+    format!(
+        "# Written by nsvpn for profile {profile}: the configuration of its own charon,\n\
+         # which sees {} as /run. Regenerated on every `nsvpn up`.\n\
+         # The kernel path: ESP in the kernel, SAs and policies bound to the profile's\n\
+         # XFRM interface (if_id), which is in the profile's namespace.\n\
+         charon {{\n\
+         \x20 load_modular = no\n\
+         \x20 load = {}\n\
+         \x20 port = 0\n\
+         \x20 port_nat_t = 0\n\
+         \x20 retransmit_tries = 3\n\
+         \x20 retransmit_timeout = 1.0\n\
+         \x20 retransmit_base = 1.5\n\
+         \x20 install_routes = no\n\
+         \x20 install_virtual_ip = no\n\
+         \x20 routing_table = 0\n\
+         \x20 plugins {{\n\
+         \x20   vici {{\n\
+         \x20     socket = unix:///run/charon.vici\n\
+         \x20   }}\n\
+         \x20   resolve {{\n\
+         \x20     file = /run/resolv.conf\n\
+         \x20   }}\n\
+         \x20 }}\n\
+         \x20 filelog {{\n\
+         \x20   nsvpn {{\n\
+         \x20     path = /run/charon.log\n\
+         \x20     time_format = %s\n\
+         \x20     flush_line = yes\n\
+         \x20     default = 1\n\
+         \x20   }}\n\
+         \x20 }}\n\
+         \x20 syslog {{\n\
+         \x20   daemon {{\n\
+         \x20     default = -1\n\
+         \x20   }}\n\
+         \x20 }}\n\
+         }}\n",
+        run_dir(profile).display(),
+        kernel_plugins(),
+    )
+}
+
+/// The first `if_id` a profile's XFRM interface tries (the next ones
+/// follow when another interface holds it): never 0, which the kernel
+/// refuses, and far above the small reqids charons allocate by themselves.
+pub fn first_if_id(profile: &str) -> u32 {
+    0x6e76_0000 | (fnv1a(format!("ipsec-if:{profile}").as_bytes()) & 0xffff)
+}
+
+/// How many `if_id`s are tried before giving up.
+const IF_ID_TRIES: u32 = 64;
+
+/// Creates the profile's XFRM interface `name` on the host with an `if_id`
+/// no other XFRM interface has (the kernel refuses a taken one: EEXIST).
+/// None when this kernel has no XFRM interfaces (no `xfrm_interface`
+/// module: EOPNOTSUPP).
+async fn create_xfrm(host: &Netlink, profile: &str, name: &str) -> Result<Option<u32>> {
+    use nix::errno::Errno;
+    if host.link_by_name(name).await?.is_some() {
+        bail!("a link called {name} is already on the host: remove it (ip link del {name})");
+    }
+    let first = first_if_id(profile);
+    for if_id in (first..).take(IF_ID_TRIES as usize) {
+        match host.create_xfrm(name, if_id).await {
+            Ok(()) => return Ok(Some(if_id)),
+            Err(e) if crate::netlink::errno(&e) == Some(Errno::EEXIST as i32) => {
+                vlog!("if_id {if_id:#x} is another XFRM interface's; trying the next");
+            }
+            Err(e) if matches!(crate::netlink::errno(&e), Some(c) if c == Errno::EOPNOTSUPP as i32) =>
+            {
+                vlog!("no XFRM interfaces in this kernel ({e})");
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(anyhow!(e).context(format!("cannot create the XFRM interface {name}")));
+            }
+        }
+    }
+    bail!(
+        "cannot create the XFRM interface {name}: the if_ids {first:#x} to {:#x} are all taken",
+        first + IF_ID_TRIES - 1
+    )
+}
+
 /// A list of proposals, or strongSwan's defaults.
 fn proposals(list: &[String]) -> Vec<&str> {
     if list.is_empty() {
@@ -435,10 +570,62 @@ fn proposals(list: &[String]) -> Vec<&str> {
 /// virtual IP asked for, whatever the gateway offers behind it, nsvpn's
 /// side authenticated as the profile says (the gateway with the same key,
 /// or with a certificate from `ca_file`), dead peer detection.
-pub fn connection(p: &Prepared) -> Message {
-    if let Some(f) = &p.file {
-        return f.conn.clone();
+///
+/// On the kernel path the CHILD_SA is bound to the profile's XFRM
+/// interface (`if_id_in`/`if_id_out`) with a `reqid` of its own (several
+/// charons share the host's XFRM database; each would start its reqids at
+/// 1), and charon re-establishes by itself: when the gateway deletes the
+/// SA (a restart: `close_action = start`), stops answering (`dpd_action =
+/// restart`), or is not there yet (`keyingtries = 0`: it retries until it
+/// is), asking for the same virtual IP again. A swanctl.conf-style file's
+/// connection gets the same (its own `if_id_*`, `reqid` and marks are
+/// refused when the file is checked).
+pub fn connection(p: &Prepared, path: Datapath) -> Message {
+    let m = match &p.file {
+        Some(f) => f.conn.clone(),
+        None => own_connection(p),
+    };
+    match path {
+        Datapath::Userspace => m,
+        Datapath::Kernel { if_id } => bind_to_if_id(m, if_id),
     }
+}
+
+/// Sets `k = v` in `m`, replacing what was there.
+fn set(mut m: Message, k: &str, v: impl AsRef<[u8]>) -> Message {
+    m.0.retain(|(n, _)| n != k);
+    m.kv(k, v)
+}
+
+/// The kernel path's settings put into a connection (`{CONN: {...,
+/// children: {CONN: {...}}}}`).
+fn bind_to_if_id(m: Message, if_id: u32) -> Message {
+    let map = |m: Message, name: &str, f: &dyn Fn(Message) -> Message| {
+        Message(
+            m.0.into_iter()
+                .map(|(k, v)| match v {
+                    vici::Value::Section(s) if k == name => (k, vici::Value::Section(f(s))),
+                    v => (k, v),
+                })
+                .collect(),
+        )
+    };
+    map(m, CONN, &|conn| {
+        let conn = set(conn, "keyingtries", "0");
+        map(conn, "children", &|children| {
+            map(children, CONN, &|child| {
+                let child = set(child, "if_id_in", format!("{if_id:#x}"));
+                let child = set(child, "if_id_out", format!("{if_id:#x}"));
+                let child = set(child, "reqid", if_id.to_string());
+                let child = set(child, "dpd_action", "restart");
+                set(child, "close_action", "start")
+            })
+        })
+    })
+}
+
+/// The connection nsvpn writes from a profile's own fields.
+fn own_connection(p: &Prepared) -> Message {
     let mut local = Message::new().kv("auth", p.auth.local());
     let mut remote = Message::new();
     match &p.credential {
@@ -467,30 +654,25 @@ pub fn connection(p: &Prepared) -> Message {
     if let Some(ca) = &p.ca {
         remote = remote.list("cacerts", [ca]);
     }
+    let child = Message::new()
+        .list("remote_ts", ["0.0.0.0/0"])
+        .list("esp_proposals", proposals(&p.esp_proposals));
+    let conn = Message::new()
+        .kv("version", "2")
+        .list("remote_addrs", [&p.server])
+        .list("vips", ["0.0.0.0"])
+        .list("proposals", proposals(&p.proposals))
+        .kv("dpd_delay", "10s")
+        .kv("unique", "replace");
+    // Never re-initiated by charon on the userspace path (it would put the
+    // virtual IP on the host's uplink): the supervisor makes a new charon
+    // instead (reconnect.rs). The kernel path's binding changes this.
+    let child = child.kv("dpd_action", "clear");
     Message::new().section(
         CONN,
-        Message::new()
-            .kv("version", "2")
-            .list("remote_addrs", [&p.server])
-            .list("vips", ["0.0.0.0"])
-            .list("proposals", proposals(&p.proposals))
-            .kv("dpd_delay", "10s")
-            .kv("unique", "replace")
-            .section("local-1", local)
+        conn.section("local-1", local)
             .section("remote-1", remote)
-            .section(
-                "children",
-                Message::new().section(
-                    CONN,
-                    Message::new()
-                        .list("remote_ts", ["0.0.0.0/0"])
-                        .list("esp_proposals", proposals(&p.esp_proposals))
-                        // Never re-initiated by charon (it would put the
-                        // virtual IP on the host's uplink): the supervisor
-                        // makes a new charon instead (reconnect.rs).
-                        .kv("dpd_action", "clear"),
-                ),
-            ),
+            .section("children", Message::new().section(CONN, child)),
     )
 }
 
@@ -772,16 +954,46 @@ pub fn query(profile: &str) -> Result<Option<SaInfo>> {
     list_sas(&mut c)
 }
 
-/// Whether the profile's tunnel is gone for good although charon runs:
-/// charon has no CHILD_SA any more (the gateway deleted the SA, or stopped
-/// answering dead peer detection), and no supervisor makes a new one
-/// ([`reconnect`]; charon cannot, on this path). None when it is there,
-/// when the supervisor runs, or when charon cannot be asked.
-pub fn lost(profile: &str) -> Option<String> {
-    if crate::lifecycle::parts::supervisor_running(profile) {
+/// The lines of charon's log that say why its SA went.
+const LOSS: &[&str] = &[
+    "received DELETE for IKE_SA",
+    "received DELETE for ESP CHILD_SA",
+    "giving up after",
+    "closing CHILD_SA",
+];
+
+/// Whether the profile's tunnel is gone although charon runs, and charon
+/// will not bring it back. On the userspace path: charon has no CHILD_SA
+/// any more (the gateway deleted the SA, or stopped answering dead peer
+/// detection), and on this path charon cannot make a new one (README,
+/// "IPsec profiles"). On the kernel path charon makes a new one by itself
+/// ([`reconnecting`] says so meanwhile); lost only when the new one came
+/// with another virtual IP than the one nsvpn put on the interface (a
+/// restarted gateway hands out its pool anew). None when it is there, or
+/// charon cannot be asked.
+pub fn lost(profile: &str, kernel: bool) -> Option<String> {
+    if !kernel && crate::lifecycle::parts::supervisor_running(profile) {
         return None;
     }
     let sa = query(profile).ok()?;
+    if kernel {
+        let sa = sa.filter(|s| s.child.is_some())?;
+        let on_tunnel: Vec<String> = TunnelRecord::load(profile)?
+            .addresses
+            .iter()
+            .map(|a| a.split(['/', ' ']).next().unwrap_or(a).to_string())
+            .collect();
+        if sa.vips.iter().all(|v| on_tunnel.contains(v)) {
+            return None;
+        }
+        return Some(format!(
+            "charon re-established the IPsec SA with another virtual IP ({}) than the \
+             tunnel's ({}): the gateway handed out its pool anew; `nsvpn down {profile}` and \
+             `nsvpn up {profile}` apply it",
+            sa.vips.join(", "),
+            on_tunnel.join(", ")
+        ));
+    }
     if sa.as_ref().is_some_and(|s| s.child.is_some()) {
         return None;
     }
@@ -802,16 +1014,7 @@ pub fn why_lost(profile: &str) -> String {
     let why = text
         .lines()
         .rev()
-        .find(|l| {
-            [
-                "received DELETE for IKE_SA",
-                "received DELETE for ESP CHILD_SA",
-                "giving up after",
-                "closing CHILD_SA",
-            ]
-            .iter()
-            .any(|p| l.contains(p))
-        })
+        .find(|l| LOSS.iter().any(|p| l.contains(p)))
         .map(|l| format!(" [charon: {}]", l.trim()))
         .unwrap_or_default();
     format!("the gateway deleted the SA (a restart?) or stopped answering dead peer detection{why}")
@@ -835,6 +1038,53 @@ pub fn reconnecting(profile: &str) -> Result<Option<crate::backend::Reconnect>, 
         })),
         // Between two charons, or charon's socket is root's.
         Err(e) => Err(format!("{e:#}")),
+    }
+}
+
+/// On the kernel path: whether charon is making a new SA by itself (it has
+/// no installed CHILD_SA), since when and why, from its log (whose times
+/// are seconds since the epoch on this path): the first line that says the
+/// SA went, after the last CHILD_SA established. An error when charon
+/// cannot be asked.
+pub fn reconnecting_by_charon(profile: &str) -> Result<Option<Reconnect>, String> {
+    let sa = query(profile).map_err(|e| format!("{e:#}"))?;
+    if sa.as_ref().is_some_and(|s| s.child.is_some()) {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(run_dir(profile).join("charon.log")).unwrap_or_default();
+    Ok(Some(reconnect_from_log(&text, util::now_unix())))
+}
+
+/// [`reconnecting`]'s reading of charon's log.
+pub fn reconnect_from_log(log: &str, now: u64) -> Reconnect {
+    let lines: Vec<&str> = log.lines().collect();
+    let after = lines
+        .iter()
+        .rposition(|l| l.contains("CHILD_SA nsvpn{") && l.contains("} established"))
+        .map_or(0, |i| i + 1);
+    let first = lines[after..]
+        .iter()
+        .find(|l| LOSS.iter().any(|p| l.contains(p)));
+    let since = first
+        .and_then(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(now);
+    // The last thing charon said about the new attempt, else why it went.
+    let last = lines[after..]
+        .iter()
+        .rev()
+        .find(|l| {
+            LOSS.iter().any(|p| l.contains(p))
+                || l.contains("retransmit")
+                || l.contains("initiating IKE_SA")
+        })
+        .map(|l| {
+            let l = l.trim();
+            // "1712345678 09[IKE] text": the text.
+            l.split_once(']').map_or(l, |(_, t)| t).trim().to_string()
+        });
+    Reconnect {
+        since,
+        last_error: last,
     }
 }
 
@@ -880,8 +1130,71 @@ pub fn setup_from_sa(device: &str, sa: &SaInfo, dns: Vec<IpAddr>) -> Result<Tunn
     Ok(s)
 }
 
+/// The kernel path's interface MTU: room for ESP in UDP (charon's NAT-T
+/// encapsulation) on a 1500-byte uplink.
+pub const KERNEL_MTU: u32 = 1400;
+
+/// Chooses the path: the profile's `userspace`, else the kernel's where
+/// an XFRM interface can be made. On the kernel path the interface is made
+/// here, on the host, recorded, and moved into the namespace `ns` (in the
+/// link group that goes with the veth pair).
+fn choose_path(
+    profile: &Profile,
+    names: &Names,
+    p: &Prepared,
+    ns: BorrowedFd<'_>,
+    st: &mut State,
+) -> Result<Datapath> {
+    if p.userspace == Some(true) {
+        return Ok(Datapath::Userspace);
+    }
+    let if_id = util::block_on(async {
+        let host = Netlink::here()?;
+        let Some(if_id) = create_xfrm(&host, &profile.name, &names.tunnel).await? else {
+            return Ok::<_, anyhow::Error>(None);
+        };
+        // Recorded before anything else can fail: `down` and a rollback
+        // then know the path.
+        st.backend.ipsec_if_id = Some(if_id);
+        st.save()?;
+        let l = host
+            .link_by_name(&names.tunnel)
+            .await?
+            .ok_or_else(|| anyhow!("the XFRM interface {} vanished", names.tunnel))?;
+        host.move_to_netns(l.index, ns.as_fd()).await?;
+        let inner = Netlink::in_netns(ns.as_fd())?;
+        let l = inner.link_by_name(&names.tunnel).await?.ok_or_else(|| {
+            anyhow!(
+                "the XFRM interface {} did not arrive in the namespace",
+                names.tunnel
+            )
+        })?;
+        inner.set_group(l.index, crate::names::LINK_GROUP).await?;
+        Ok(Some(if_id))
+    })??;
+    match if_id {
+        Some(if_id) => Ok(Datapath::Kernel { if_id }),
+        None if p.userspace == Some(false) => Err(anyhow!(
+            "{}: is false (the kernel path), but this kernel has no XFRM interfaces (the \
+             xfrm_interface module): load it (modprobe xfrm_interface), or set `userspace = true` \
+             or leave the field out for charon's kernel-libipsec",
+            at(profile, "vpn.userspace")
+        )),
+        None => {
+            check_libipsec(&p.charon).map_err(|e| {
+                e.context(
+                    "this kernel has no XFRM interfaces (xfrm_interface module), so the \
+                           userspace path is used",
+                )
+            })?;
+            Ok(Datapath::Userspace)
+        }
+    }
+}
+
 /// Starts the profile's charon, connects, and moves the tunnel into the
-/// namespace `ns`.
+/// namespace `ns` (the userspace path's TUN; the kernel path's XFRM
+/// interface is there before charon starts).
 pub fn connect(
     profile: &Profile,
     names: &Names,
@@ -890,19 +1203,33 @@ pub fn connect(
     st: &mut State,
 ) -> Result<Connected> {
     let t0 = Instant::now();
-    let (pid, tun) = start_charon(&profile.name, names, p, |pid| {
+    let path = choose_path(profile, names, p, ns, st)?;
+    vlog!("IPsec path: {path:?}");
+    let (pid, tun) = start_charon(&profile.name, names, p, path, |pid| {
         st.pid = Some(pid);
         st.save()
     })?;
     let own = t0.elapsed();
     let t1 = Instant::now();
-    let sa = establish(&profile.name, p, pid)?;
+    let sa = establish(&profile.name, p, path, pid)?;
     let waited = t1.elapsed();
     let t2 = Instant::now();
-    let applied = move_in(&profile.name, names, &tun, &sa, ns, &st.overrides, 1)?;
+    let applied = move_in(
+        &profile.name,
+        names,
+        tun.as_deref(),
+        &sa,
+        ns,
+        &st.overrides,
+        1,
+    )?;
+    let how = match path {
+        Datapath::Userspace => "charon kernel-libipsec".to_string(),
+        Datapath::Kernel { if_id } => format!("kernel, XFRM interface if_id {if_id:#x}"),
+    };
     Ok(Connected {
         what: format!(
-            "IPsec, charon kernel-libipsec, virtual IP {}, routes {}",
+            "IPsec, {how}, virtual IP {}, routes {}",
             applied.addresses.join(", "),
             applied
                 .routes
@@ -927,15 +1254,17 @@ fn failed(profile: &str, what: String) -> anyhow::Error {
 }
 
 /// Starts a charon of the profile's own (its own configuration, `/run`
-/// and VICI socket), `record` told its pid at once (so that a rollback
-/// finds it), and waits for its VICI socket and the TUN device
-/// kernel-libipsec opens, on the host: (pid, the TUN's name).
+/// and VICI socket) for the datapath `path`, `record` told its pid at once
+/// (so that a rollback finds it), and waits for its VICI socket and, on
+/// the userspace path, the TUN device kernel-libipsec opens on the host:
+/// (pid, the TUN's name).
 pub(crate) fn start_charon(
     profile: &str,
     names: &Names,
     p: &Prepared,
+    path: Datapath,
     record: impl FnOnce(u32) -> Result<()>,
-) -> Result<(u32, String)> {
+) -> Result<(u32, Option<String>)> {
     let dir = run_dir(profile);
     {
         use std::os::unix::fs::DirBuilderExt;
@@ -946,7 +1275,11 @@ pub(crate) fn start_charon(
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let conf = dir.join("strongswan.conf");
-    util::write_atomic(&conf, render_conf(profile, None).as_bytes(), 0o600)?;
+    let text = match path {
+        Datapath::Userspace => render_conf(profile, None),
+        Datapath::Kernel { .. } => render_kernel_conf(profile),
+    };
+    util::write_atomic(&conf, text.as_bytes(), 0o600)?;
     // A charon that ended (killed, or replaced on a reconnect) leaves its
     // socket: the wait below is for the new one.
     let sock = vici_socket(profile);
@@ -970,28 +1303,35 @@ pub(crate) fn start_charon(
         sock.exists().then_some(())
     })
     .map_err(|e| failed(profile, format!("{e:#}")))?;
+    if let Datapath::Kernel { .. } = path {
+        return Ok((pid, None));
+    }
     let tun = wait_for(pid, start_deadline, "opening its TUN device", || {
         charon_tun(pid)
     })
     .map_err(|e| failed(profile, format!("{e:#}")))?;
     vlog!("charon's TUN device is {tun}");
     util::write_atomic(&conf, render_conf(profile, Some(&tun)).as_bytes(), 0o600)?;
-    Ok((pid, tun))
+    Ok((pid, Some(tun)))
 }
 
-/// Loads the secrets and the connection into the charon `pid` and
-/// initiates: the SA once its CHILD_SA is installed, or why not.
-pub(crate) fn establish(profile: &str, p: &Prepared, pid: u32) -> Result<SaInfo> {
+/// Loads the secrets and the connection (for the datapath `path`) into
+/// the charon `pid` and initiates: the SA once its CHILD_SA is installed,
+/// or why not.
+pub(crate) fn establish(profile: &str, p: &Prepared, path: Datapath, pid: u32) -> Result<SaInfo> {
     let fail = |what: String| failed(profile, what);
     let mut c = Client::connect(&vici_socket(profile), p.wait + Duration::from_secs(5))?;
-    vici::check(
-        "reload-settings",
-        &c.call("reload-settings", &Message::new())?,
-    )?;
+    if path == Datapath::Userspace {
+        // The configuration now names the TUN (start_charon).
+        vici::check(
+            "reload-settings",
+            &c.call("reload-settings", &Message::new())?,
+        )?;
+    }
     for (cmd, m) in credentials(p) {
         vici::check(cmd, &c.call(cmd, &m)?)?;
     }
-    vici::check("load-conn", &c.call("load-conn", &connection(p))?)?;
+    vici::check("load-conn", &c.call("load-conn", &connection(p, path))?)?;
     let mut lines = Vec::new();
     let res = c.call_streaming(
         "initiate",
@@ -1029,41 +1369,62 @@ pub(crate) fn establish(profile: &str, p: &Prepared, pid: u32) -> Result<SaInfo>
     ))
 }
 
-/// Moves charon's TUN device `tun` into the namespace `ns` (the virtual IP
-/// and the SA routes in the profile's own table go with it, off the host),
-/// names it the profile's tunnel and applies what the SA says (virtual IP,
-/// routes, DNS), replacing what an earlier tunnel left; records the tunnel
-/// (`connects`: how many times it was made).
+/// Moves the tunnel into the namespace `ns`: on the userspace path
+/// charon's TUN device `tun` (the virtual IP and the SA routes in the
+/// profile's own table go with it, off the host), named the profile's
+/// tunnel; on the kernel path (`tun` None) the XFRM interface is there
+/// already. Applies what the SA says (virtual IP, routes, DNS), replacing
+/// what an earlier tunnel left; records the tunnel (`connects`: how many
+/// times it was made).
 pub(crate) fn move_in(
     profile: &str,
     names: &Names,
-    tun: &str,
+    tun: Option<&str>,
     sa: &SaInfo,
     ns: BorrowedFd<'_>,
     overrides: &crate::tunnel::Overrides,
     connects: u32,
 ) -> Result<crate::tunnel::Applied> {
     let resolv = std::fs::read_to_string(run_dir(profile).join("resolv.conf")).unwrap_or_default();
-    let setup = setup_from_sa(&names.tunnel, sa, dns_servers(&resolv))?;
+    let mut setup = setup_from_sa(&names.tunnel, sa, dns_servers(&resolv))?;
+    if tun.is_none() {
+        setup.mtu = Some(KERNEL_MTU);
+    }
     let applied = util::block_on(async {
         let host = Netlink::here()?;
         let inner = Netlink::in_netns(ns.as_fd())?;
-        let l = host
-            .link_by_name(tun)
-            .await?
-            .ok_or_else(|| anyhow!("charon's TUN device {tun} is gone from the host"))?;
-        // The TUN of a charon that was replaced goes with it; should it
-        // linger, it yields its name.
-        if inner.link_by_name(&names.tunnel).await?.is_some() {
-            inner.delete_link_named(&names.tunnel).await?;
-        }
-        host.move_to_netns(l.index, ns.as_fd()).await?;
-        let l = inner
-            .link_by_name(tun)
-            .await?
-            .ok_or_else(|| anyhow!("charon's TUN device {tun} did not arrive in the namespace"))?;
-        inner.rename(l.index, &names.tunnel).await?;
-        crate::tunnel::configure(&inner, ns, l.index, names, &setup, overrides).await
+        let index = match tun {
+            Some(tun) => {
+                let l = host
+                    .link_by_name(tun)
+                    .await?
+                    .ok_or_else(|| anyhow!("charon's TUN device {tun} is gone from the host"))?;
+                // The TUN of a charon that was replaced goes with it; should
+                // it linger, it yields its name.
+                if inner.link_by_name(&names.tunnel).await?.is_some() {
+                    inner.delete_link_named(&names.tunnel).await?;
+                }
+                host.move_to_netns(l.index, ns.as_fd()).await?;
+                let l = inner.link_by_name(tun).await?.ok_or_else(|| {
+                    anyhow!("charon's TUN device {tun} did not arrive in the namespace")
+                })?;
+                inner.rename(l.index, &names.tunnel).await?;
+                l.index
+            }
+            None => {
+                inner
+                    .link_by_name(&names.tunnel)
+                    .await?
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "the XFRM interface {} is gone from the namespace",
+                            names.tunnel
+                        )
+                    })?
+                    .index
+            }
+        };
+        crate::tunnel::configure(&inner, ns, index, names, &setup, overrides).await
     })??;
     let rec = TunnelRecord {
         event: if connects > 1 { "reconnect" } else { "connect" }.into(),
@@ -1116,6 +1477,22 @@ pub fn remove_rule(profile: &str, problems: &mut Vec<String>) {
     }
 }
 
+/// After charon is gone, on the kernel path: the SAs and policies bound to
+/// the profile's `if_id` that a killed charon left in the host's XFRM
+/// database (the kernel keeps them, and they go on carrying the
+/// namespace's traffic to the gateway, encrypted, until they are removed).
+pub fn remove_sas(if_id: u32, problems: &mut Vec<String>) {
+    match crate::xfrm::remove_if_id(if_id) {
+        Ok((0, 0)) => {}
+        Ok((s, p)) => {
+            vlog!("removed {s} XFRM state(s) and {p} policies of if_id {if_id:#x} charon left")
+        }
+        Err(e) => problems.push(format!(
+            "the XFRM states and policies of if_id {if_id:#x}: {e:#}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1133,6 +1510,7 @@ mod tests {
             ca: None,
             proposals: vec![],
             esp_proposals: vec![],
+            userspace: None,
             wait: Duration::from_secs(20),
             file: None,
         }
@@ -1184,8 +1562,108 @@ mod tests {
     }
 
     #[test]
+    fn the_kernel_paths_charon_configuration() {
+        let conf = render_kernel_conf("echo");
+        insta::assert_snapshot!(conf);
+        // ESP in the kernel: no kernel-libipsec; no route, rule, table or
+        // virtual IP of charon's on the host.
+        assert!(!conf.contains("kernel-libipsec"));
+        assert!(conf.contains("load = ") && conf.contains(" kernel-netlink "));
+        for line in [
+            "install_routes = no",
+            "install_virtual_ip = no",
+            "routing_table = 0",
+        ] {
+            assert!(conf.contains(line), "{line}");
+        }
+        assert!(!conf.contains("fwmark"));
+        // Each profile starts at an if_id of its own, never 0.
+        assert_ne!(first_if_id("echo"), first_if_id("foxtrot"));
+        assert!(first_if_id("echo") >= 0x6e76_0000);
+    }
+
+    #[test]
+    fn a_files_connection_is_bound_to_the_if_id_too() {
+        // As a swanctl.conf file's connection arrives (dpd_action forced to
+        // clear by the file's check, its other keys kept).
+        let file = Message::new().section(
+            CONN,
+            Message::new().kv("version", "2").section(
+                "children",
+                Message::new().section(
+                    CONN,
+                    Message::new()
+                        .kv("dpd_action", "clear")
+                        .kv("rekey_time", "1h"),
+                ),
+            ),
+        );
+        let m = bind_to_if_id(file, 7);
+        let conn = m.sub(CONN).unwrap();
+        assert_eq!(conn.str("keyingtries").as_deref(), Some("0"));
+        assert_eq!(conn.str("version").as_deref(), Some("2"));
+        let child = conn.sub("children").unwrap().sub(CONN).unwrap();
+        assert_eq!(child.str("if_id_in").as_deref(), Some("0x7"));
+        assert_eq!(child.str("if_id_out").as_deref(), Some("0x7"));
+        assert_eq!(child.str("reqid").as_deref(), Some("7"));
+        assert_eq!(child.str("rekey_time").as_deref(), Some("1h"));
+        assert_eq!(child.str("dpd_action").as_deref(), Some("restart"));
+        assert_eq!(child.0.iter().filter(|(k, _)| k == "dpd_action").count(), 1);
+    }
+
+    #[test]
+    fn the_kernel_paths_connection() {
+        let if_id = 0x6e76_1234;
+        let m = connection(&prepared(), Datapath::Kernel { if_id });
+        insta::assert_snapshot!(m.to_string());
+        let child = m
+            .sub(CONN)
+            .unwrap()
+            .sub("children")
+            .unwrap()
+            .sub(CONN)
+            .unwrap();
+        assert_eq!(child.str("if_id_in").as_deref(), Some("0x6e761234"));
+        assert_eq!(child.str("if_id_out").as_deref(), Some("0x6e761234"));
+        assert_eq!(child.str("reqid").as_deref(), Some("1853231668"));
+        assert_eq!(child.str("close_action").as_deref(), Some("start"));
+        // The userspace path binds nothing and does not re-establish.
+        let u = connection(&prepared(), Datapath::Userspace);
+        let uchild = u
+            .sub(CONN)
+            .unwrap()
+            .sub("children")
+            .unwrap()
+            .sub(CONN)
+            .unwrap();
+        assert_eq!(uchild.str("if_id_in"), None);
+        assert_eq!(uchild.str("dpd_action").as_deref(), Some("clear"));
+        assert_eq!(u.sub(CONN).unwrap().str("keyingtries"), None);
+    }
+
+    #[test]
+    fn reconnecting_read_from_the_kernel_paths_log() {
+        let log = "\
+1700000000 05[IKE] CHILD_SA nsvpn{1} established with SPIs c1a2b3c4_i c5d6e7f8_o and TS 10.7.0.1/32 === 10.20.0.0/16
+1700000100 07[IKE] received DELETE for IKE_SA nsvpn[1]
+1700000100 07[IKE] deleting IKE_SA nsvpn[1] between 203.0.113.17[alice@lab]...203.0.113.18[echo.lab]
+1700000100 07[IKE] initiating IKE_SA nsvpn[2] to 203.0.113.18
+1700000101 09[IKE] retransmit 1 of request with message ID 0
+";
+        let r = reconnect_from_log(log, 1_700_000_105);
+        assert_eq!(r.since, 1_700_000_100);
+        assert_eq!(
+            r.last_error.as_deref(),
+            Some("retransmit 1 of request with message ID 0")
+        );
+        // Nothing said yet: since now.
+        let r = reconnect_from_log("", 42);
+        assert_eq!((r.since, r.last_error), (42, None));
+    }
+
+    #[test]
     fn the_connection_and_key_loaded_over_vici() {
-        insta::assert_snapshot!(connection(&prepared()).to_string());
+        insta::assert_snapshot!(connection(&prepared(), Datapath::Userspace).to_string());
         let k = &credentials(&prepared())[0];
         assert_eq!(k.0, "load-shared");
         assert_eq!(k.1.str("data").as_deref(), Some("s3cret"));
@@ -1196,12 +1674,12 @@ mod tests {
 
     #[test]
     fn certificate_and_eap_connections() {
-        let cert = connection(&cert_prepared());
+        let cert = connection(&cert_prepared(), Datapath::Userspace);
         insta::assert_snapshot!("cert_connection", cert.to_string());
         let k = &credentials(&cert_prepared())[0];
         assert_eq!((k.0, k.1.str("type").as_deref()), ("load-key", Some("any")));
         assert_eq!(k.1.str("data").as_deref(), Some("KEY"));
-        let eap = connection(&eap_prepared());
+        let eap = connection(&eap_prepared(), Datapath::Userspace);
         insta::assert_snapshot!("eap_connection", eap.to_string());
         let k = &credentials(&eap_prepared())[0];
         assert_eq!(k.1.str("type").as_deref(), Some("EAP"));

@@ -201,13 +201,20 @@ impl Keeper {
                 bail!("{p}");
             }
             watch.check()?;
-            let (pid, tun) = super::start_charon(&profile, &names, &self.prepared, |pid| {
-                st.pid = Some(pid);
-                st.save()
-            })?;
+            let (pid, tun) = super::start_charon(
+                &profile,
+                &names,
+                &self.prepared,
+                super::Datapath::Userspace,
+                |pid| {
+                    st.pid = Some(pid);
+                    st.save()
+                },
+            )?;
+            let tun = tun.ok_or_else(|| anyhow!("charon opened no TUN device"))?;
             (names, pid, tun)
         };
-        let sa = match super::establish(&profile, &self.prepared, pid) {
+        let sa = match super::establish(&profile, &self.prepared, super::Datapath::Userspace, pid) {
             Ok(sa) => sa,
             Err(e) => {
                 // A half-made SA may have put the virtual IP on the new TUN,
@@ -226,7 +233,7 @@ impl Keeper {
         let moved = super::move_in(
             &profile,
             &names,
-            &tun,
+            Some(&tun),
             &sa,
             std::os::fd::AsFd::as_fd(&ns),
             &st.overrides,

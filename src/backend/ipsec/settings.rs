@@ -25,6 +25,7 @@ pub const FIELDS: &[&str] = &[
     "esp_proposals",
     "config",
     "connection",
+    "userspace",
 ];
 
 /// How nsvpn's side authenticates, and with it how the gateway does: with
@@ -92,6 +93,10 @@ pub struct Settings {
     pub proposals: Vec<String>,
     /// ESP proposals, else strongSwan's defaults.
     pub esp_proposals: Vec<String>,
+    /// `userspace`: which path. None (left out): the kernel's (an XFRM
+    /// interface) where the kernel has XFRM interfaces, else charon's
+    /// kernel-libipsec; true: kernel-libipsec; false: the kernel's, or fail.
+    pub userspace: Option<bool>,
 }
 
 impl Settings {
@@ -295,5 +300,6 @@ pub(crate) fn settings(src: &Source, mut v: RawVpn) -> Result<Vpn> {
         ca_file,
         proposals: proposals(src, "vpn.proposals", v.proposals)?,
         esp_proposals: proposals(src, "vpn.esp_proposals", v.esp_proposals)?,
+        userspace: v.userspace,
     }))
 }

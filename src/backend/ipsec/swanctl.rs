@@ -38,6 +38,8 @@ pub struct FileSettings {
     pub psk_file: Option<PathBuf>,
     pub password_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// `userspace`, as for a profile without a file.
+    pub userspace: Option<bool>,
 }
 
 impl FileSettings {
@@ -121,6 +123,7 @@ pub(crate) fn settings(src: &Source, v: RawVpn, config: String) -> Result<FileSe
         psk_file: file("vpn.psk_file", v.psk_file)?,
         password_file: file("vpn.password_file", v.password_file)?,
         key_file: file("vpn.key_file", v.key_file)?,
+        userspace: v.userspace,
     };
     if s.psk_file.is_some() as u8 + s.password_file.is_some() as u8 + s.key_file.is_some() as u8 > 1
     {
@@ -461,8 +464,10 @@ const IKEV1: &str = "it is for IKEv1; nsvpn speaks IKEv2";
 const PKCS11: &str = "smartcards and tokens need a PKCS#11 module loaded into charon, as root on \
                       the host; put the certificate in a file beside this one and name it in \
                       `certs` (or `cacerts`)";
-const DPD: &str = "nsvpn clears the SA when the gateway goes (dpd_action = clear): charon cannot \
-                   rebuild the tunnel once it is in the namespace; `nsvpn down` and `up` do";
+const DPD: &str = "nsvpn decides what happens when the gateway goes: on the kernel path charon \
+                   re-establishes (restart, start), on the userspace path it clears the SA \
+                   (charon cannot rebuild the tunnel once it is in the namespace; `nsvpn down` \
+                   and `up` do)";
 
 fn conn_rule(key: &str) -> Option<Rule> {
     use Rule::*;
