@@ -25,13 +25,20 @@ pub fn tail(path: &Path, n: usize) -> String {
 /// Whether the process `pid` still runs (a zombie counts as gone). A process
 /// nsvpn did not start is not its to reap, so this reads /proc.
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !matches!(
-            s.rsplit_once(") ").map(|(_, r)| r.as_bytes()[0]),
-            Some(b'Z') | Some(b'X')
-        ),
-        Err(_) => false,
-    }
+    use std::io::Read;
+    // "pid (comm) S ...": the state follows the last ") ". The comm is at
+    // most 15 bytes, so one short read holds it (no read of the whole).
+    let mut buf = [0u8; 128];
+    let Ok(n) = std::fs::File::open(format!("/proc/{pid}/stat")).and_then(|mut f| f.read(&mut buf))
+    else {
+        return false;
+    };
+    let text = &buf[..n];
+    let state = text
+        .windows(2)
+        .rposition(|w| w == b") ")
+        .and_then(|i| text.get(i + 2));
+    !matches!(state, Some(b'Z' | b'X'))
 }
 
 fn gone(pid: Pid) -> bool {
@@ -255,5 +262,38 @@ pub fn syslog(message: &str) {
     });
     if let Ok(m) = std::ffi::CString::new(message) {
         unsafe { nix::libc::syslog(nix::libc::LOG_NOTICE, c"%s".as_ptr(), m.as_ptr()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alive;
+
+    /// A running process is alive; a zombie (ended, not yet reaped) and a
+    /// reaped one are not.
+    #[test]
+    fn alive_reads_the_state_after_the_name() {
+        assert!(alive(std::process::id()));
+        // A program whose name (the comm) has ") " in it.
+        let dir = std::env::temp_dir().join(format!("nsvpn-alive-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let prog = dir.join("x) Z y");
+        std::fs::copy("/bin/sleep", &prog).unwrap();
+        let mut c = std::process::Command::new(&prog).arg("5").spawn().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let pid = c.id();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(alive(pid));
+        c.kill().unwrap();
+        // Killed, not reaped: a zombie.
+        for _ in 0..100 {
+            if !alive(pid) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!alive(pid), "a zombie is not alive");
+        c.wait().unwrap();
+        assert!(!alive(pid));
     }
 }
