@@ -1,7 +1,8 @@
 //! Writes the man pages and shell completions the Debian package ships
 //! into target/<profile>/assets/ (cargo-deb's `target/release/assets/...`),
 //! from the same command-line definition the binary parses with: src/cli.rs
-//! and src/docs.rs are included here as they are.
+//! and src/docs.rs are included here as they are. Also links GCC's
+//! unwinder statically into the binaries (see `static_unwinder`).
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,25 @@ fn write(path: &Path, data: &[u8]) {
     std::fs::write(path, data).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 
+/// Rust's std needs an unwinder (for backtraces; nsvpn aborts on panic),
+/// which on glibc comes from libgcc_s.so.1. Loading that library costs
+/// every run of nsvpn its relocations and its constructor, whose `cpuid`
+/// probes are slow in a VM: about 100 us of each `nsvpn exec` (measured,
+/// README "Performance"). GCC's static unwinder (libgcc_eh.a, the one
+/// `gcc -static-libgcc` uses), taken whole before std asks for it, leaves
+/// libgcc_s unneeded, and `--as-needed` drops it.
+fn static_unwinder() {
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
+    if os == "linux" && env == "gnu" {
+        println!(
+            "cargo:rustc-link-arg-bins=-Wl,--push-state,--whole-archive,-Bstatic,-lgcc_eh,--pop-state"
+        );
+    }
+}
+
 fn main() {
+    static_unwinder();
     println!("cargo:rerun-if-changed=src/cli.rs");
     println!("cargo:rerun-if-changed=src/docs.rs");
     println!("cargo:rerun-if-changed=build.rs");

@@ -117,6 +117,9 @@ for i in $(seq "$MANY"); do nsvpn up "$(printf 'm%02d' "$i")" > /dev/null; done
 echo "brought $MANY profiles up one after the other in $((($(date +%s%N) - s) / 1000000)) ms"
 measure many_up "$RUNS" "sh -c 'nsvpn down alpha >/dev/null 2>&1; true'" "nsvpn up alpha"
 quiet nsvpn down alpha
+# The shell equivalent beside the same 64: what any up pays for them.
+measure many_shell_up "$RUNS" "sh -c '$here/bench-shell.sh down $conf >/dev/null 2>&1; true'" "$here/bench-shell.sh up $conf"
+quiet "$here/bench-shell.sh" down "$conf"
 measure many_down "$RUNS" "nsvpn up alpha" "nsvpn down alpha"
 # The same with the other profiles' wireguard-go stopped (SIGSTOP): each of
 # them listens to the host's link and address events, and all wake at every
@@ -124,6 +127,8 @@ measure many_down "$RUNS" "nsvpn up alpha" "nsvpn down alpha"
 pkill -STOP -f 'wireguard-go -f nsvt-m[0-9]'
 measure many_up_quiet "$RUNS" "sh -c 'nsvpn down alpha >/dev/null 2>&1; true'" "nsvpn up alpha"
 quiet nsvpn down alpha
+measure many_shell_up_quiet "$RUNS" "sh -c '$here/bench-shell.sh down $conf >/dev/null 2>&1; true'" "$here/bench-shell.sh up $conf"
+quiet "$here/bench-shell.sh" down "$conf"
 pkill -CONT -f 'wireguard-go -f nsvt-m[0-9]'
 measure many_status "$RUNS" "" "nsvpn status --json"
 measure many_list "$RUNS" "" "nsvpn list"
@@ -191,7 +196,10 @@ row("down, against the shell equivalent", "nsvpn_down", "shell_down", "<= 0.5x",
 row("exec as root, against ip netns exec", "exec_nsvpn", "exec_ip", "<= 1.0x", 1.0)
 row("exec as a user, against ip netns exec + setpriv", "exec_nsvpn_user", "exec_ip_user", "<= 1.0x", 1.0)
 row(f"up with {many} profiles up, against none", "many_up", "nsvpn_up", "<= 1.1x", 1.1)
-row(f"... the same, their wireguard-go stopped (SIGSTOP)", "many_up_quiet", "nsvpn_up", "", None)
+row(f"... the shell equivalent's up, {many} up against none", "many_shell_up", "shell_up", "", None)
+row(f"... nsvpn's up against the shell's, both with {many} up", "many_up", "many_shell_up", "", None)
+row(f"up, {many} up, their wireguard-go stopped (SIGSTOP)", "many_up_quiet", "nsvpn_up", "", None)
+row(f"... the shell equivalent's, the same", "many_shell_up_quiet", "shell_up", "", None)
 row(f"down with {many} profiles up, against none", "many_down", "nsvpn_down", "", None)
 def alone(what, k, goal, limit):
     print(f"| {what:<50} | {med(k):7.2f} ms ({spread(k):>10}) | {'':>22} | {'':>6} | {goal:<9} | {verdict(med(k) <= limit):<4} |")

@@ -33,6 +33,8 @@ check "up of a profile that is up is a no-op" nsvpn up alpha
 echo "# each exec reaches its own database, by name, through its own DNS"
 expect "alpha's psql reaches alpha's database" alpha psql_side alpha
 expect "bravo's psql reaches bravo's database" bravo psql_side bravo
+# Rust ignores SIGPIPE in nsvpn; the command must not inherit that.
+expect "a command ends by SIGPIPE when its reader goes (yes | head -n 1), root's and a user's" "141 141" bash -c 'nsvpn exec alpha -- yes | head -n 1 > /dev/null; a=${PIPESTATUS[0]}; SUDO_UID=65534 SUDO_GID=65534 SUDO_USER=nobody nsvpn exec alpha -- yes | head -n 1 > /dev/null; echo $a ${PIPESTATUS[0]}'
 expect "getent inside alpha resolves db.internal via alpha's DNS" "10.20.1.5 db.internal" bash -c "nsvpn exec alpha -- getent hosts db.internal | tr -s ' '"
 expect "only alpha's dnsmasq knows only-alpha.internal" "10.20.9.0" bash -c "nsvpn exec alpha -- getent hosts only-alpha.internal | awk '{print \$1}'"
 status_is "bravo cannot resolve alpha's names" 2 nsvpn exec bravo -- getent hosts only-alpha.internal

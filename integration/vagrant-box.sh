@@ -122,7 +122,8 @@ pkgs=(linux-image-amd64 initramfs-tools systemd systemd-sysv udev dbus
 # suite looks for it (it runs nscd in its sandbox only).
 [ "$flavor" = suite ] && pkgs+=(wireguard-go openconnect ocserv postgresql util-linux libcap2-bin
   python3 tcpdump zsh slirp4netns socat curl nftables bind9-dnsutils jq
-  strongswan-charon strongswan-swanctl libcharon-extra-plugins)
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins libcharon-extauth-plugins
+  libstrongswan-standard-plugins)
 say "installing ${pkgs[*]} (log: $out/apt.log)"
 { in_root apt-get update -q && in_root apt-get install -y -q --no-install-recommends "${pkgs[@]}"; } > "$out/apt.log" 2>&1 \
   || { tail -n 30 "$out/apt.log" >&2; die "apt-get install in the box failed"; }

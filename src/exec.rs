@@ -23,8 +23,11 @@
 //!    shell runs without them;
 //! 7. drop: groups, gid, uid, every capability set but the bounding set,
 //!    then `no_new_privs` (a root target keeps root's powers);
-//! 8. after an automatic `up` only (which blocks SIGINT, SIGTERM and SIGHUP
-//!    to read them itself), give back the caller's signal mask: a mask
+//! 8. signals as the command expects them: SIGPIPE's default action back
+//!    (Rust's runtime ignores SIGPIPE in nsvpn, and an ignored signal stays
+//!    ignored across `execve`: `nsvpn exec p -- yes | head -1` would never
+//!    end); and, after an automatic `up` only (which blocks SIGINT, SIGTERM
+//!    and SIGHUP to read them itself), the caller's signal mask: a mask
 //!    survives `execve`, and the command must see Ctrl-C. A signal that
 //!    arrived since `up` finished ends nsvpn here, before the command;
 //! 9. `execvp`.
@@ -78,6 +81,8 @@ pub trait Sys {
     fn setresuid(&mut self, uid: Uid) -> Result<()>;
     fn clear_capabilities(&mut self) -> Result<()>;
     fn set_no_new_privs(&mut self) -> Result<()>;
+    /// SIGPIPE's action back to the default (Rust's runtime ignores it).
+    fn default_sigpipe(&mut self) -> Result<()>;
     fn set_signal_mask(&mut self, mask: &SigSet) -> Result<()>;
     /// Only returns on failure.
     fn execvp(&mut self, argv: &[CString], env: &[CString]) -> Errno;
@@ -235,7 +240,7 @@ pub fn run<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> ExecFailure {
     }
 }
 
-/// Steps 2 to 7. Returns whether `/etc` is the overlay (else its files are
+/// Steps 2 to 8. Returns whether `/etc` is the overlay (else its files are
 /// bound).
 fn enter_and_drop<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<bool> {
     sys.setns_net(plan.ns)
@@ -251,6 +256,8 @@ fn enter_and_drop<S: Sys>(sys: &mut S, plan: &Plan<'_>) -> Result<bool> {
     };
     let overlaid = resolver_files(sys, &plan.hidden, &plan.etc, extra, undone)?;
     drop_to(sys, &plan.target)?;
+    sys.default_sigpipe()
+        .context("cannot give the command SIGPIPE's default action")?;
     if let Some(mask) = &plan.signal_mask {
         sys.set_signal_mask(mask)
             .context("cannot give the command the caller's signal mask")?;
@@ -473,6 +480,13 @@ impl Sys for RealSys {
     fn set_no_new_privs(&mut self) -> Result<()> {
         nix::sys::prctl::set_no_new_privs().map_err(Into::into)
     }
+    fn default_sigpipe(&mut self) -> Result<()> {
+        use nix::sys::signal::{SigHandler, Signal, signal};
+        // SAFETY: the default action, no handler of nsvpn's.
+        unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
+            .map(drop)
+            .map_err(Into::into)
+    }
     fn set_signal_mask(&mut self, mask: &SigSet) -> Result<()> {
         mask.thread_set_mask().map_err(Into::into)
     }
@@ -606,6 +620,9 @@ pub(crate) mod testing {
         }
         fn set_no_new_privs(&mut self) -> Result<()> {
             self.rec("no_new_privs".into())
+        }
+        fn default_sigpipe(&mut self) -> Result<()> {
+            self.rec("sigpipe(default)".into())
         }
         fn set_signal_mask(&mut self, m: &SigSet) -> Result<()> {
             let names: Vec<&str> = m.iter().map(|s| s.as_str()).collect();
@@ -769,6 +786,35 @@ mod tests {
             ..Default::default()
         };
         let failure = run(&mut r, &p);
+        assert_eq!(failure.exit_code(), EXIT_NSVPN_ERROR);
+        assert!(!r.calls.iter().any(|c| c.starts_with("execvp")));
+    }
+
+    /// Every command, root's too, gets SIGPIPE's default action back
+    /// after the drop: the command `yes | head -1` ends.
+    #[test]
+    fn the_command_gets_sigpipes_default_action_back() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        for uid in [1000, 0] {
+            let mut r = Recorder::default();
+            run(&mut r, &plan(f.as_fd(), uid));
+            let n = r.calls.len();
+            assert_eq!(
+                r.calls[n - 2..],
+                ["sigpipe(default)", "execvp([\"psql\"])"],
+                "{:?}",
+                r.calls
+            );
+            if uid != 0 {
+                let drop = r.calls.iter().position(|c| c == "no_new_privs").unwrap();
+                assert!(drop < n - 2, "{:?}", r.calls);
+            }
+        }
+        let mut r = Recorder {
+            fail_on: vec!["sigpipe"],
+            ..Default::default()
+        };
+        let failure = run(&mut r, &plan(f.as_fd(), 1000));
         assert_eq!(failure.exit_code(), EXIT_NSVPN_ERROR);
         assert!(!r.calls.iter().any(|c| c.starts_with("execvp")));
     }

@@ -1,6 +1,11 @@
 //! nsvpn's entry point: parse, dispatch, print errors.
+//!
+//! The C runtime calls `main` directly (`no_main`): std's own start-up
+//! reads `/proc/self/maps` and sets up a stack-overflow handler, about
+//! 25 us of every `nsvpn exec` (README "Performance"). What of it nsvpn
+//! relies on is done in [`nsvpn::util::start_up`].
+#![cfg_attr(not(test), no_main)]
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
@@ -11,13 +16,27 @@ use nsvpn::exec::EXIT_NSVPN_ERROR;
 use nsvpn::lifecycle;
 use nsvpn::signals::{self, Interrupted};
 
-fn main() -> ExitCode {
+/// Called by the C runtime with the arguments std reads itself.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    nsvpn::util::start_up();
+    // exit flushes std's output buffers, as returning from std's main does.
+    std::process::exit(i32::from(run()))
+}
+
+/// The exit status.
+#[cfg_attr(test, allow(dead_code))]
+fn run() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
             if !e.use_stderr() {
-                return ExitCode::SUCCESS;
+                return 0;
             }
             // Like env and nsenter, a usage error of exec/shell is status 125.
             let sub = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -26,31 +45,31 @@ fn main() -> ExitCode {
             } else {
                 2
             };
-            return ExitCode::from(code as u8);
+            return code as u8;
         }
     };
     nsvpn::util::set_verbosity(cli.verbose);
     // The hook checks its own caller (root only) and reads no profile.
     if let Command::Hook { kind, profile, .. } = &cli.command {
-        return ExitCode::from(commands::hook::run(kind, profile) as u8);
+        return commands::hook::run(kind, profile) as u8;
     }
     // Run by `up`, as root, with the profile's state to read.
     if let Command::KeptForwards { profile } = &cli.command {
-        return ExitCode::from(commands::kept_forwards::run(profile));
+        return commands::kept_forwards::run(profile);
     }
     if let Command::IdleWatch { profile } = &cli.command {
-        return ExitCode::from(commands::idle_watch::run(profile));
+        return commands::idle_watch::run(profile);
     }
     if let Command::IpsecSupervise { profile } = &cli.command {
-        return ExitCode::from(commands::ipsec_supervise::run(profile));
+        return commands::ipsec_supervise::run(profile);
     }
     // Completions need no privilege and read no profile.
     if let Command::Completions { shell } = cli.command {
         return match commands::completions::run(shell) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => 0,
             Err(e) => {
                 eprintln!("nsvpn: error: {e:#}");
-                ExitCode::from(1)
+                1
             }
         };
     }
@@ -75,10 +94,10 @@ fn main() -> ExitCode {
             _ => unreachable!("matched above"),
         };
         return match result {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => 0,
             Err(e) => {
                 eprintln!("nsvpn: error: {e:#}");
-                ExitCode::from(1)
+                1
             }
         };
     }
@@ -87,7 +106,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("nsvpn: error: {e:#}");
-            return ExitCode::from(if is_exec { EXIT_NSVPN_ERROR as u8 } else { 1 });
+            return if is_exec { EXIT_NSVPN_ERROR as u8 } else { 1 };
         }
     };
     nsvpn::trust::require_root_owned(caller.for_other_user());
@@ -104,22 +123,11 @@ fn main() -> ExitCode {
         ),
         Command::Down { profile, kill } => commands::down::run(&caller, &dir, &profile, kill),
         Command::Exec { profile, command } => {
-            return ExitCode::from(commands::exec::run(
-                &caller,
-                &dir,
-                &profile,
-                What::Command(command),
-                &default_up,
-            ) as u8);
+            return commands::exec::run(&caller, &dir, &profile, What::Command(command), &default_up)
+                as u8;
         }
         Command::Shell { profile } => {
-            return ExitCode::from(commands::exec::run(
-                &caller,
-                &dir,
-                &profile,
-                What::Shell,
-                &default_up,
-            ) as u8);
+            return commands::exec::run(&caller, &dir, &profile, What::Shell, &default_up) as u8;
         }
         Command::Status { profile, json } => {
             commands::status::run(&caller, &dir, profile.as_deref(), json)
@@ -127,7 +135,7 @@ fn main() -> ExitCode {
         Command::List => commands::list::run(&caller, &dir),
 
         Command::Forward { profile, specs } => {
-            return ExitCode::from(commands::forward::run(&caller, &dir, &profile, &specs));
+            return commands::forward::run(&caller, &dir, &profile, &specs);
         }
         Command::Doctor {
             profile,
@@ -141,10 +149,10 @@ fn main() -> ExitCode {
                 target.as_deref(),
                 json,
             ) {
-                Ok(code) => ExitCode::from(code),
+                Ok(code) => code,
                 Err(e) => {
                     eprintln!("nsvpn: error: {e:#}");
-                    ExitCode::from(1)
+                    1
                 }
             };
         }
@@ -159,11 +167,11 @@ fn main() -> ExitCode {
         }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("nsvpn: error: {e:#}");
             // Stopped by a signal: 128 + its number, as a shell reports it.
-            ExitCode::from(signals::interruption(&e).map_or(1, Interrupted::exit_code))
+            signals::interruption(&e).map_or(1, Interrupted::exit_code)
         }
     }
 }

@@ -22,16 +22,56 @@ pub fn tail(path: &Path, n: usize) -> String {
     }
 }
 
+/// What std's runtime does before `main` that nsvpn relies on (its entry
+/// point skips that runtime, see main.rs): descriptors 0, 1 and 2 open
+/// (a closed one gets /dev/null, so that no file nsvpn opens takes its
+/// place and receives its output), and SIGPIPE ignored (a write to a
+/// closed pipe is an error nsvpn reports; `exec` gives the command the
+/// default back).
+pub fn start_up() {
+    use nix::libc;
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: three valid pollfd structs, no wait.
+    let polled = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+    for p in &fds {
+        let closed = if polled >= 0 {
+            p.revents & libc::POLLNVAL != 0
+        } else {
+            // SAFETY: only asks whether the descriptor is open.
+            (unsafe { libc::fcntl(p.fd, libc::F_GETFD) }) == -1
+        };
+        // The lowest free descriptor: this one, since those below are open.
+        // SAFETY: a constant path.
+        if closed && (unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) }) == -1 {
+            // Nowhere to say it, as std's runtime does.
+            unsafe { libc::abort() };
+        }
+    }
+    // SAFETY: ignoring a signal installs no handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// Whether the process `pid` still runs (a zombie counts as gone). A process
 /// nsvpn did not start is not its to reap, so this reads /proc.
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !matches!(
-            s.rsplit_once(") ").map(|(_, r)| r.as_bytes()[0]),
-            Some(b'Z') | Some(b'X')
-        ),
-        Err(_) => false,
-    }
+    use std::io::Read;
+    // "pid (comm) S ...": the state follows the last ") ". The comm is at
+    // most 15 bytes, so one short read holds it (no read of the whole).
+    let mut buf = [0u8; 128];
+    let Ok(n) = std::fs::File::open(format!("/proc/{pid}/stat")).and_then(|mut f| f.read(&mut buf))
+    else {
+        return false;
+    };
+    let text = &buf[..n];
+    let state = text
+        .windows(2)
+        .rposition(|w| w == b") ")
+        .and_then(|i| text.get(i + 2));
+    !matches!(state, Some(b'Z' | b'X'))
 }
 
 fn gone(pid: Pid) -> bool {
@@ -255,5 +295,69 @@ pub fn syslog(message: &str) {
     });
     if let Ok(m) = std::ffi::CString::new(message) {
         unsafe { nix::libc::syslog(nix::libc::LOG_NOTICE, c"%s".as_ptr(), m.as_ptr()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{alive, start_up};
+
+    /// A descriptor 0-2 that is closed gets /dev/null; open ones are kept.
+    #[test]
+    fn start_up_opens_dev_null_on_a_closed_descriptor() {
+        use nix::libc;
+        use nix::sys::wait::{WaitStatus, waitpid};
+        use nix::unistd::{ForkResult, fork};
+        let check = || {
+            // SAFETY: plain system calls on constant data.
+            unsafe {
+                libc::close(1);
+                start_up();
+                let mut buf = [0u8; 64];
+                let n = libc::readlink(
+                    c"/proc/self/fd/1".as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                );
+                let ignored = libc::signal(libc::SIGPIPE, libc::SIG_IGN) == libc::SIG_IGN;
+                let ok = n > 0 && &buf[..n as usize] == b"/dev/null" && ignored;
+                libc::_exit(if ok { 0 } else { 1 });
+            }
+        };
+        // SAFETY: the child makes only async-signal-safe calls, then _exit.
+        match unsafe { fork() }.unwrap() {
+            ForkResult::Child => check(),
+            ForkResult::Parent { child } => {
+                assert_eq!(waitpid(child, None).unwrap(), WaitStatus::Exited(child, 0));
+            }
+        }
+    }
+
+    /// A running process is alive; a zombie (ended, not yet reaped) and a
+    /// reaped one are not.
+    #[test]
+    fn alive_reads_the_state_after_the_name() {
+        assert!(alive(std::process::id()));
+        // A program whose name (the comm) has ") " in it.
+        let dir = std::env::temp_dir().join(format!("nsvpn-alive-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let prog = dir.join("x) Z y");
+        std::fs::copy("/bin/sleep", &prog).unwrap();
+        let mut c = std::process::Command::new(&prog).arg("5").spawn().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let pid = c.id();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(alive(pid));
+        c.kill().unwrap();
+        // Killed, not reaped: a zombie.
+        for _ in 0..100 {
+            if !alive(pid) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!alive(pid), "a zombie is not alive");
+        c.wait().unwrap();
+        assert!(!alive(pid));
     }
 }

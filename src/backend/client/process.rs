@@ -189,7 +189,7 @@ fn spawn_full(
 
     let root = c"/";
     // SAFETY: between fork and exec the children only call async-signal-safe
-    // functions (setsid, fork, setns, unshare, mount, dup2, pthread_sigmask,
+    // functions (setsid, fork, setns, unshare, mount, dup2, pthread_sigmask, signal,
     // execv, execve, write, _exit) on data prepared above.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
@@ -216,6 +216,9 @@ fn spawn_full(
                         unsafe { nix::libc::_exit(126) }
                     }
                     let _ = SigSet::empty().thread_set_mask();
+                    // Rust's runtime ignores SIGPIPE; an ignored signal
+                    // stays ignored across execve.
+                    unsafe { nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_DFL) };
                     let _ = dup2_stdin(&stdin);
                     let _ = dup2_stdout(&log_file);
                     let _ = dup2_stderr(&log_file);
