@@ -67,6 +67,25 @@ echo "# veth pair, moving the tunnel device in (one RCU barrier), deleting links
 echo "# (one RCU barrier for the whole link group), and the handshake's round trip."
 nsvpn -vvv up alpha 2>&1 | grep -E '\[ *[0-9.]+ ms\]' | grep -v ': create$' | sed 's/^nsvpn: /  up:   /'
 nsvpn -vvv down alpha 2>&1 | grep -E '\[ *[0-9.]+ ms\]' | grep -E 'read /proc|removed|ended|stopping' | sed 's/^nsvpn: /  down: /'
+echo "# wireguard-go's own exit, alone: SIGTERM to a lone wireguard-go, until it has exited"
+echo "# (down waits for it: it holds its device and its UDP port until then)"
+python3 - "$RUNS" "$B/wg_exit" <<'PY'
+import os, signal, statistics, subprocess, sys, time
+runs, out = int(sys.argv[1]), sys.argv[2]
+sock = "/var/run/wireguard/nsbf-floor.sock"
+t = []
+for _ in range(runs):
+    p = subprocess.Popen(["wireguard-go", "-f", "nsbf-floor"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not os.path.exists(sock):
+        time.sleep(0.001)
+    time.sleep(0.05)
+    s = time.perf_counter()
+    p.send_signal(signal.SIGTERM)
+    p.wait()
+    t.append((time.perf_counter() - s) * 1000)
+open(out, "w").write("\n".join(f"{x}" for x in t))
+print(f"  wireguard-go exits {statistics.median(t):.1f} ms after SIGTERM (median; {min(t):.1f}-{max(t):.1f}, {runs} runs)")
+PY
 echo "# the same kernel steps done alone by ip (each includes starting ip, about 1 ms):"
 for _ in 1 2 3; do
   t0=$(date +%s%N); ip netns add nsb-floor; t1=$(date +%s%N)
@@ -206,6 +225,8 @@ def alone(what, k, goal, limit):
 for k, name in [("down_charlie", "OpenVPN"), ("down_delta", "OpenConnect"), ("down_echo", "IPsec"), ("nsvpn_down", "WireGuard (wireguard-go)")]:
     alone(f"down, {name}", k, "<= 100 ms", 100)
 alone(f"status --json, {many} profiles up", "many_status", "< 50 ms", 50)
+w = [float(l) for l in open(f"{d}/wg_exit")]
+print(f"| {'... floor under down: wireguard-go exits, SIGTERM':<50} | {statistics.median(w):7.2f} ms ({min(w):4.1f}-{max(w):4.1f}) | {'':>22} | {'':>6} | {'':<9} |      |")
 print(f"| {'list, ' + many + ' profiles up':<50} | {med('many_list'):7.2f} ms ({spread('many_list'):>10}) | {'':>22} | {'':>6} | {'':<9} |      |")
 a, b = tp("tp_ns"), tp("tp_flat")
 print(f"| {'throughput, against the same tunnel on the host':<50} | {a/1e6:14.0f} Mbit/s | {b/1e6:14.0f} Mbit/s | {a/b:6.2f} | {'>= 0.97x':<9} | {verdict(a/b >= 0.97):<4} |")

@@ -80,6 +80,11 @@ for p in random nonce kdf aes sha1 sha2 md5 hmac gmp pem pkcs1 pkcs8 x509 pubkey
 done
 add_binary /usr/sbin/swanctl
 add_binary /usr/bin/openssl
+# glibc's pthread_cancel (charon's and swanctl's threads) loads libgcc_s at
+# run time, which ldd does not list; nsvpn links its unwinder statically
+# and no longer brings it along.
+libgcc=$(ldconfig -p | awk '/libgcc_s\.so\.1 .*x86-64/ {print $NF; exit}')
+install -D -m 644 "$(realpath "$libgcc")" "$fs$libgcc"
 install -D -m 644 "$(realpath /usr/lib/ssl/openssl.cnf)" "$fs/usr/lib/ssl/openssl.cnf"
 # swanctl refuses to start without /etc/strongswan.conf (empty: its defaults).
 : > "$fs/etc/strongswan.conf"
