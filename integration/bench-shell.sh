@@ -11,6 +11,9 @@
 #   flat-up / flat-down: the same tunnel with no namespace at all (the
 #          device stays on the host, with the routes): the reference for
 #          throughput through a tunnel.
+# With BENCH_STAMPS=FILE, `up` writes to FILE the times (s, bash's
+# EPOCHREALTIME: no process) just before and just after the device's move
+# into the namespace, for bench.sh's split of up.
 # Usage: bench-shell.sh up|down|flat-up|flat-down WG_CONF
 # WG_CONF: a wg-quick file with Address, PrivateKey and one [Peer] (the
 # lab's alpha.conf); the routes are its AllowedIPs, the ping goes to the
@@ -44,7 +47,9 @@ case $action in
     ip -n "$ns" link set "$inner" up
     ip -n "$ns" link set lo up
     start_wg
+    m0=$EPOCHREALTIME
     ip link set "$dev" netns "$ns"
+    [ -z "${BENCH_STAMPS:-}" ] || echo "$m0 $EPOCHREALTIME" > "$BENCH_STAMPS"
     ip -n "$ns" addr add "$(field Address)" dev "$dev"
     ip -n "$ns" link set "$dev" mtu 1420 up
     for r in $(routes); do ip -n "$ns" route add "$r" dev "$dev"; done

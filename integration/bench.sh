@@ -2,7 +2,9 @@
 # Benchmarks, in the lab sandbox, each figure a median over its runs with
 # the spread (min-max), side by side with what it is measured against:
 #  - `up` and `down` of a wireguard-go profile against the shell
-#    equivalent (bench-shell.sh: ip, wg, wireguard-go);
+#    equivalent (bench-shell.sh: ip, wg, wireguard-go), and each run of
+#    both split into the kernel's move of the device into the namespace
+#    (the floor under up, varying from run to run) and the rest;
 #  - `exec` against `ip netns exec`, as root and (with setpriv) as a user;
 #  - `up`/`down` of every kind (OpenVPN, OpenConnect, IPsec too);
 #  - `up` with 64 profiles up against `up` with none, and `status --json`
@@ -67,6 +69,41 @@ echo "# veth pair, moving the tunnel device in (one RCU barrier), deleting links
 echo "# (one RCU barrier for the whole link group), and the handshake's round trip."
 nsvpn -vvv up alpha 2>&1 | grep -E '\[ *[0-9.]+ ms\]' | grep -v ': create$' | sed 's/^nsvpn: /  up:   /'
 nsvpn -vvv down alpha 2>&1 | grep -E '\[ *[0-9.]+ ms\]' | grep -E 'read /proc|removed|ended|stopping' | sed 's/^nsvpn: /  down: /'
+echo "## up, split: the kernel's move of the tunnel device into the namespace, and the rest ($RUNS runs each, alternating)"
+echo "# Both move the device the same way (it is made on the host, where its UDP"
+echo "# socket must live); the move waits for the kernel's RCU barrier, whose"
+echo "# length varies from run to run. Each run's move is taken out of that run:"
+echo "# nsvpn's from its -vvv stamps, the shell's around its \`ip link set netns\`"
+echo "# (ip's own start-up counted as the move's)."
+python3 - "$RUNS" "$conf" "$here/bench-shell.sh" "$B" <<'PY'
+import os, re, statistics, subprocess, sys, time
+runs, conf, shell, d = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+stamps = f"{d}/move-stamps"
+def timed(argv, env=None):
+    t = time.perf_counter()
+    p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, check=True)
+    return (time.perf_counter() - t) * 1000, p.stderr
+rows = {"ns_up": [], "ns_move": [], "sh_up": [], "sh_move": []}
+for _ in range(runs):
+    subprocess.run([shell, "down", conf], **quiet)
+    total, _ = timed([shell, "up", conf], dict(os.environ, BENCH_STAMPS=stamps))
+    a, b = (float(x.replace(",", ".")) for x in open(stamps).read().split())
+    rows["sh_up"].append(total); rows["sh_move"].append((b - a) * 1000)
+    subprocess.run([shell, "down", conf], **quiet)
+    subprocess.run(["nsvpn", "down", "alpha"], **quiet)
+    total, err = timed(["nsvpn", "-vvv", "up", "alpha"])
+    at = lambda what: float(re.search(r"\[ *([0-9.]+) ms\] nsvt-alpha " + what + "\n", err).group(1))
+    rows["ns_up"].append(total); rows["ns_move"].append(at("moved into the namespace") - at("configured"))
+    subprocess.run(["nsvpn", "down", "alpha"], **quiet)
+rest = lambda up, mv: [u - m for u, m in zip(rows[up], rows[mv])]
+rows["ns_rest"], rows["sh_rest"] = rest("ns_up", "ns_move"), rest("sh_up", "sh_move")
+for k, v in rows.items():
+    open(f"{d}/split_{k}", "w").write("\n".join(f"{x}" for x in v))
+f = lambda k: f"{statistics.median(rows[k]):6.2f} ms ({min(rows[k]):.1f}-{max(rows[k]):.1f})"
+print(f"  nsvpn: up {f('ns_up')}, of which the move {f('ns_move')}, the rest {f('ns_rest')}")
+print(f"  shell: up {f('sh_up')}, of which the move {f('sh_move')}, the rest {f('sh_rest')}")
+PY
 echo "# wireguard-go's own exit, alone: SIGTERM to a lone wireguard-go, until it has exited"
 echo "# (down waits for it: it holds its device and its UDP port until then)"
 python3 - "$RUNS" "$B/wg_exit" <<'PY'
@@ -211,6 +248,14 @@ def row(what, a, b, goal, limit):
     r = med(a) / med(b)
     print(f"| {what:<50} | {med(a):7.2f} ms ({spread(a):>10}) | {med(b):7.2f} ms ({spread(b):>10}) | {r:6.2f} | {goal:<9} | {verdict(r <= limit) if limit else '':<4} |")
 row("up, against the shell equivalent", "nsvpn_up", "shell_up", "<= 0.4x", 0.4)
+def split(k):
+    return [float(l) for l in open(f"{d}/split_{k}")]
+def srow(what, a, b):
+    va, vb = split(a), split(b)
+    ma, mb = statistics.median(va), statistics.median(vb)
+    print(f"| {what:<50} | {ma:7.2f} ms ({min(va):4.1f}-{max(va):4.1f}) | {mb:7.2f} ms ({min(vb):4.1f}-{max(vb):4.1f}) | {ma/mb:6.2f} | {'':<9} |      |")
+srow("... the kernel's move of the device, in each up", "ns_move", "sh_move")
+srow("... up less that run's move (the floor taken out)", "ns_rest", "sh_rest")
 row("down, against the shell equivalent", "nsvpn_down", "shell_down", "<= 0.5x", 0.5)
 row("exec as root, against ip netns exec", "exec_nsvpn", "exec_ip", "<= 1.0x", 1.0)
 row("exec as a user, against ip netns exec + setpriv", "exec_nsvpn_user", "exec_ip_user", "<= 1.0x", 1.0)
