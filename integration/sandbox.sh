@@ -5,6 +5,8 @@
 # - /run is a fresh tmpfs, and /etc an overlay whose changes live in that
 #   tmpfs: the tests add users, /etc/nsvpn and /etc/netns there, and nothing
 #   nsvpn or the tests write reaches the real machine;
+# - /tmp is a fresh tmpfs too (mode 1777, as on any machine): the tests'
+#   scratch files (/tmp/out, X's sockets) go away with the sandbox;
 # - when the command ends, the kernel kills every process left in the PID
 #   namespace, so nothing outlives the sandbox, also when a test fails.
 # Usage: sandbox.sh COMMAND [ARGS...]
@@ -16,6 +18,7 @@ fi
 exec unshare --net --mount --pid --fork --kill-child --mount-proc --propagation private \
   bash -c 'set -e
     mount -t tmpfs -o mode=0755 nsvpn-sandbox-run /run
+    mount -t tmpfs -o mode=1777 nsvpn-sandbox-tmp /tmp
     mkdir -p /run/lock /run/user /run/.sandbox-etc/upper /run/.sandbox-etc/work
     mount -t overlay nsvpn-sandbox-etc \
       -o lowerdir=/etc,upperdir=/run/.sandbox-etc/upper,workdir=/run/.sandbox-etc/work /etc
