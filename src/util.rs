@@ -254,7 +254,25 @@ pub fn other_pids() -> impl Iterator<Item = u32> {
 
 /// A process's command line, word by word (None once it is gone).
 pub fn cmdline(pid: u32) -> Option<Vec<Vec<u8>>> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    use std::io::Read;
+    // Read in 4 KiB steps, not with `fs::read`, which first asks the file's
+    // size (procfs has none to give): `down` reads every process's. The
+    // kernel fills each read as far as the command line goes, so a short
+    // one is the end.
+    let mut f = std::fs::File::open(format!("/proc/{pid}/cmdline")).ok()?;
+    let (mut raw, mut buf) = (Vec::new(), [0u8; 4096]);
+    loop {
+        match f.read(&mut buf) {
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                if n < buf.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
     Some(
         raw.split(|b| *b == 0)
             .filter(|a| !a.is_empty())
@@ -300,7 +318,34 @@ pub fn syslog(message: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::{alive, start_up};
+    use super::{alive, cmdline, start_up};
+
+    /// A command line longer than one 4 KiB read comes back whole, word by
+    /// word; a pid that is gone gives None.
+    #[test]
+    fn cmdline_reads_past_one_read_and_none_once_gone() {
+        use std::os::unix::process::CommandExt;
+        let long = "x".repeat(4096 * 2 + 17);
+        let mut child = std::process::Command::new("sleep")
+            .arg0(&long)
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // spawn returns once the exec is past its point of no return, a
+        // moment before the kernel lays out the new command line (empty
+        // until then).
+        let start = std::time::Instant::now();
+        let mut args = cmdline(pid).unwrap();
+        while args.is_empty() && start.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            args = cmdline(pid).unwrap();
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(args, [long.into_bytes(), b"30".to_vec()]);
+        assert_eq!(cmdline(pid), None);
+    }
 
     /// A descriptor 0-2 that is closed gets /dev/null; open ones are kept.
     #[test]

@@ -162,13 +162,18 @@ pub fn is_own(pid: u32, command: &str, profile: &str) -> bool {
     util::cmdline(pid).is_some_and(|args| runs_own(&args, command, profile))
 }
 
-/// This binary's file name ("nsvpn").
-fn own_name() -> Option<String> {
-    std::env::current_exe()
-        .ok()?
-        .file_name()?
-        .to_str()
-        .map(str::to_string)
+/// This binary's file name ("nsvpn"), looked up once: `down` asks it of
+/// every process in /proc, for each helper part.
+fn own_name() -> Option<&'static str> {
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::current_exe()
+            .ok()?
+            .file_name()?
+            .to_str()
+            .map(str::to_string)
+    })
+    .as_deref()
 }
 
 /// Reads a helper's word on its pipe (its descriptor 3) until it closes
